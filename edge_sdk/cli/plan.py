@@ -1,0 +1,134 @@
+"""`edge-sdk plan`: pick pruning, precision, runtime and layout for a device, and explain why."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ._common import JsonOpt, ProfilesDirOpt, app, console, note, print_json, user_errors
+
+
+def _fmt_ms(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _print_planset(ps) -> None:
+    console.print(f"[bold]{ps.model_name}[/bold] on [bold]{ps.device}[/bold] — objective {ps.objective}, "
+                  f"{ps.candidates_considered} candidates costed")
+    for i, p in enumerate(ps.plans, 1):
+        pr = p.predicted
+        m = pr.memory_mb
+        console.print(f"\n[bold cyan]#{i}[/bold cyan] {p.summary()}")
+        console.print(f"   predicted latency {_fmt_ms(pr.latency_ms)} ms, throughput {pr.throughput_per_s:.4g}/s, "
+                      f"{pr.bound}-bound")
+        mem = f"   memory {m.total_mb:.1f} MB = weights {m.weights_mb:.1f} + activations {m.activations_mb:.1f}"
+        if m.kv_cache_mb:
+            mem += f" + KV {m.kv_cache_mb:.1f}"
+        mem += f" + runtime {m.overhead_mb:.0f}"
+        if not p.layout.is_single:
+            mem += f"  (per device; {p.layout.world_size} devices)"
+        console.print(mem)
+        console.print(f"   artifact {pr.size_mb:.1f} MB; quality risk {pr.quality.risk} "
+                      f"(est. cosine {pr.quality.expected_cosine:.3f}, an estimate)")
+        console.print(f"   passes: {' → '.join(x.kind for x in p.passes)}")
+        if p.layout.stages:
+            st = ", ".join(f"[{s.first_layer}-{s.last_layer}] {s.predicted_ms:.3g} ms" for s in p.layout.stages)
+            console.print(f"   stages: {st}")
+        if i == 1:
+            for k, v in p.rationale.items():
+                console.print(f"   [dim]{k}:[/dim] {v}")
+    if ps.pareto:
+        t = Table(title="Pareto front (latency / size / est. quality drop)")
+        for c in ("plan", "latency ms", "size MB", "est. drop"):
+            t.add_column(c)
+        for p in ps.pareto:
+            t.add_row(p.summary(), _fmt_ms(p.predicted.latency_ms), f"{p.predicted.size_mb:.1f}",
+                      f"{p.predicted.quality.cosine_drop:.3f}")
+        console.print(t)
+    if ps.rejected:
+        console.print("[bold]Rejected[/bold]")
+        for r in ps.rejected:
+            alts = ", ".join(r.alternatives[:4]) + (" …" if len(r.alternatives) > 4 else "")
+            console.print(f"  • {r.reason}: [dim]{alts}[/dim]")
+
+
+@app.command("plan")
+@user_errors
+def plan_cmd(
+    model: str = typer.Option("minilm", "--model", "-m", help="minilm, a HF model dir, a config.json or an ONNX file"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Profile name or alias (e.g. jetson)"),
+    devices: Optional[str] = typer.Option(None, "--devices", help="all | a class | comma-separated names"),
+    batch: int = typer.Option(1, "--batch", min=1),
+    seq_len: int = typer.Option(128, "--seq-len", min=1, help="Tokens (encoders) or context length (decoders)"),
+    objective: str = typer.Option("latency", "--objective", help="latency | throughput | size | quality"),
+    latency_ms: Optional[float] = typer.Option(None, "--latency-ms", help="Max predicted latency"),
+    max_size_mb: Optional[float] = typer.Option(None, "--max-size-mb", help="Max artifact size"),
+    max_quality_drop: float = typer.Option(0.02, "--max-quality-drop", help="Max est. embedding cosine drop"),
+    top: int = typer.Option(3, "--top", min=1),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the best Plan JSON here"),
+    as_json: bool = JsonOpt,
+    profiles_dir: Optional[list[str]] = ProfilesDirOpt,
+) -> None:
+    """Plan how to fit MODEL on a device (or every device with --devices)."""
+    from ..errors import InputError
+    from ..modelspec import inspect_model
+    from ..planner import Constraints, plan_for_profile, save_plan
+    from ..profiles import load_registry
+
+    if device and devices:
+        raise InputError("pass either --device or --devices, not both")
+    reg = load_registry(profiles_dir or [])
+    spec = inspect_model(model, batch=batch, seq_len=seq_len)
+    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop)
+    if devices:
+        _plan_many(reg.select(devices), spec, model, objective, cons, top, as_json)
+        return
+    prof, how = reg.resolve(device or "host")
+    if how:
+        note(how)
+    elif device is None:
+        note("no --device given: planning for 'host' (this machine's kind of CPU)")
+    ps = plan_for_profile(spec, prof, model=model, objective=objective, constraints=cons, top=top, device_note=how)
+    if output:
+        save_plan(ps.plans[0], output)
+        note(f"best plan written to {output} (edge-sdk build --plan {output})")
+    if as_json:
+        print_json(ps)
+    else:
+        _print_planset(ps)
+
+
+def _plan_many(profiles, spec, model, objective, cons, top, as_json) -> None:
+    from ..errors import InfeasibleError
+    from ..planner import plan_for_profile
+
+    rows = []
+    for prof in profiles:
+        try:
+            rows.append((prof, plan_for_profile(spec, prof, model=model, objective=objective, constraints=cons,
+                                                top=top)))
+        except InfeasibleError as exc:
+            rows.append((prof, exc))
+    if as_json:
+        print_json({"model": spec.name, "devices": [
+            {"device": p.name, "device_class": p.device_class.value, "feasible": not isinstance(r, Exception),
+             **({"plans": [x.model_dump(mode="json") for x in r.plans]} if not isinstance(r, Exception)
+                else {"reason": str(r)})} for p, r in rows]})
+        return
+    t = Table(title=f"{spec.name}: best plan per device (objective {objective})")
+    for c in ("device", "class", "plan", "latency ms", "memory MB", "size MB", "est. drop"):
+        t.add_column(c)
+    for prof, r in rows:
+        if isinstance(r, Exception):
+            t.add_row(prof.name, prof.device_class.value, f"[red]infeasible[/red]: {str(r).split(': ', 1)[-1]}",
+                      "-", "-", "-", "-")
+            continue
+        p = r.plans[0]
+        t.add_row(prof.name, prof.device_class.value, p.summary(), _fmt_ms(p.predicted.latency_ms),
+                  f"{p.predicted.memory_mb.total_mb:.0f}", f"{p.predicted.size_mb:.1f}",
+                  f"{p.predicted.quality.cosine_drop:.3f}")
+    console.print(t)
+    if all(isinstance(r, Exception) for _, r in rows):
+        raise InfeasibleError("no selected device can run the model (see the table)")

@@ -1,0 +1,92 @@
+"""The typed pass configs a Plan is made of (data only; no torch import here, so planning stays fast).
+
+Like torchao's `quantize_(model, Int8WeightOnlyConfig())`: a technique is a small config object plus one apply
+function; `passes/registry.py` maps config type → apply function. A config's `kind` is its discriminator in JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _PassConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StructuredPruneConfig(_PassConfig):
+    """Remove whole attention heads, FFN neurons and transformer layers (the model really gets smaller/faster)."""
+
+    kind: Literal["structured_prune"] = "structured_prune"
+    head_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of attention heads removed in every layer")
+    ffn_ratio: float = Field(0.0, ge=0, lt=1, description="fraction of FFN intermediate neurons removed")
+    drop_layers: int = Field(0, ge=0, description="number of transformer layers removed")
+    importance: Literal["weight_norm", "fisher", "activation"] = Field(
+        "fisher", description="how heads/neurons are ranked: weight norms, or gradients/activations on calibration data")
+    calibration_samples: int = Field(64, ge=1)
+
+
+class UnstructuredSparsityConfig(_PassConfig):
+    """Magnitude sparsity (torch.nn.utils.prune, made permanent). Does NOT speed up dense kernels; 2:4 needs sparse
+    tensor cores (Ampere+)."""
+
+    kind: Literal["sparsity"] = "sparsity"
+    sparsity: float = Field(0.5, gt=0, lt=1)
+    pattern: Literal["unstructured", "2:4"] = "unstructured"
+
+
+class DistillConfig(_PassConfig):
+    """Label-free recovery: distil the pruned student towards the unpruned teacher on unlabeled text."""
+
+    kind: Literal["distill"] = "distill"
+    max_steps: int = Field(300, ge=0)
+    max_seconds: float | None = Field(None, gt=0, description="wall-clock budget; whichever of steps/seconds ends first")
+    learning_rate: float = Field(5e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(64, ge=8)
+    hidden_loss_weight: float = Field(1.0, ge=0, description="MSE on every layer's hidden states")
+    embedding_loss_weight: float = Field(1.0, ge=0, description="cosine loss on pooled embeddings")
+    gradual_steps: int = Field(1, ge=1, description="prune in this many increments, distilling between them")
+
+
+class ExportOnnxConfig(_PassConfig):
+    kind: Literal["export_onnx"] = "export_onnx"
+    opset: int = Field(17, ge=13, le=23)
+    dynamic_axes: bool = True
+    optimize: bool = Field(False, description="onnxruntime.transformers fusion (SkipLayerNorm, BiasGelu, Attention)")
+
+
+class QuantizeOnnxConfig(_PassConfig):
+    """onnxruntime.quantization: dynamic int8 (per-channel), static int8 QDQ, fp16, or int4 weight-only."""
+
+    kind: Literal["quantize_onnx"] = "quantize_onnx"
+    mode: Literal["dynamic_int8", "static_int8", "fp16", "int4_weight_only"]
+    per_channel: bool = True
+    exclude_ffn_down: bool = Field(True, description="static int8: keep FFN down-projections in float (GELU outliers)")
+    calibration_samples: int = Field(64, ge=1)
+    block_size: int = Field(32, ge=16, description="int4 weight-only block size")
+
+    @model_validator(mode="after")
+    def _block(self) -> "QuantizeOnnxConfig":
+        if self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {self.block_size}")
+        return self
+
+
+class ExportTfliteConfig(_PassConfig):
+    """LiteRT (.tflite) through litert-torch; int8 through ai-edge-quantizer."""
+
+    kind: Literal["export_tflite"] = "export_tflite"
+    quantize: Literal["none", "dynamic_int8", "fp16", "full_int8"] = "none"
+    seq_len: int = Field(128, ge=1, description="static sequence length of the exported graph")
+
+
+PassConfig = Annotated[
+    Union[StructuredPruneConfig, UnstructuredSparsityConfig, DistillConfig, ExportOnnxConfig, QuantizeOnnxConfig,
+          ExportTfliteConfig],
+    Field(discriminator="kind"),
+]
+
+PASS_KINDS: tuple[str, ...] = ("structured_prune", "sparsity", "distill", "export_onnx", "quantize_onnx",
+                               "export_tflite")

@@ -1,0 +1,345 @@
+"""How latency, memory and size are predicted: a roofline per operator.
+
+    time(op) = max(FLOPs / (peak[precision] × compute_eff), bytes_moved / (bandwidth × memory_eff)) + overhead
+
+- GEMMs (linears, QKᵀ, probs·V) move their weights at the chosen precision plus their activations.
+- Non-GEMM ops (LayerNorm, softmax, GELU/SiLU, embedding gathers) are bandwidth-bound: read + write activations.
+- Every op pays a per-op dispatch overhead. One ModelSpec entry stands for ≈ GRAPH_OPS_PER_SPEC_OP graph nodes
+  (reshapes, transposes, adds around it), so the overhead counts that many dispatches.
+- Dynamic int8 adds a quantize step (read fp32, write int8) in front of every GEMM.
+- Memory = weights at the precision + peak activations + runtime overhead (+ KV cache for decoders).
+- Decoders are costed per generated token at a context of `seq_len` (weights and KV cache read once per token);
+  encoders and ViTs per forward pass over `seq_len` tokens.
+- Parallel layouts: tensor parallel divides GEMM work and weights by tp and adds two all-reduces per layer;
+  pipeline parallel splits the layer stack into stages balanced by predicted time and adds an activation hand-off
+  per stage boundary. Communication uses the profile's interconnect bandwidth.
+
+Efficiency factors: per unit kind below (documented guesses from shared/reference/device-specs.md §6 and
+toolchain-facts.md); a profile's compute unit may override them; `calibrate` will replace them with measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..profiles.schema import ComputeUnit, DeviceProfile, Efficiency, Runtime
+
+DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
+    # CPU: ORT/XNNPACK GEMMs reach ~40-50 % of AVX2 FMA peak on MiniLM (toolchain-facts: 31-36 ms for 2.9 GFLOP).
+    "cpu": Efficiency(compute=0.45, memory=0.7, per_op_overhead_us=5),
+    # GPU: batch-1 transformer encoders reach 20-35 % of dense tensor peak (device-specs §6); kernel launch ~8 µs.
+    "gpu": Efficiency(compute=0.3, memory=0.7, per_op_overhead_us=8),
+    "npu": Efficiency(compute=0.25, memory=0.6, per_op_overhead_us=15),
+    "tpu": Efficiency(compute=0.25, memory=0.5, per_op_overhead_us=20),
+    "dsp": Efficiency(compute=0.25, memory=0.6, per_op_overhead_us=15),
+    "dla": Efficiency(compute=0.2, memory=0.5, per_op_overhead_us=30),
+}
+GRAPH_OPS_PER_SPEC_OP = 2.5
+# Large GEMMs (batch ≥ 8 on GPUs) run closer to peak (device-specs §6: 40-60 %).
+BATCHED_GPU_COMPUTE_BONUS = 1.6
+COMM_EFFICIENCY = 0.7
+COMM_LATENCY_US = 10.0
+
+# Resident memory of the runtime itself (context, kernels, arenas), MB.
+RUNTIME_OVERHEAD_MB: dict[str, float] = {
+    "cpu": 40.0, "gpu": 450.0, "npu": 60.0, "tpu": 20.0, "dsp": 60.0, "dla": 120.0,
+}
+
+ATTN_KINDS = frozenset({"attention_qkv", "attention_scores", "softmax", "attention_context", "attention_out"})
+FFN_KINDS = frozenset({"ffn_up", "ffn_down", "activation"})
+SEQ_QUADRATIC = frozenset({"attention_scores", "softmax", "attention_context"})
+
+# Bytes per weight element. int4: 4 bits + an fp16 scale per block of 32.
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8_dynamic": 1.0, "int8_static": 1.0,
+                "int4_weight_only": 0.5 + 2 / 32}
+# Which peak a precision computes at (int4 weight-only dequantizes and computes in float).
+COMPUTE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8", "int8_dynamic": "int8",
+                     "int8_static": "int8", "int4_weight_only": None}
+
+
+def efficiency(profile: DeviceProfile, unit: ComputeUnit) -> Efficiency:
+    return unit.efficiency or DEFAULT_EFFICIENCY[unit.kind]
+
+
+def compute_peak_tops(unit: ComputeUnit, precision: str, sparse_24: bool) -> tuple[float, str]:
+    """The peak used for GEMMs and the precision it is for. int4 weight-only computes at fp16 (or fp32)."""
+    want = COMPUTE_PRECISION[precision]
+    order = [want] if want else []
+    order += ["fp16", "bf16", "fp32"] if want in (None, "fp16", "bf16") else ["fp32"]
+    table = unit.peak_tops_sparse if sparse_24 and unit.peak_tops_sparse else unit.peak_tops_dense
+    for p in order:
+        if p and p in table:
+            return table[p], p
+    for p in order:  # sparse table lacks it: fall back to dense
+        if p and p in unit.peak_tops_dense:
+            return unit.peak_tops_dense[p], p
+    # Unit with no published peak at all: use its best known figure.
+    best = max(unit.peak_tops_dense.items(), key=lambda kv: kv[1], default=("fp32", 0.01))
+    return best[1], best[0]
+
+
+def activation_bytes_per_elem(precision: str, unit: ComputeUnit) -> float:
+    if precision in ("fp16", "bf16", "fp8"):
+        return 2.0
+    if precision == "int8_static" and unit.kind in ("npu", "tpu", "dsp", "dla"):
+        return 1.0
+    if precision in ("int4_weight_only", "int8_static") and unit.kind == "gpu":
+        return 2.0
+    return 4.0
+
+
+@dataclass
+class GroupCost:
+    """Summed roofline time (s), weight bytes and op count of the ops in a group, before pruning.
+    For block groups the sums are over all blocks; `per_block` divides them by the block count."""
+
+    time_s: float = 0.0
+    ops: float = 0
+    weight_bytes: float = 0.0
+    gemm_weight_bytes: float = 0.0
+    peak_act_bytes: float = 0.0
+    compute_s: float = 0.0
+    memory_s: float = 0.0
+
+    def add(self, t_c: float, t_m: float, wbytes: float, gemm: bool, act: float) -> None:
+        self.time_s += max(t_c, t_m)
+        self.compute_s += t_c
+        self.memory_s += t_m
+        self.ops += 1
+        self.weight_bytes += wbytes
+        if gemm:
+            self.gemm_weight_bytes += wbytes
+        self.peak_act_bytes = max(self.peak_act_bytes, act)
+
+    def per_block(self, n: int) -> "GroupCost":
+        if n <= 1:
+            return self
+        return GroupCost(self.time_s / n, self.ops / n, self.weight_bytes / n, self.gemm_weight_bytes / n,
+                         self.peak_act_bytes, self.compute_s / n, self.memory_s / n)
+
+
+@dataclass
+class BlockCosts:
+    """Per-block (one transformer layer) and outside-block costs for one (runtime, precision) pair."""
+
+    attn: GroupCost = field(default_factory=GroupCost)
+    ffn: GroupCost = field(default_factory=GroupCost)
+    other: GroupCost = field(default_factory=GroupCost)
+    outside: GroupCost = field(default_factory=GroupCost)
+    num_blocks: int = 0
+    overhead_s: float = 0.0
+    kv_bytes_per_block: float = 0.0  # read per decode step
+    params_outside: int = 0
+    params_block: int = 0
+    tp_allreduce_bytes: float = 0.0  # per block, per all-reduce
+
+    def weight_bytes(self, head_keep: float = 1.0, ffn_keep: float = 1.0, n_blocks: int | None = None,
+                     sparse_24: bool = False) -> float:
+        """Weight bytes after pruning. 2:4 sparse GEMM weights are stored compressed (≈ 0.5625×)."""
+        n = self.num_blocks if n_blocks is None else n_blocks
+
+        def g(c: GroupCost, keep: float) -> float:
+            gemm = c.gemm_weight_bytes * (0.5625 if sparse_24 else 1.0)
+            return (c.weight_bytes - c.gemm_weight_bytes + gemm) * keep
+
+        return n * (g(self.attn, head_keep) + g(self.ffn, ffn_keep) + g(self.other, 1.0)) + g(self.outside, 1.0)
+
+
+@dataclass
+class Prediction:
+    latency_ms: float
+    throughput_per_s: float
+    weights_mb: float
+    activations_mb: float
+    kv_cache_mb: float
+    overhead_mb: float
+    per_device_mb: list[float]
+    size_mb: float
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float
+    comm_ms: float
+    stage_ms: list[float]
+    stages: list[tuple[int, int]]
+
+    @property
+    def total_mb(self) -> float:
+        return max(self.per_device_mb) if self.per_device_mb else 0.0
+
+    @property
+    def bound(self) -> str:
+        parts = {"compute": self.compute_ms, "memory": self.memory_ms, "overhead": self.overhead_ms}
+        top = max(parts, key=parts.get)
+        return top if parts[top] >= 0.6 * sum(parts.values()) else "mixed"
+
+
+def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
+                decode: bool = False) -> BlockCosts:
+    """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later."""
+    eff = efficiency(profile, unit)
+    peak, _ = compute_peak_tops(unit, precision, sparse_24)
+    flops_per_s = peak * 1e12 * eff.compute
+    if unit.kind == "gpu" and spec.batch >= 8 and not decode:
+        flops_per_s = min(peak * 1e12, flops_per_s * BATCHED_GPU_COMPUTE_BONUS)
+    bytes_per_s = profile.memory_bandwidth_gbps * 1e9 * eff.memory
+    abytes = activation_bytes_per_elem(precision, unit) / 4.0  # ModelSpec activation bytes are fp32
+    seq = max(spec.seq_len, 1)
+    bc = BlockCosts()
+    blocks = {l.block for l in spec.layers if l.block is not None}
+    bc.num_blocks = len(blocks)
+    for layer in spec.layers:
+        flops = float(layer.flops)
+        act = float(layer.activation_bytes) * abytes
+        if decode:  # one new token against a context of seq_len
+            flops /= seq
+            act /= seq
+        params_bytes = layer.params * element_bytes(layer, precision, unit)
+        if layer.kind == "embedding":
+            t_c, t_m = 0.0, 2 * act / bytes_per_s  # a gather reads only the rows it needs
+        elif layer.gemm:
+            moved = params_bytes * (0.5625 if sparse_24 else 1.0) + 2 * act
+            if precision == "int8_dynamic":
+                moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
+            t_c = flops / flops_per_s
+            t_m = moved / bytes_per_s
+        else:  # bandwidth-bound: read + write activations (and the few norm weights)
+            t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
+        if layer.block is None:
+            group = bc.outside
+            bc.params_outside += layer.params
+        elif layer.kind in ATTN_KINDS:
+            group = bc.attn
+            bc.params_block += layer.params
+        elif layer.kind in FFN_KINDS:
+            group = bc.ffn
+            bc.params_block += layer.params
+        else:
+            group = bc.other
+            bc.params_block += layer.params
+        group.add(t_c, t_m, params_bytes, layer.gemm and layer.kind != "embedding", act)
+        if layer.kind == "attention_out" and layer.block is not None:
+            bc.tp_allreduce_bytes = act
+    # Blocks are summed over all layers; pruning and layer dropping scale one average block.
+    bc.attn, bc.ffn, bc.other = (g.per_block(bc.num_blocks) for g in (bc.attn, bc.ffn, bc.other))
+    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * GRAPH_OPS_PER_SPEC_OP
+    if precision == "int8_dynamic":
+        bc.overhead_s *= 1.3  # the extra quantize node per GEMM
+    return bc
+
+
+def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
+    """Bytes per parameter of one layer at a precision. Quantizers touch GEMM weights and embedding tables
+    (ORT's dynamic int8 quantizes Gather too); norms stay float; int4 weight-only (MatMulNBits) touches only
+    GEMM weights."""
+    if precision == "fp32":
+        return 4.0
+    float_bytes = 2.0 if unit.kind != "cpu" else 4.0
+    if precision in ("fp16", "bf16"):
+        return 2.0
+    if layer.kind == "norm":
+        return float_bytes
+    if precision == "int4_weight_only":
+        return WEIGHT_BYTES[precision] if layer.gemm and layer.kind != "embedding" else float_bytes
+    return WEIGHT_BYTES[precision]
+
+
+def balance_stages(block_ms: float, num_blocks: int, pp: int, first_extra_ms: float,
+                   last_extra_ms: float) -> list[tuple[int, int]]:
+    """Split blocks [0, n) into pp contiguous stages minimising the slowest stage (embeddings on the first,
+    head on the last). Greedy over a target time; exact enough for identical blocks."""
+    if pp <= 1:
+        return [(0, num_blocks - 1)]
+    best: list[tuple[int, int]] | None = None
+    best_max = float("inf")
+    # Try every count for the first stage, spread the rest evenly; identical blocks make this near-optimal.
+    for first in range(1, num_blocks - pp + 2):
+        rest = num_blocks - first
+        k = pp - 1
+        if rest < k:
+            break
+        sizes = [first] + [rest // k + (1 if i < rest % k else 0) for i in range(k)]
+        # put the smaller leftover on the last stage (it also runs the head)
+        sizes = [sizes[0]] + sorted(sizes[1:], reverse=True)
+        times = [s * block_ms for s in sizes]
+        times[0] += first_extra_ms
+        times[-1] += last_extra_ms
+        if max(times) < best_max - 1e-12:
+            best_max = max(times)
+            best, start = [], 0
+            for s in sizes:
+                best.append((start, start + s - 1))
+                start += s
+    return best or [(0, num_blocks - 1)]
+
+
+def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
+            *, head_ratio: float = 0.0, ffn_ratio: float = 0.0, drop_layers: int = 0, tp: int = 1, pp: int = 1,
+            dp: int = 1, decode: bool = False, kv_bytes_per_elem: float = 2.0,
+            sparse_24: bool = False) -> Prediction:
+    heads = spec.transformer.num_heads if spec.transformer else 0
+    head_keep = (heads - round(heads * head_ratio)) / heads if heads else 1.0
+    ffn_keep = 1.0 - ffn_ratio
+    n_blocks = max(costs.num_blocks - drop_layers, 0)
+    ovh = costs.overhead_s
+    per_rep_batch_scale = 1.0 / dp  # dp splits the batch: each replica does 1/dp of the work
+    attn_t = costs.attn.time_s * head_keep
+    ffn_t = costs.ffn.time_s * ffn_keep
+    # Tensor parallel shards GEMMs; norms are replicated.
+    block_s = ((attn_t + ffn_t) / tp + costs.other.time_s) * per_rep_batch_scale + \
+        ovh * (costs.attn.ops + costs.ffn.ops + costs.other.ops)
+    outside_s = costs.outside.time_s * per_rep_batch_scale / (tp if tp > 1 else 1) + ovh * costs.outside.ops
+    kv_mb = 0.0
+    if decode and spec.transformer is not None:
+        t = spec.transformer
+        kv_block_bytes = 2 * t.num_kv_heads * t.head_dim * spec.seq_len * spec.batch * kv_bytes_per_elem
+        kv_mb = kv_block_bytes * n_blocks / 1e6
+        eff = efficiency(profile, unit)
+        block_s += kv_block_bytes * per_rep_batch_scale / tp / (profile.memory_bandwidth_gbps * 1e9 * eff.memory)
+    comm_s = 0.0
+    link = (profile.interconnect_bandwidth_gbps or 16.0) * 1e9 * COMM_EFFICIENCY
+    if tp > 1:
+        ar_bytes = costs.tp_allreduce_bytes * per_rep_batch_scale * (activation_bytes_per_elem(precision, unit) / 4)
+        if decode:
+            ar_bytes /= max(spec.seq_len, 1)
+        per_ar = 2 * (tp - 1) / tp * ar_bytes / link + COMM_LATENCY_US * 1e-6
+        comm_s += 2 * per_ar * n_blocks
+        block_s += 2 * per_ar
+    stages = balance_stages(block_s, max(n_blocks, 1), pp, outside_s / 2, outside_s / 2)
+    stage_s = [(b - a + 1) * block_s for a, b in stages]
+    stage_s[0] += outside_s / 2
+    stage_s[-1] += outside_s / 2
+    handoff = 0.0
+    if pp > 1:
+        hid = spec.transformer.hidden_size if spec.transformer else 0
+        toks = spec.batch * (1 if decode else spec.seq_len) * per_rep_batch_scale
+        handoff = toks * hid * activation_bytes_per_elem(precision, unit) / link + COMM_LATENCY_US * 1e-6
+        comm_s += handoff * (pp - 1)
+    latency_s = sum(stage_s) + handoff * (pp - 1)
+    rep_batch = spec.batch / dp
+    if pp > 1 and rep_batch >= pp:
+        per_rep_tp = rep_batch / (max(stage_s) + handoff)
+    else:
+        per_rep_tp = rep_batch / latency_s if latency_s > 0 else 0.0
+    throughput = per_rep_tp * dp
+
+    # Memory
+    w_bytes = costs.weight_bytes(head_keep, ffn_keep, n_blocks, sparse_24)
+    weights_mb = w_bytes / 1e6
+    peak_act = max(costs.attn.peak_act_bytes * head_keep, costs.ffn.peak_act_bytes * ffn_keep,
+                   costs.other.peak_act_bytes, costs.outside.peak_act_bytes)
+    activations_mb = 3 * peak_act * per_rep_batch_scale / 1e6  # in + out + one live residual
+    overhead_mb = RUNTIME_OVERHEAD_MB[unit.kind]
+    shards = tp * pp
+    per_dev = weights_mb / shards + kv_mb / shards + activations_mb / tp + overhead_mb
+    per_device_mb = [per_dev] * (shards * dp)
+    size_mb = w_bytes / 1e6
+    eff_total = costs.attn.compute_s * head_keep + costs.ffn.compute_s * ffn_keep + costs.other.compute_s
+    mem_total = costs.attn.memory_s * head_keep + costs.ffn.memory_s * ffn_keep + costs.other.memory_s
+    n_ops = costs.attn.ops + costs.ffn.ops + costs.other.ops
+    return Prediction(
+        latency_ms=latency_s * 1e3, throughput_per_s=throughput, weights_mb=weights_mb,
+        activations_mb=activations_mb, kv_cache_mb=kv_mb, overhead_mb=overhead_mb, per_device_mb=per_device_mb,
+        size_mb=size_mb, compute_ms=(eff_total * n_blocks + costs.outside.compute_s) * 1e3 / tp,
+        memory_ms=(mem_total * n_blocks + costs.outside.memory_s) * 1e3 / tp,
+        overhead_ms=ovh * (n_ops * n_blocks + costs.outside.ops) * 1e3, comm_ms=comm_s * 1e3,
+        stage_ms=[s * 1e3 for s in stage_s], stages=stages)

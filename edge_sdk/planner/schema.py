@@ -1,0 +1,155 @@
+"""The Plan artifact: what to do to a model for one device, what the planner predicts, and why.
+
+A Plan is the JSON the build consumes (`edge-sdk build --plan plan.json`); a user may edit it. Numbers under
+`predicted` are predictions (roofline + priors), never measurements.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..passes.configs import PassConfig
+
+Precision = Literal["fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only", "fp8"]
+Objective = Literal["latency", "throughput", "size", "quality"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RuntimeChoice(_Strict):
+    name: str = Field(description="onnxruntime, litert, tensorrt, ...")
+    provider: str = Field(description="execution provider / delegate")
+    unit: str = Field(description="compute unit name in the profile")
+    format: str = Field(description="artifact format: onnx, tflite, engine, ...")
+    version: str | None = None
+
+
+class Stage(_Strict):
+    """One pipeline stage: transformer blocks [first_layer, last_layer] inclusive (+ embeddings/head on the ends)."""
+
+    index: int = Field(ge=0)
+    first_layer: int = Field(ge=0)
+    last_layer: int = Field(ge=0)
+    predicted_ms: float = Field(ge=0)
+    memory_mb: float = Field(ge=0)
+
+
+class ParallelLayout(_Strict):
+    dp: int = Field(1, ge=1, description="data-parallel replicas (batch split)")
+    tp: int = Field(1, ge=1, description="tensor-parallel degree (attention/FFN linears sharded)")
+    pp: int = Field(1, ge=1, description="pipeline stages (layer stack split)")
+    stages: list[Stage] = Field(default_factory=list)
+    communication_ms: float = Field(0.0, ge=0, description="predicted all-reduce + activation hand-off time")
+
+    @property
+    def world_size(self) -> int:
+        return self.dp * self.tp * self.pp
+
+    @property
+    def is_single(self) -> bool:
+        return self.world_size == 1
+
+    def describe(self) -> str:
+        if self.is_single:
+            return "single device"
+        parts = [f"{n}={v}" for n, v in (("dp", self.dp), ("tp", self.tp), ("pp", self.pp)) if v > 1]
+        return " × ".join(parts) + f" ({self.world_size} devices)"
+
+
+class MemoryBreakdown(_Strict):
+    weights_mb: float
+    activations_mb: float
+    kv_cache_mb: float = 0.0
+    overhead_mb: float
+    total_mb: float
+    per_device_mb: list[float] = Field(default_factory=list, description="one entry per device for parallel layouts")
+
+
+class QualityEstimate(_Strict):
+    """A prior from measurements on similar models (planner/priors.py), not a measurement of this model."""
+
+    expected_cosine: float = Field(ge=-1, le=1)
+    cosine_drop: float = Field(ge=0)
+    risk: Literal["low", "medium", "high"]
+    basis: str
+    kind: Literal["estimate"] = "estimate"
+
+
+class Prediction(_Strict):
+    latency_ms: float
+    throughput_per_s: float
+    memory_mb: MemoryBreakdown
+    size_mb: float = Field(description="artifact size on disk")
+    quality: QualityEstimate
+    bound: Literal["compute", "memory", "overhead", "mixed"] = "mixed"
+    kind: Literal["prediction"] = "prediction"
+
+
+class Plan(_Strict):
+    schema_version: Literal[1] = 1
+    model: str = Field(description="model source as given (name, path or config)")
+    model_name: str
+    device: str = Field(description="device profile name")
+    batch: int = Field(1, ge=1)
+    seq_len: int = Field(128, ge=1)
+    precision: Precision
+    runtime: RuntimeChoice
+    passes: list[PassConfig]
+    layout: ParallelLayout = Field(default_factory=ParallelLayout)
+    predicted: Prediction
+    rationale: dict[str, str] = Field(default_factory=dict, description="knob → one line saying why")
+    objective: Objective = "latency"
+
+    @model_validator(mode="after")
+    def _passes_ordered(self) -> "Plan":
+        order = ["structured_prune", "sparsity", "distill", "export_onnx", "export_tflite", "quantize_onnx"]
+        kinds = [p.kind for p in self.passes]
+        idx = [order.index(k) for k in kinds]
+        if idx != sorted(idx):
+            raise ValueError(f"passes must follow the order {order}; got {kinds}")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"each pass kind may appear once; got {kinds}")
+        if "quantize_onnx" in kinds and "export_onnx" not in kinds:
+            raise ValueError("quantize_onnx needs an export_onnx pass before it")
+        return self
+
+    def pass_of(self, kind: str):
+        return next((p for p in self.passes if p.kind == kind), None)
+
+    def summary(self) -> str:
+        bits = [self.precision]
+        prune = self.pass_of("structured_prune")
+        if prune is not None:
+            bits.append(f"heads -{prune.head_ratio:.0%} ffn -{prune.ffn_ratio:.0%}"
+                        + (f" layers -{prune.drop_layers}" if prune.drop_layers else ""))
+        sp = self.pass_of("sparsity")
+        if sp is not None:
+            bits.append(f"{sp.pattern} {sp.sparsity:.0%} sparse")
+        bits.append(f"{self.runtime.name}/{self.runtime.provider}")
+        if not self.layout.is_single:
+            bits.append(self.layout.describe())
+        return ", ".join(bits)
+
+
+class Rejection(_Strict):
+    reason: str
+    alternatives: list[str]
+
+
+class PlanSet(_Strict):
+    """What `edge-sdk plan` returns for one device: the ranked plans, the Pareto front and what was rejected."""
+
+    model: str
+    model_name: str
+    device: str
+    device_note: str | None = None
+    objective: Objective
+    constraints: dict[str, float | None]
+    plans: list[Plan]
+    pareto: list[Plan] = Field(default_factory=list)
+    rejected: list[Rejection] = Field(default_factory=list)
+    candidates_considered: int = 0

@@ -1,0 +1,276 @@
+"""Choosing plans: enumerate the space, cost every candidate, apply constraints, rank by the objective, and say why.
+
+`plan()` is the Python API behind `edge-sdk plan`; it returns a PlanSet or raises InfeasibleError (exit 3) whose
+message names the tightest constraint and what would make the model fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import InfeasibleError, InputError
+from ..passes.configs import (DistillConfig, ExportOnnxConfig, ExportTfliteConfig, QuantizeOnnxConfig,
+                              StructuredPruneConfig, UnstructuredSparsityConfig)
+from ..profiles.schema import DeviceProfile
+from . import priors
+from .costmodel import BlockCosts, Prediction, block_costs, predict
+from .schema import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction as PlanPrediction,
+                     QualityEstimate, Rejection, RuntimeChoice, Stage)
+from .space import PLAN_PRECISIONS, Target, layouts, precision_support, pruning_grid, targets
+
+OBJECTIVES = ("latency", "throughput", "size", "quality")
+DEFAULT_MAX_QUALITY_DROP = 0.02
+
+
+@dataclass
+class Constraints:
+    latency_ms: float | None = None
+    max_size_mb: float | None = None
+    max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP
+
+    def validate(self) -> None:
+        if self.latency_ms is not None and self.latency_ms <= 0:
+            raise InputError(f"--latency-ms must be > 0, got {self.latency_ms}")
+        if self.max_size_mb is not None and self.max_size_mb <= 0:
+            raise InputError(f"--max-size-mb must be > 0, got {self.max_size_mb}")
+        if not 0 <= self.max_quality_drop < 1:
+            raise InputError(f"--max-quality-drop must be in [0, 1) (a cosine drop), got {self.max_quality_drop}")
+
+
+@dataclass
+class Candidate:
+    target: Target
+    precision: str
+    head_ratio: float
+    ffn_ratio: float
+    drop_layers: int
+    sparsity: str  # none | unstructured | 2:4
+    dp: int
+    tp: int
+    pp: int
+    pred: Prediction
+    quality_drop: float
+    quality_basis: str
+    failed: list[str] = field(default_factory=list)  # constraint names it violates
+
+    @property
+    def pruned(self) -> bool:
+        return bool(self.head_ratio or self.ffn_ratio or self.drop_layers)
+
+    def describe(self) -> str:
+        bits = [self.precision, self.target.label]
+        if self.pruned:
+            bits.append(f"heads -{self.head_ratio:.0%}/ffn -{self.ffn_ratio:.0%}/layers -{self.drop_layers}")
+        if self.sparsity != "none":
+            bits.append(f"{self.sparsity} sparsity")
+        if self.dp * self.tp * self.pp > 1:
+            bits.append(f"dp{self.dp}·tp{self.tp}·pp{self.pp}")
+        return " ".join(bits)
+
+
+def _quality(cand_precision: str, target: Target, hr: float, fr: float, drop: int, n_layers: int,
+             sparsity: str) -> tuple[float, str]:
+    if cand_precision == "int8_dynamic" and target.runtime.name == "litert":
+        p = priors.LITERT_INT8_DYNAMIC
+    else:
+        p = priors.PRECISION_PRIORS[cand_precision]
+    parts = [p.drop]
+    basis = [p.basis]
+    if hr or fr or drop:
+        d = priors.pruning_drop(hr, fr, drop / n_layers if n_layers else 0.0)
+        parts.append(d)
+        basis.append(f"pruning with short label-free recovery ≈ {d:.3f} drop (prior from MiniLM measurements)")
+    if sparsity == "unstructured":
+        parts.append(priors.UNSTRUCTURED_50.drop)
+        basis.append(priors.UNSTRUCTURED_50.basis)
+    elif sparsity == "2:4":
+        parts.append(priors.SPARSE_24.drop)
+        basis.append(priors.SPARSE_24.basis)
+    return priors.combine(*parts), "; ".join(basis)
+
+
+def _usable_mb(profile: DeviceProfile) -> float:
+    return profile.memory_usable_gb * 1000.0
+
+
+def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tuple[list[Candidate],
+                                                                                   dict[str, list[str]],
+                                                                                   list[Candidate]]:
+    """All costed candidates (supported ones), rejected-before-costing reasons, and unsupported-but-costed
+    candidates (for 'int4 would need X GB but...' hints)."""
+    decode = spec.transformer is not None and spec.transformer.family == "decoder"
+    tgts, rejected = targets(profile)
+    grid = pruning_grid(spec, decode)
+    lays = layouts(profile, spec, spec.batch)
+    n_layers = spec.transformer.num_layers if spec.transformer else 0
+    cands: list[Candidate] = []
+    hints: list[Candidate] = []
+    if decode:
+        rejected.setdefault("structured pruning of decoder LLMs: needs long recovery training; edge-sdk plans "
+                            "quantization and parallel layouts for decoders", []).append("heads/FFN/layer pruning")
+    cache: dict[tuple, BlockCosts] = {}
+
+    def costs(t: Target, prec: str, sparse: bool) -> BlockCosts:
+        key = (t.unit.name, prec, sparse)
+        if key not in cache:
+            cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode)
+        return cache[key]
+
+    kv_bytes = 2.0
+    for t in tgts:
+        for prec in PLAN_PRECISIONS:
+            why = precision_support(profile, t, prec)
+            kv_el = 4.0 if (t.unit.kind == "cpu" and prec in ("fp32", "int8_dynamic")) else kv_bytes
+            if why is not None:
+                rejected.setdefault(why, []).append(f"{prec} on {t.label}")
+                # cost the plain variant anyway, for infeasibility hints
+                c = costs(t, prec, False)
+                for dp, tp, pp in lays[:1] if len(lays) == 1 else lays:
+                    pred = predict(spec, profile, t.runtime, t.unit, prec, c, tp=tp, pp=pp, dp=dp, decode=decode,
+                                   kv_bytes_per_elem=kv_el)
+                    q, basis = _quality(prec, t, 0, 0, 0, n_layers, "none")
+                    hints.append(Candidate(t, prec, 0, 0, 0, "none", dp, tp, pp, pred, q, basis, [why]))
+                continue
+            sparsities = ["none", "unstructured"]
+            if t.unit.has_sparse_tensor_cores and t.runtime.name == "tensorrt" and not decode:
+                sparsities.append("2:4")
+            for sp in sparsities:
+                c = costs(t, prec, sp == "2:4")
+                for hr, fr, drop in grid:
+                    for dp, tp, pp in lays:
+                        pred = predict(spec, profile, t.runtime, t.unit, prec, c, head_ratio=hr, ffn_ratio=fr,
+                                       drop_layers=drop, tp=tp, pp=pp, dp=dp, decode=decode,
+                                       kv_bytes_per_elem=kv_el, sparse_24=sp == "2:4")
+                        q, basis = _quality(prec, t, hr, fr, drop, n_layers, sp)
+                        cands.append(Candidate(t, prec, hr, fr, drop, sp, dp, tp, pp, pred, q, basis))
+    usable = _usable_mb(profile)
+    for c in cands:
+        if c.pred.total_mb > usable:
+            c.failed.append("memory")
+        if cons.latency_ms is not None and c.pred.latency_ms > cons.latency_ms:
+            c.failed.append("latency")
+        if cons.max_size_mb is not None and c.pred.size_mb > cons.max_size_mb:
+            c.failed.append("size")
+        if c.quality_drop > cons.max_quality_drop + 1e-12:
+            c.failed.append("quality")
+    return cands, rejected, hints
+
+
+def _rank_key(objective: str):
+    if objective == "latency":
+        return lambda c: (round(c.pred.latency_ms, 6), c.quality_drop, c.pred.size_mb, c.dp * c.tp * c.pp)
+    if objective == "throughput":
+        return lambda c: (-c.pred.throughput_per_s, c.quality_drop, c.pred.latency_ms)
+    if objective == "size":
+        return lambda c: (round(c.pred.size_mb, 3), c.quality_drop, c.pred.latency_ms)
+    return lambda c: (round(c.quality_drop, 6), c.pred.latency_ms, c.pred.size_mb)
+
+
+def _dominated(a: Candidate, b: Candidate) -> bool:
+    """b dominates a on (latency, size, quality drop)."""
+    av = (a.pred.latency_ms, a.pred.size_mb, a.quality_drop)
+    bv = (b.pred.latency_ms, b.pred.size_mb, b.quality_drop)
+    return all(y <= x + 1e-9 for x, y in zip(av, bv)) and any(y < x - 1e-9 for x, y in zip(av, bv))
+
+
+def pareto_front(cands: list[Candidate], limit: int = 8) -> list[Candidate]:
+    front = [c for c in cands if not any(_dominated(c, o) for o in cands)]
+    uniq: dict[tuple, Candidate] = {}
+    for c in sorted(front, key=lambda c: c.pred.latency_ms):
+        key = (round(c.pred.latency_ms, 3), round(c.pred.size_mb, 2), round(c.quality_drop, 4))
+        uniq.setdefault(key, c)
+    front = list(uniq.values())
+    if len(front) > limit:  # keep the ends and spread the rest
+        step = (len(front) - 1) / (limit - 1)
+        front = [front[round(i * step)] for i in range(limit)]
+    return front
+
+
+def _passes(c: Candidate, spec) -> list:
+    passes: list = []
+    if c.pruned:
+        heads = spec.transformer.num_heads
+        passes.append(StructuredPruneConfig(head_ratio=round(c.head_ratio, 6), ffn_ratio=round(c.ffn_ratio, 6),
+                                            drop_layers=c.drop_layers))
+    if c.sparsity != "none":
+        passes.append(UnstructuredSparsityConfig(sparsity=0.5, pattern="2:4" if c.sparsity == "2:4"
+                                                 else "unstructured"))
+    if c.pruned or c.sparsity != "none":
+        passes.append(DistillConfig())
+    fmt = c.target.runtime.format
+    if fmt == "tflite":
+        q = {"fp32": "none", "fp16": "fp16", "int8_dynamic": "dynamic_int8", "int8_static": "full_int8"}[c.precision]
+        passes.append(ExportTfliteConfig(quantize=q, seq_len=spec.seq_len))
+    else:
+        passes.append(ExportOnnxConfig())
+        mode = {"fp16": "fp16", "bf16": "fp16", "int8_dynamic": "dynamic_int8", "int8_static": "static_int8",
+                "int4_weight_only": "int4_weight_only"}.get(c.precision)
+        if mode:
+            passes.append(QuantizeOnnxConfig(mode=mode))
+    return passes
+
+
+def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: str,
+             rationale: dict[str, str]) -> Plan:
+    p = c.pred
+    stages = []
+    if c.pp > 1:
+        for i, ((a, b), ms) in enumerate(zip(p.stages, p.stage_ms)):
+            stages.append(Stage(index=i, first_layer=a, last_layer=b, predicted_ms=round(ms, 4),
+                                memory_mb=round(p.per_device_mb[0], 1)))
+    rt = c.target.runtime
+    return Plan(
+        model=model, model_name=spec.name, device=profile.name, batch=spec.batch, seq_len=spec.seq_len,
+        precision=c.precision,  # type: ignore[arg-type]
+        runtime=RuntimeChoice(name=rt.name, provider=rt.provider, unit=rt.unit, format=rt.format, version=rt.version),
+        passes=_passes(c, spec),
+        layout=ParallelLayout(dp=c.dp, tp=c.tp, pp=c.pp, stages=stages, communication_ms=round(p.comm_ms, 4)),
+        predicted=PlanPrediction(
+            latency_ms=round(p.latency_ms, 4), throughput_per_s=round(p.throughput_per_s, 3),
+            memory_mb=MemoryBreakdown(weights_mb=round(p.weights_mb, 3), activations_mb=round(p.activations_mb, 3),
+                                      kv_cache_mb=round(p.kv_cache_mb, 3), overhead_mb=round(p.overhead_mb, 1),
+                                      total_mb=round(p.total_mb, 3),
+                                      per_device_mb=[round(x, 1) for x in p.per_device_mb]),
+            size_mb=round(p.size_mb, 3),
+            quality=QualityEstimate(expected_cosine=round(1 - c.quality_drop, 4), cosine_drop=round(c.quality_drop, 4),
+                                    risk=priors.risk_label(c.quality_drop), basis=c.quality_basis),  # type: ignore
+            bound=p.bound),  # type: ignore[arg-type]
+        rationale=rationale, objective=objective)  # type: ignore[arg-type]
+
+
+def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str = "latency",
+                     constraints: Constraints | None = None, top: int = 3, device_note: str | None = None) -> PlanSet:
+    """Plan one ModelSpec for one profile. Raises InfeasibleError (exit 3) when nothing fits."""
+    from . import explain
+
+    cons = constraints or Constraints()
+    cons.validate()
+    if objective not in OBJECTIVES:
+        raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if top < 1:
+        raise InputError(f"--top must be ≥ 1, got {top}")
+    cands, pre, hints = enumerate_candidates(spec, profile, cons)
+    feasible = [c for c in cands if not c.failed]
+    if not feasible:
+        raise InfeasibleError(explain.infeasible_message(spec, profile, cands, hints, pre, cons))
+    feasible.sort(key=_rank_key(objective))
+    chosen: list[Candidate] = []
+    seen = set()
+    for c in feasible:  # top plans should differ in something a user can see
+        key = (c.target.label, c.precision, c.pruned, c.sparsity, c.dp, c.tp, c.pp)
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(c)
+        if len(chosen) == top:
+            break
+    setattr(cons, "objective", objective)
+    plans = [_to_plan(c, spec, profile, model, objective, explain.rationale(c, feasible, cands, profile, spec, cons))
+             for c in chosen]
+    front = [_to_plan(c, spec, profile, model, objective, {}) for c in pareto_front(feasible)]
+    return PlanSet(model=model, model_name=spec.name, device=profile.name, device_note=device_note,
+                   objective=objective,  # type: ignore[arg-type]
+                   constraints={"latency_ms": cons.latency_ms, "max_size_mb": cons.max_size_mb,
+                                "max_quality_drop": cons.max_quality_drop, "memory_usable_gb": profile.memory_usable_gb},
+                   plans=plans, pareto=front, rejected=explain.rejections(pre, cands, cons, profile, chosen),
+                   candidates_considered=len(cands))

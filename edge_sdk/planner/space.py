@@ -1,0 +1,122 @@
+"""The search space: which (runtime, precision, pruning, sparsity, layout) combinations exist for a profile, and
+why the others are ruled out before any costing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..profiles.schema import ComputeUnit, DeviceProfile, Runtime
+
+PLAN_PRECISIONS = ("fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only")
+RUNTIME_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8_dynamic": "int8", "int8_static": "int8",
+                     "int4_weight_only": "int4", "fp8": "fp8"}
+HEAD_RATIOS = (0.0, 0.125, 0.25, 0.375, 0.5)
+FFN_RATIOS = (0.0, 0.125, 0.25, 0.375, 0.5)
+LAYER_DROP_FRACTIONS = (0.0, 1 / 6, 1 / 3)
+# Artifacts edge-sdk can build today. TensorRT engines are compiled on the device from our ONNX (engines are
+# GPU-specific), so "engine" runtimes get an ONNX artifact.
+BUILDABLE_FORMATS = {"onnx", "tflite", "engine"}
+# Providers whose int8 path is dynamic (weights int8, activations quantized at run time). Accelerator delegates
+# (TensorRT, Edge TPU, NPUs, DLA) need static, calibrated int8.
+DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu"}
+
+
+@dataclass(frozen=True)
+class Target:
+    runtime: Runtime
+    unit: ComputeUnit
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime.name}/{self.runtime.provider}"
+
+
+def precision_support(profile: DeviceProfile, target: Target, precision: str) -> str | None:
+    """None when `precision` runs on this runtime+unit; otherwise the reason it does not."""
+    rt, unit = target.runtime, target.unit
+    need = RUNTIME_PRECISION[precision]
+    if need not in rt.precisions:
+        if unit.kind == "tpu" and precision != "int8_static":
+            return f"{precision} rejected on {target.label}: the Edge TPU runs full-integer int8 only"
+        return f"{precision} rejected on {target.label}: the runtime supports {', '.join(rt.precisions)} there"
+    if precision == "int4_weight_only":
+        return None  # weight-only: dequantized on the fly, computed in float
+    if need not in unit.precisions:
+        if need == "fp16" and unit.kind == "cpu":
+            return (f"fp16 rejected on {target.label}: this CPU has no fp16 arithmetic (F16C/NEON convert only), "
+                    f"so fp16 buys size only; int8 gives 4× size")
+        if need == "int8" and unit.kind == "gpu":
+            return f"int8 rejected on {target.label}: this GPU has no int8 acceleration (no DP4A/tensor cores)"
+        return f"{precision} rejected on {target.label}: the {unit.kind} computes in {', '.join(unit.precisions)} only"
+    if precision == "int8_dynamic" and rt.provider not in DYNAMIC_INT8_PROVIDERS:
+        return (f"int8_dynamic rejected on {target.label}: accelerator runtimes need calibrated static int8 "
+                f"(activations quantized ahead of time)")
+    return None
+
+
+def targets(profile: DeviceProfile) -> tuple[list[Target], dict[str, list[str]]]:
+    """Runtimes edge-sdk can build for on this profile, and those it cannot (reason → runtimes)."""
+    ok: list[Target] = []
+    rejected: dict[str, list[str]] = {}
+    for rt in profile.runtimes:
+        t = Target(rt, profile.unit(rt.unit))
+        if rt.format not in BUILDABLE_FORMATS:
+            rejected.setdefault(f"{rt.format} artifacts: edge-sdk cannot build them yet (it builds ONNX and "
+                                f"LiteRT)", []).append(t.label)
+            continue
+        if rt.name == "pytorch":
+            rejected.setdefault("PyTorch eager: it is the baseline we compress away from, not a deployment "
+                                "target", []).append(t.label)
+            continue
+        ok.append(t)
+    return ok, rejected
+
+
+def pruning_grid(spec, decode: bool) -> list[tuple[float, float, int]]:
+    """(head_ratio, ffn_ratio, layers_dropped) with ratios snapped to whole heads/neurons."""
+    t = spec.transformer
+    if t is None or decode:
+        return [(0.0, 0.0, 0)]
+    heads, ffn, n = t.num_heads, t.ffn_size, t.num_layers
+    seen = set()
+    out = []
+    for hr in HEAD_RATIOS:
+        removed_h = round(heads * hr)
+        if removed_h >= heads:
+            continue
+        for fr in FFN_RATIOS:
+            removed_f = round(ffn * fr)
+            for lf in LAYER_DROP_FRACTIONS:
+                drop = round(n * lf)
+                if drop >= n:
+                    continue
+                key = (removed_h, removed_f, drop)
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append((removed_h / heads, removed_f / ffn if ffn else 0.0, drop))
+    return out
+
+
+def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, int]]:
+    """(dp, tp, pp) options. One accelerator → single device; a node → tp must divide heads (and KV heads),
+    pp ≤ layers, dp divides the batch."""
+    n = profile.accelerator_count
+    if n <= 1:
+        return [(1, 1, 1)]
+    t = spec.transformer
+    heads = t.num_heads if t else 1
+    kv = t.num_kv_heads if t else 1
+    layers = t.num_layers if t else 1
+    out = []
+    for tp in (1, 2, 4, 8, 16):
+        if tp > n or heads % tp or (kv % tp and tp > kv):
+            continue
+        for pp in (1, 2, 4, 8, 16):
+            if tp * pp > n or pp > layers:
+                continue
+            for dp in (1, 2, 4, 8, 16):
+                if dp * tp * pp > n or batch % dp:
+                    continue
+                out.append((dp, tp, pp))
+    return out

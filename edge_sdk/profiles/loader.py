@@ -1,0 +1,126 @@
+"""Finding, loading and resolving device profiles (shipped + user directories)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import InputError, format_validation_error
+from .schema import DeviceClass, DeviceProfile
+
+ENV_VAR = "EDGE_SDK_PROFILES"
+
+
+def shipped_profiles_dir() -> Path:
+    """`device_profiles/` at the repository root (the package is installed editable by ./demo and ./test)."""
+    here = Path(__file__).resolve()
+    for cand in (here.parents[2] / "device_profiles", here.parents[1] / "data" / "device_profiles"):
+        if cand.is_dir():
+            return cand
+    raise InputError("cannot find the shipped device_profiles/ directory next to the edge_sdk package")
+
+
+def read_yaml(path: Path) -> object:
+    """Parse one YAML file, turning syntax errors into a one-line InputError naming file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a UTF-8 text file (expected YAML)") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}:{where}: malformed YAML: {problem}") from None
+
+
+def load_profile_file(path: str | Path) -> DeviceProfile:
+    path = Path(path)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a YAML mapping with DeviceProfile fields, got {type(data).__name__}")
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(str(path), exc)) from None
+
+
+def _profile_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise InputError(f"{directory}: profiles directory does not exist")
+    return sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+@dataclass
+class ProfileRegistry:
+    profiles: dict[str, DeviceProfile]
+    origin: dict[str, Path]
+
+    def names(self) -> list[str]:
+        return list(self.profiles)
+
+    def by_class(self, device_class: str) -> list[DeviceProfile]:
+        return [p for p in self.profiles.values() if p.device_class.value == device_class]
+
+    def resolve(self, name: str) -> tuple[DeviceProfile, str | None]:
+        """Resolve a name or alias. Returns (profile, note) where note says how an alias resolved."""
+        key = name.strip().lower()
+        if key in self.profiles:
+            return self.profiles[key], None
+        alias_hits = [p for p in self.profiles.values() if key in (a.lower() for a in p.aliases)]
+        if len(alias_hits) == 1:
+            p = alias_hits[0]
+            return p, f"'{name}' is an alias for '{p.name}' ({p.display_name})"
+        prefix = sorted(n for n in self.profiles if n.startswith(key) or key in n.split("-"))
+        if len(prefix) == 1 and not alias_hits:
+            p = self.profiles[prefix[0]]
+            return p, f"'{name}' matched '{p.name}' ({p.display_name})"
+        candidates = sorted({p.name for p in alias_hits} | set(prefix))
+        if candidates:
+            raise InputError(f"device '{name}' is ambiguous: it matches {', '.join(candidates)}; "
+                             f"pass one of those names")
+        close = difflib.get_close_matches(key, list(self.profiles) + [a for p in self.profiles.values()
+                                                                      for a in p.aliases], n=4, cutoff=0.4)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise InputError(f"unknown device '{name}'{hint} (see `edge-sdk devices`)")
+
+    def select(self, spec: str) -> list[DeviceProfile]:
+        """`all`, a device class, or a comma-separated list of names/aliases."""
+        key = spec.strip().lower()
+        if key == "all":
+            return list(self.profiles.values())
+        if key in DeviceClass.__members__:
+            return self.by_class(key)
+        return [self.resolve(part)[0] for part in spec.split(",") if part.strip()]
+
+
+def load_registry(extra_dirs: list[str | Path] | None = None, *, include_env: bool = True) -> ProfileRegistry:
+    """Shipped profiles, then EDGE_SDK_PROFILES dirs (os.pathsep-separated), then `extra_dirs`.
+
+    A later directory overrides a shipped profile of the same name; the same name twice in one directory is an error.
+    """
+    dirs: list[Path] = [shipped_profiles_dir()]
+    if include_env and os.environ.get(ENV_VAR):
+        dirs += [Path(d) for d in os.environ[ENV_VAR].split(os.pathsep) if d]
+    dirs += [Path(d) for d in (extra_dirs or [])]
+    profiles: dict[str, DeviceProfile] = {}
+    origin: dict[str, Path] = {}
+    for d in dirs:
+        seen_here: dict[str, Path] = {}
+        for f in _profile_files(d):
+            prof = load_profile_file(f)
+            if prof.name in seen_here:
+                raise InputError(f"{f}: field 'name': duplicate profile name '{prof.name}' "
+                                 f"(already defined in {seen_here[prof.name]}); expected unique names")
+            seen_here[prof.name] = f
+            profiles[prof.name] = prof
+            origin[prof.name] = f
+    return ProfileRegistry(profiles=profiles, origin=origin)

@@ -1,0 +1,181 @@
+"""The DeviceProfile schema: what a device can hold, how fast it moves bytes and computes, in which precisions.
+
+Units are in field names (GB, GB/s, TOPS, W). Peak compute is in tera-ops per second; for float precisions that is
+TFLOPS. One MAC counts as 2 ops. Every number should be traceable to a source through `citations`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4")
+
+IsaFeature = Literal[
+    "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+    "amx_bf16", "amx_int8", "neon", "neon_dotprod", "neon_fp16", "neon_i8mm", "neon_bf16", "sve", "sve2",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class DeviceClass(str, Enum):
+    mobile = "mobile"
+    embedded = "embedded"
+    automotive = "automotive"
+    server = "server"
+    host = "host"
+
+
+class Confidence(str, Enum):
+    vendor = "vendor"          # from a vendor document
+    secondary = "secondary"    # a secondary source quoting the vendor
+    derived = "derived"        # computed from tagged figures (formula in `note`)
+    unverified = "unverified"  # general knowledge or conflicting sources: check before relying on it
+
+
+class Source(_Strict):
+    id: str = Field(description="Short id, e.g. J2 (see shared/reference/device-specs.md §8)")
+    title: str
+    url: str | None = None
+
+
+class Citation(_Strict):
+    source: str | None = Field(None, description="Id of an entry in `sources`; None for derived/unverified values")
+    confidence: Confidence
+    note: str | None = None
+
+
+class Efficiency(_Strict):
+    """Fractions of peak the roofline may assume; `calibrate` replaces them with measured values."""
+
+    compute: float = Field(gt=0, le=1, description="fraction of dense peak reached by GEMMs")
+    memory: float = Field(gt=0, le=1, description="fraction of peak DRAM bandwidth reached")
+    per_op_overhead_us: float = Field(ge=0, description="fixed launch/dispatch cost per operator, microseconds")
+
+
+UnitKind = Literal["cpu", "gpu", "npu", "dla", "tpu", "dsp"]
+
+
+class ComputeUnit(_Strict):
+    name: str = Field(description="Unique within the profile, e.g. 'gpu', 'dla', 'cpu'")
+    kind: UnitKind
+    description: str | None = None
+    count: int = Field(1, ge=1, description="How many identical units (e.g. 2 DLAs, 12 CPU cores)")
+    peak_tops_dense: dict[Precision, float] = Field(
+        default_factory=dict, description="Peak tera-ops/s per precision (all units of this entry together)")
+    peak_tops_sparse: dict[Precision, float] = Field(
+        default_factory=dict, description="Peak with 2:4 structured sparsity (NVIDIA sparse tensor cores)")
+    precisions: list[Precision] = Field(description="Precisions this unit executes natively")
+    efficiency: Efficiency | None = Field(None, description="Overrides the planner's default for this unit kind")
+
+    @field_validator("peak_tops_dense", "peak_tops_sparse")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if x <= 0:
+                raise ValueError(f"peak for {k} must be > 0 TOPS, got {x}")
+        return v
+
+    @model_validator(mode="after")
+    def _peaks_are_supported(self) -> "ComputeUnit":
+        for table in (self.peak_tops_dense, self.peak_tops_sparse):
+            extra = sorted(set(table) - set(self.precisions))
+            if extra:
+                raise ValueError(f"unit '{self.name}' lists a peak for {extra} but not in `precisions`")
+        return self
+
+    @property
+    def has_sparse_tensor_cores(self) -> bool:
+        return bool(self.peak_tops_sparse)
+
+
+RuntimeName = Literal["onnxruntime", "litert", "tensorrt", "pytorch", "qnn", "coreml", "tidl", "neuropilot",
+                      "openvino", "executorch"]
+ArtifactFormat = Literal["onnx", "tflite", "engine", "pt", "dlc", "mlpackage"]
+
+
+class Runtime(_Strict):
+    name: RuntimeName
+    version: str | None = None
+    provider: str = Field(description="Execution provider or delegate, e.g. CPUExecutionProvider, xnnpack, edgetpu")
+    unit: str = Field(description="Name of the compute unit it runs on")
+    precisions: list[Precision] = Field(description="Precisions this runtime+provider executes on that unit")
+    format: ArtifactFormat
+    note: str | None = None
+
+
+class PowerRange(_Strict):
+    min_w: float = Field(gt=0)
+    max_w: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "PowerRange":
+        if self.max_w < self.min_w:
+            raise ValueError(f"max_w ({self.max_w}) < min_w ({self.min_w})")
+        return self
+
+
+class DeviceProfile(_Strict):
+    schema_version: Literal[1] = 1
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Command-line name, e.g. jetson-orin-nano")
+    display_name: str
+    device_class: DeviceClass
+    description: str
+    aliases: list[str] = Field(default_factory=list)
+    architecture: Literal["x86_64", "aarch64", "armv7"]
+    os: str | None = None
+    ssh: bool = Field(True, description="Whether edge-sdk can deploy to it over SSH")
+    memory_total_gb: float = Field(gt=0)
+    memory_usable_gb: float = Field(gt=0, description="What a model may use after OS/runtime (per accelerator "
+                                                       "for multi-accelerator nodes)")
+    memory_bandwidth_gbps: float = Field(gt=0, description="Peak DRAM bandwidth per accelerator (GB/s)")
+    unified_memory: bool = False
+    compute_units: list[ComputeUnit] = Field(min_length=1)
+    runtimes: list[Runtime] = Field(min_length=1)
+    isa_features: list[IsaFeature] = Field(default_factory=list)
+    accelerator_count: int = Field(1, ge=1, description="Identical accelerators (GPUs) in the node")
+    interconnect_bandwidth_gbps: float | None = Field(
+        None, gt=0, description="Accelerator-to-accelerator bandwidth (e.g. NVLink), GB/s per direction pair")
+    power_w: PowerRange | None = None
+    sources: list[Source] = Field(default_factory=list)
+    citations: dict[str, Citation] = Field(
+        default_factory=dict, description="Dotted field path → where the number comes from and how sure we are")
+    confidence: Confidence = Field(description="Overall confidence of the profile's numbers")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DeviceProfile":
+        if self.memory_usable_gb > self.memory_total_gb:
+            raise ValueError(f"memory_usable_gb ({self.memory_usable_gb}) exceeds memory_total_gb "
+                             f"({self.memory_total_gb})")
+        names = [u.name for u in self.compute_units]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate compute unit name(s) {dup}")
+        for rt in self.runtimes:
+            if rt.unit not in names:
+                raise ValueError(f"runtime '{rt.name}/{rt.provider}' refers to unknown compute unit '{rt.unit}' "
+                                 f"(expected one of {names})")
+        ids = {s.id for s in self.sources}
+        for path, c in self.citations.items():
+            if c.source is not None and c.source not in ids:
+                raise ValueError(f"citation for '{path}' names source '{c.source}' which is not in `sources` "
+                                 f"(expected one of {sorted(ids)})")
+        if self.accelerator_count > 1 and self.interconnect_bandwidth_gbps is None:
+            raise ValueError("accelerator_count > 1 needs interconnect_bandwidth_gbps")
+        return self
+
+    def unit(self, name: str) -> ComputeUnit:
+        for u in self.compute_units:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    def peak_tops(self, precision: str) -> float:
+        """Best dense peak for a precision over all units (0 when no unit has a number for it)."""
+        return max((u.peak_tops_dense.get(precision, 0.0) for u in self.compute_units), default=0.0)
