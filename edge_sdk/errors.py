@@ -40,11 +40,13 @@ def format_validation_error(source: str, exc) -> str:
     """One line from a pydantic ValidationError: file, dotted field, what was wrong/expected."""
     errs = exc.errors()
     first = errs[0]
-    loc = ".".join(str(p) for p in first.get("loc", ())) or "<root>"
-    msg = first.get("msg", "invalid")
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    msg = first.get("msg", "invalid").removeprefix("Value error, ")
     got = first.get("input")
     got_s = ""
     if got is not None and not isinstance(got, (dict, list)):
         got_s = f" (got {got!r})"
     more = f" [+{len(errs) - 1} more error(s)]" if len(errs) > 1 else ""
+    if not loc:  # a check across fields: the message itself names them
+        return f"{source}: {msg}{more}"
     return f"{source}: field '{loc}': {msg}{got_s}{more}"

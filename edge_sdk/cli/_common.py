@@ -21,13 +21,13 @@ app = typer.Typer(
     add_completion=False,
 )
 def _width() -> int | None:
-    # Rich falls back to 80 columns when not on a terminal; our tables are wider than that.
+    """Rich falls back to 80 columns when not on a terminal (pipes, CI logs): our tables are wider than that."""
     import os
-    import shutil
+    import sys
 
-    if os.environ.get("COLUMNS"):
+    if sys.stdout.isatty():
         return None
-    return max(shutil.get_terminal_size((160, 40)).columns, 140)
+    return max(int(os.environ.get("COLUMNS", "0") or 0), 200)
 
 
 console = Console(highlight=False, soft_wrap=False, width=_width())

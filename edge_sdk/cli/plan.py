@@ -74,14 +74,17 @@ def plan_cmd(
     """Plan how to fit MODEL on a device (or every device with --devices)."""
     from ..errors import InputError
     from ..modelspec import inspect_model
-    from ..planner import Constraints, plan_for_profile, save_plan
+    from ..planner import OBJECTIVES, Constraints, plan_for_profile, save_plan
     from ..profiles import load_registry
 
     if device and devices:
         raise InputError("pass either --device or --devices, not both")
+    if objective not in OBJECTIVES:
+        raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop)
+    cons.validate()
     reg = load_registry(profiles_dir or [])
     spec = inspect_model(model, batch=batch, seq_len=seq_len)
-    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop)
     if devices:
         _plan_many(reg.select(devices), spec, model, objective, cons, top, as_json)
         return

@@ -57,8 +57,31 @@ COMPUTE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8
                      "int8_static": "int8", "int4_weight_only": None}
 
 
-def efficiency(profile: DeviceProfile, unit: ComputeUnit) -> Efficiency:
+# Graph nodes dispatched per ModelSpec op: unfused runtimes run reshapes/transposes/adds around every op;
+# TensorRT fuses a layer into a few kernels. (Documented guesses; calibration replaces them.)
+GRAPH_OPS_BY_RUNTIME = {"tensorrt": 0.6, "TensorrtExecutionProvider": 0.6, "CUDAExecutionProvider": 1.5}
+# int4 weight-only GEMMs dequantize inside the kernel: slower than plain float GEMMs when compute-bound.
+INT4_WEIGHT_ONLY_COMPUTE_FACTOR = 0.7
+
+
+def efficiency(profile: DeviceProfile, unit: ComputeUnit, runtime: Runtime | None = None,
+               precision: str | None = None) -> Efficiency:
+    """Runtime override for the precision, else the unit's, else the default for the unit kind."""
+    if runtime is not None and precision is not None:
+        token = {"int8_dynamic": "int8", "int8_static": "int8", "int4_weight_only": "int4"}.get(precision, precision)
+        if token in runtime.efficiency:
+            return runtime.efficiency[token]
     return unit.efficiency or DEFAULT_EFFICIENCY[unit.kind]
+
+
+def bandwidth_gbps(profile: DeviceProfile, unit: ComputeUnit) -> float:
+    return unit.memory_bandwidth_gbps or profile.memory_bandwidth_gbps
+
+
+def graph_ops_per_spec_op(runtime: Runtime | None) -> float:
+    if runtime is None:
+        return GRAPH_OPS_PER_SPEC_OP
+    return GRAPH_OPS_BY_RUNTIME.get(runtime.provider, GRAPH_OPS_BY_RUNTIME.get(runtime.name, GRAPH_OPS_PER_SPEC_OP))
 
 
 def compute_peak_tops(unit: ComputeUnit, precision: str, sparse_24: bool) -> tuple[float, str]:
@@ -145,7 +168,7 @@ class BlockCosts:
         return n * (g(self.attn, head_keep) + g(self.ffn, ffn_keep) + g(self.other, 1.0)) + g(self.outside, 1.0)
 
 
-@dataclass
+@dataclass(slots=True)
 class Prediction:
     latency_ms: float
     throughput_per_s: float
@@ -174,14 +197,24 @@ class Prediction:
 
 
 def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
-                decode: bool = False) -> BlockCosts:
-    """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later."""
-    eff = efficiency(profile, unit)
+                decode: bool = False, float_kinds: frozenset[str] = frozenset(),
+                runtime: Runtime | None = None) -> BlockCosts:
+    """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later.
+
+    `float_kinds`: op kinds kept in float by a mixed-precision recipe (static int8 on ORT CPU / TensorRT keeps the
+    FFN down-projections in float because GELU outliers wreck their int8 inputs: cosine 0.41 → 0.99 on MiniLM)."""
+    eff = efficiency(profile, unit, runtime, precision)
     peak, _ = compute_peak_tops(unit, precision, sparse_24)
+    if precision == "int4_weight_only":
+        peak *= INT4_WEIGHT_ONLY_COMPUTE_FACTOR
+    float_precision = "fp32" if unit.kind == "cpu" else "fp16"
+    float_peak, _ = compute_peak_tops(unit, float_precision, sparse_24)
     flops_per_s = peak * 1e12 * eff.compute
+    float_flops_per_s = float_peak * 1e12 * eff.compute
     if unit.kind == "gpu" and spec.batch >= 8 and not decode:
         flops_per_s = min(peak * 1e12, flops_per_s * BATCHED_GPU_COMPUTE_BONUS)
-    bytes_per_s = profile.memory_bandwidth_gbps * 1e9 * eff.memory
+        float_flops_per_s = min(float_peak * 1e12, float_flops_per_s * BATCHED_GPU_COMPUTE_BONUS)
+    bytes_per_s = bandwidth_gbps(profile, unit) * 1e9 * eff.memory
     abytes = activation_bytes_per_elem(precision, unit) / 4.0  # ModelSpec activation bytes are fp32
     seq = max(spec.seq_len, 1)
     bc = BlockCosts()
@@ -193,14 +226,15 @@ def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str,
         if decode:  # one new token against a context of seq_len
             flops /= seq
             act /= seq
-        params_bytes = layer.params * element_bytes(layer, precision, unit)
+        in_float = layer.kind in float_kinds
+        params_bytes = layer.params * element_bytes(layer, float_precision if in_float else precision, unit)
         if layer.kind == "embedding":
             t_c, t_m = 0.0, 2 * act / bytes_per_s  # a gather reads only the rows it needs
         elif layer.gemm:
             moved = params_bytes * (0.5625 if sparse_24 else 1.0) + 2 * act
             if precision == "int8_dynamic":
                 moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
-            t_c = flops / flops_per_s
+            t_c = flops / (float_flops_per_s if in_float else flops_per_s)
             t_m = moved / bytes_per_s
         else:  # bandwidth-bound: read + write activations (and the few norm weights)
             t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
@@ -221,9 +255,11 @@ def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str,
             bc.tp_allreduce_bytes = act
     # Blocks are summed over all layers; pruning and layer dropping scale one average block.
     bc.attn, bc.ffn, bc.other = (g.per_block(bc.num_blocks) for g in (bc.attn, bc.ffn, bc.other))
-    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * GRAPH_OPS_PER_SPEC_OP
+    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime)
     if precision == "int8_dynamic":
         bc.overhead_s *= 1.3  # the extra quantize node per GEMM
+    elif precision == "int8_static" and unit.kind == "cpu":
+        bc.overhead_s *= 1.6  # QDQ pairs around every quantized op; measured slower than dynamic on ORT CPU
     return bc
 
 
@@ -245,31 +281,39 @@ def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
 
 def balance_stages(block_ms: float, num_blocks: int, pp: int, first_extra_ms: float,
                    last_extra_ms: float) -> list[tuple[int, int]]:
-    """Split blocks [0, n) into pp contiguous stages minimising the slowest stage (embeddings on the first,
-    head on the last). Greedy over a target time; exact enough for identical blocks."""
-    if pp <= 1:
-        return [(0, num_blocks - 1)]
-    best: list[tuple[int, int]] | None = None
-    best_max = float("inf")
-    # Try every count for the first stage, spread the rest evenly; identical blocks make this near-optimal.
-    for first in range(1, num_blocks - pp + 2):
-        rest = num_blocks - first
-        k = pp - 1
-        if rest < k:
-            break
-        sizes = [first] + [rest // k + (1 if i < rest % k else 0) for i in range(k)]
-        # put the smaller leftover on the last stage (it also runs the head)
-        sizes = [sizes[0]] + sorted(sizes[1:], reverse=True)
-        times = [s * block_ms for s in sizes]
-        times[0] += first_extra_ms
-        times[-1] += last_extra_ms
-        if max(times) < best_max - 1e-12:
-            best_max = max(times)
-            best, start = [], 0
-            for s in sizes:
-                best.append((start, start + s - 1))
-                start += s
-    return best or [(0, num_blocks - 1)]
+    """Split blocks [0, n) into pp contiguous stages: minimise the slowest stage, then the spread (sum of squares).
+    Embeddings add to the first stage, the head to the last. Exact dynamic programme, O(pp·n²)."""
+    n = num_blocks
+    if pp <= 1 or n <= 1:
+        return [(0, n - 1)]
+    pp = min(pp, n)
+    cost = [block_ms] * n
+    cost[0] += first_extra_ms
+    cost[-1] += last_extra_ms
+    prefix = [0.0]
+    for c in cost:
+        prefix.append(prefix[-1] + c)
+    inf = (float("inf"), float("inf"))
+    # best[k][i]: (max, sumsq) splitting the first i blocks into k stages
+    best = [[inf] * (n + 1) for _ in range(pp + 1)]
+    cut = [[0] * (n + 1) for _ in range(pp + 1)]
+    best[0][0] = (0.0, 0.0)
+    for k in range(1, pp + 1):
+        for i in range(k, n + 1):
+            for j in range(k - 1, i):
+                prev = best[k - 1][j]
+                if prev[0] == float("inf"):
+                    continue
+                t = prefix[i] - prefix[j]
+                cand = (max(prev[0], t), prev[1] + t * t)
+                if cand < best[k][i]:
+                    best[k][i], cut[k][i] = cand, j
+    stages, i = [], n
+    for k in range(pp, 0, -1):
+        j = cut[k][i]
+        stages.append((j, i - 1))
+        i = j
+    return stages[::-1]
 
 
 def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
@@ -293,8 +337,8 @@ def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, p
         t = spec.transformer
         kv_block_bytes = 2 * t.num_kv_heads * t.head_dim * spec.seq_len * spec.batch * kv_bytes_per_elem
         kv_mb = kv_block_bytes * n_blocks / 1e6
-        eff = efficiency(profile, unit)
-        block_s += kv_block_bytes * per_rep_batch_scale / tp / (profile.memory_bandwidth_gbps * 1e9 * eff.memory)
+        eff = efficiency(profile, unit, runtime, precision)
+        block_s += kv_block_bytes * per_rep_batch_scale / tp / (bandwidth_gbps(profile, unit) * 1e9 * eff.memory)
     comm_s = 0.0
     link = (profile.interconnect_bandwidth_gbps or 16.0) * 1e9 * COMM_EFFICIENCY
     if tp > 1:

@@ -50,6 +50,12 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec, cons) -> dict
     for tgt in {c.target for c in feasible} - {best.target}:
         a = _best([c for c in feasible if c.target == tgt], lat)
         others.append((a.pred.latency_ms, f"{tgt.label} on {tgt.unit.name} best {a.pred.latency_ms:.3g} ms"))
+    for tgt in {c.target for c in cands} - {c.target for c in feasible}:
+        a = _best([c for c in cands if c.target == tgt], lambda c: (len(c.failed), c.quality_drop, c.pred.latency_ms))
+        why = {"quality": f"est. cosine drop {a.quality_drop:.3f} > budget", "memory": "does not fit",
+               "latency": "too slow", "size": "too large"}
+        others.append((float("inf"), f"{tgt.label} on {tgt.unit.name} rejected ({a.precision} "
+                                     f"{a.pred.latency_ms:.3g} ms: {', '.join(why[f] for f in a.failed)})"))
     others.sort()
     out["runtime"] = (f"{best.target.label} on the {unit.name} ({unit.kind}): "
                       + ("the only buildable runtime that fits" if not others else
@@ -63,7 +69,7 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec, cons) -> dict
         unpruned = _best([c for c in feasible if not c.pruned and c.target == best.target
                           and c.precision == best.precision], lat)
         ref = f" vs {unpruned.pred.latency_ms:.3g} ms unpruned" if unpruned else ""
-        out["pruning"] = (f"heads -{best.head_ratio:.1%}, FFN -{best.ffn_ratio:.1%}, layers -{best.drop_layers}: "
+        out["pruning"] = (f"{best.prune_text()}: "
                           f"{best.pred.latency_ms:.3g} ms{ref}; est. drop within budget "
                           f"{cons.max_quality_drop}; the build recovers with label-free distillation and measures")
     elif spec.transformer is None or (spec.transformer.family == "decoder"):
@@ -77,8 +83,7 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec, cons) -> dict
         elif "quality" in fast.failed:
             mild = _best([c for c in pr if "quality" in c.failed], lambda c: c.quality_drop)
             out["pruning"] = (f"none: pruning would reach {fast.pred.latency_ms:.3g} ms, but even the mildest "
-                              f"option (heads -{mild.head_ratio:.1%}, FFN -{mild.ffn_ratio:.1%}, "
-                              f"layers -{mild.drop_layers}) has est. cosine drop {mild.quality_drop:.3f} > "
+                              f"option ({mild.prune_text()}) has est. cosine drop {mild.quality_drop:.3f} > "
                               f"--max-quality-drop {cons.max_quality_drop}")
         else:
             out["pruning"] = f"none: unpruned already best for the {best_objective_word(cons)} objective"
@@ -148,6 +153,12 @@ def rejections(pre: dict[str, list[str]], cands, cons, profile: DeviceProfile, c
     return out
 
 
+def _value(constraint: str, c, usable_mb: float) -> str:
+    return {"memory": f"needs {_gb(c.pred.total_mb)} of {_gb(usable_mb)}",
+            "latency": f"{c.pred.latency_ms:.3g} ms", "size": f"{c.pred.size_mb:.1f} MB",
+            "quality": f"est. drop {c.quality_drop:.3f}"}[constraint]
+
+
 def infeasible_message(spec, profile: DeviceProfile, cands, hints, pre: dict[str, list[str]], cons) -> str:
     usable = profile.memory_usable_gb * 1000
     head = f"no plan for {spec.name} on {profile.name}"
@@ -192,6 +203,12 @@ def infeasible_message(spec, profile: DeviceProfile, cands, hints, pre: dict[str
                 c = _best(group, lambda c: c.pred.total_mb)
                 parts.append(f"memory: the smallest otherwise-valid plan needs {_gb(c.pred.total_mb)} of "
                              f"{_gb(usable)} usable ({c.describe()})")
+        # Name the conflict: the best plan that honours the tightest constraint, and what it breaks instead.
+        k = next(iter(single))
+        other = _best([c for c in cands if k not in c.failed], lambda c: (len(c.failed), c.quality_drop, c.pred.latency_ms))
+        if other is not None and other.failed:
+            broken = ", ".join(f"{CONSTRAINT_FLAG[f]} ({_value(f, other, usable)})" for f in other.failed)
+            parts.append(f"plans that meet {CONSTRAINT_FLAG[k]} break {broken}, e.g. {other.describe()}")
     else:
         # every candidate breaks two or more constraints: name the conflicting pair
         pairs: dict[tuple, int] = defaultdict(int)

@@ -16,7 +16,8 @@ from . import priors
 from .costmodel import BlockCosts, Prediction, block_costs, predict
 from .schema import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction as PlanPrediction,
                      QualityEstimate, Rejection, RuntimeChoice, Stage)
-from .space import PLAN_PRECISIONS, Target, layouts, precision_support, pruning_grid, targets
+from .space import (PLAN_PRECISIONS, Target, layouts, precision_support, pruning_grid, static_int8_is_mixed,
+                    targets)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
 DEFAULT_MAX_QUALITY_DROP = 0.02
@@ -57,10 +58,16 @@ class Candidate:
     def pruned(self) -> bool:
         return bool(self.head_ratio or self.ffn_ratio or self.drop_layers)
 
+    def prune_text(self) -> str:
+        bits = [f"heads -{self.head_ratio:.1%}" if self.head_ratio else "",
+                f"FFN -{self.ffn_ratio:.1%}" if self.ffn_ratio else "",
+                f"layers -{self.drop_layers}" if self.drop_layers else ""]
+        return ", ".join(b for b in bits if b) or "no pruning"
+
     def describe(self) -> str:
         bits = [self.precision, self.target.label]
         if self.pruned:
-            bits.append(f"heads -{self.head_ratio:.0%}/ffn -{self.ffn_ratio:.0%}/layers -{self.drop_layers}")
+            bits.append(self.prune_text())
         if self.sparsity != "none":
             bits.append(f"{self.sparsity} sparsity")
         if self.dp * self.tp * self.pp > 1:
@@ -72,6 +79,8 @@ def _quality(cand_precision: str, target: Target, hr: float, fr: float, drop: in
              sparsity: str) -> tuple[float, str]:
     if cand_precision == "int8_dynamic" and target.runtime.name == "litert":
         p = priors.LITERT_INT8_DYNAMIC
+    elif cand_precision == "int8_static" and not static_int8_is_mixed(target):
+        p = priors.FULL_INTEGER_STATIC
     else:
         p = priors.PRECISION_PRIORS[cand_precision]
     parts = [p.drop]
@@ -111,9 +120,11 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     cache: dict[tuple, BlockCosts] = {}
 
     def costs(t: Target, prec: str, sparse: bool) -> BlockCosts:
-        key = (t.unit.name, prec, sparse)
+        mixed = prec == "int8_static" and static_int8_is_mixed(t)
+        key = (id(t), prec, sparse, mixed)
         if key not in cache:
-            cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode)
+            cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode,
+                                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset(), runtime=t.runtime)
         return cache[key]
 
     kv_bytes = 2.0
@@ -122,7 +133,7 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
             why = precision_support(profile, t, prec)
             kv_el = 4.0 if (t.unit.kind == "cpu" and prec in ("fp32", "int8_dynamic")) else kv_bytes
             if why is not None:
-                rejected.setdefault(why, []).append(f"{prec} on {t.label}")
+                rejected.setdefault(why, []).append(t.label)
                 # cost the plain variant anyway, for infeasibility hints
                 c = costs(t, prec, False)
                 for dp, tp, pp in lays[:1] if len(lays) == 1 else lays:
@@ -134,10 +145,18 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
             sparsities = ["none", "unstructured"]
             if t.unit.has_sparse_tensor_cores and t.runtime.name == "tensorrt" and not decode:
                 sparsities.append("2:4")
+            t_lays = lays if t.unit.kind == "gpu" else [(1, 1, 1)]  # accelerator_count counts GPUs
             for sp in sparsities:
                 c = costs(t, prec, sp == "2:4")
                 for hr, fr, drop in grid:
-                    for dp, tp, pp in lays:
+                    for dp, tp, pp in t_lays:
+                        # Unstructured sparsity never speeds up dense kernels: cost it once, unpruned, to show
+                        # why it loses. Multi-device layouts are costed for the unpruned model only (pruning and
+                        # sharding are alternatives for fitting; combining them multiplies the space for nothing).
+                        if (sp == "unstructured" or dp * tp * pp > 1) and (hr or fr or drop):
+                            continue
+                        if sp == "unstructured" and dp * tp * pp > 1:
+                            continue
                         pred = predict(spec, profile, t.runtime, t.unit, prec, c, head_ratio=hr, ffn_ratio=fr,
                                        drop_layers=drop, tp=tp, pp=pp, dp=dp, decode=decode,
                                        kv_bytes_per_elem=kv_el, sparse_24=sp == "2:4")

@@ -21,7 +21,7 @@ BUILDABLE_FORMATS = {"onnx", "tflite", "engine"}
 DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one Target per profile runtime in a search
 class Target:
     runtime: Runtime
     unit: ComputeUnit
@@ -32,25 +32,31 @@ class Target:
 
 
 def precision_support(profile: DeviceProfile, target: Target, precision: str) -> str | None:
-    """None when `precision` runs on this runtime+unit; otherwise the reason it does not."""
+    """None when `precision` runs on this runtime+unit; otherwise the reason it does not (phrased so that the same
+    reason groups several runtimes: "fp16 rejected: ...")."""
     rt, unit = target.runtime, target.unit
     need = RUNTIME_PRECISION[precision]
     if need not in rt.precisions:
-        if unit.kind == "tpu" and precision != "int8_static":
-            return f"{precision} rejected on {target.label}: the Edge TPU runs full-integer int8 only"
-        return f"{precision} rejected on {target.label}: the runtime supports {', '.join(rt.precisions)} there"
+        if unit.kind == "tpu":
+            return f"{precision} rejected: the Edge TPU runs full-integer int8 only"
+        if need == "fp16" and unit.kind == "cpu" and "fp16" not in unit.precisions:
+            return (f"{precision} rejected: this CPU has no fp16 arithmetic (F16C/NEON convert only), so fp16 buys "
+                    f"size only; int8 gives 4× size")
+        return f"{precision} rejected: {rt.name}/{rt.provider} supports {', '.join(rt.precisions)} on the {unit.name}"
+    if rt.format == "tflite" and precision in ("int4_weight_only", "bf16"):
+        return f"{precision} rejected: edge-sdk's LiteRT export has no {precision} path yet"
     if precision == "int4_weight_only":
         return None  # weight-only: dequantized on the fly, computed in float
     if need not in unit.precisions:
         if need == "fp16" and unit.kind == "cpu":
-            return (f"fp16 rejected on {target.label}: this CPU has no fp16 arithmetic (F16C/NEON convert only), "
-                    f"so fp16 buys size only; int8 gives 4× size")
+            return (f"{precision} rejected: this CPU has no fp16 arithmetic (F16C/NEON convert only), so fp16 buys "
+                    f"size only; int8 gives 4× size")
         if need == "int8" and unit.kind == "gpu":
-            return f"int8 rejected on {target.label}: this GPU has no int8 acceleration (no DP4A/tensor cores)"
-        return f"{precision} rejected on {target.label}: the {unit.kind} computes in {', '.join(unit.precisions)} only"
+            return f"{precision} rejected: this GPU has no int8 acceleration (no DP4A/int8 tensor cores)"
+        return f"{precision} rejected: the {unit.name} ({unit.kind}) computes in {', '.join(unit.precisions)} only"
     if precision == "int8_dynamic" and rt.provider not in DYNAMIC_INT8_PROVIDERS:
-        return (f"int8_dynamic rejected on {target.label}: accelerator runtimes need calibrated static int8 "
-                f"(activations quantized ahead of time)")
+        return ("int8_dynamic rejected: accelerator runtimes need calibrated static int8 (activations quantized "
+                "ahead of time)")
     return None
 
 
@@ -120,3 +126,14 @@ def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, in
                     continue
                 out.append((dp, tp, pp))
     return out
+
+
+# Static int8 recipes. ORT's CPU EP and TensorRT run mixed precision, so edge-sdk keeps the FFN down-projections in
+# float (measured on MiniLM: cosine 0.989 instead of 0.41). Full-integer delegates (Edge TPU, NPU delegates, DLA
+# without GPU fallback, LiteRT full_int8) must quantize every op.
+MIXED_STATIC_PROVIDERS = {"CPUExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
+
+
+def static_int8_is_mixed(target: Target) -> bool:
+    rt = target.runtime
+    return rt.provider in MIXED_STATIC_PROVIDERS or (rt.name == "tensorrt" and target.unit.kind == "gpu")

@@ -87,8 +87,9 @@ class ProfileRegistry:
         if candidates:
             raise InputError(f"device '{name}' is ambiguous: it matches {', '.join(candidates)}; "
                              f"pass one of those names")
-        close = difflib.get_close_matches(key, list(self.profiles) + [a for p in self.profiles.values()
-                                                                      for a in p.aliases], n=4, cutoff=0.4)
+        alias_of = {a.lower(): p.name for p in self.profiles.values() for a in p.aliases}
+        close = difflib.get_close_matches(key, list(self.profiles) + list(alias_of), n=4, cutoff=0.4)
+        close = [f"{c} (alias of {alias_of[c]})" if c in alias_of and c not in self.profiles else c for c in close]
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise InputError(f"unknown device '{name}'{hint} (see `edge-sdk devices`)")
 

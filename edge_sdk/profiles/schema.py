@@ -73,6 +73,9 @@ class ComputeUnit(_Strict):
         default_factory=dict, description="Peak with 2:4 structured sparsity (NVIDIA sparse tensor cores)")
     precisions: list[Precision] = Field(description="Precisions this unit executes natively")
     efficiency: Efficiency | None = Field(None, description="Overrides the planner's default for this unit kind")
+    memory_bandwidth_gbps: float | None = Field(
+        None, gt=0, description="DRAM bandwidth this unit sees when it differs from the profile's (e.g. a server's "
+                                "host CPU next to HBM GPUs)")
 
     @field_validator("peak_tops_dense", "peak_tops_sparse")
     @classmethod
@@ -107,6 +110,10 @@ class Runtime(_Strict):
     unit: str = Field(description="Name of the compute unit it runs on")
     precisions: list[Precision] = Field(description="Precisions this runtime+provider executes on that unit")
     format: ArtifactFormat
+    efficiency: dict[Precision, Efficiency] = Field(
+        default_factory=dict, description="Per precision, overrides the unit's efficiency for this runtime "
+                                          "(e.g. measured: LiteRT's fp32 kernels are faster than ORT's here, its "
+                                          "int8 kernels slower)")
     note: str | None = None
 
 

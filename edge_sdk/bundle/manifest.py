@@ -1,0 +1,86 @@
+"""The bundle manifest: what is in a bundle, how to check it, and what made it.
+
+A bundle is a directory (or a single-file `.edgepkg` archive of it) holding the model file(s), preprocessing files,
+sample inputs for benchmarking, the on-device runner and `manifest.json`. Every file except the manifest itself is
+listed with its sha256 and size; `edge-sdk bundle verify` and the device re-check them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..planner.schema import Plan
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FileEntry(_Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
+class TensorSig(_Strict):
+    name: str
+    dtype: str
+    shape: list[int | str]
+
+
+class Artifact(_Strict):
+    """One runnable model file. The first artifact is the one the plan asked for."""
+
+    path: str
+    format: Literal["onnx", "tflite"]
+    runtime: str = Field(description="onnxruntime | litert")
+    provider: str = Field(description="execution provider / delegate the plan asked for")
+    precision: str
+    inputs: list[TensorSig]
+    outputs: list[TensorSig]
+
+
+class QualityMetric(_Strict):
+    name: str = Field(description="mean_cosine | spearman | top1_agreement")
+    value: float
+    reference: str = Field("uncompressed model", description="what it is measured against")
+
+
+class QualityReport(_Strict):
+    eval_data: str = Field(description="what the metrics were measured on")
+    samples: int
+    metrics: list[QualityMetric]
+    max_quality_drop: float | None
+    cosine_drop: float
+    passed: bool
+    kind: Literal["measured"] = "measured"
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model_id: str = Field(description="model source as given to the build")
+    model_name: str
+    device: str = Field(description="device profile name")
+    plan: Plan
+    artifacts: list[Artifact] = Field(min_length=1)
+    preprocessing: dict[str, str] = Field(default_factory=dict,
+                                          description="kind → path, e.g. tokenizer → tokenizer/")
+    sample_inputs: str | None = Field(None, description=".npz of ready model inputs for benchmarking on the device")
+    runner: str = Field("runner/edge_runner.py", description="entry point run on the device (stdlib + numpy + runtime)")
+    files: dict[str, FileEntry] = Field(description="relative POSIX path → sha256/size; every file but the manifest")
+    versions: dict[str, str] = Field(description="tool → version that made the bundle")
+    quality: QualityReport | None = None
+    build_log: list[str] = Field(default_factory=list, description="what the build tried, in order")
+    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def primary(self) -> Artifact:
+        return self.artifacts[0]
+
+    def total_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files.values())

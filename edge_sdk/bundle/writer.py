@@ -1,0 +1,84 @@
+"""Writing a bundle directory atomically (temp dir, then rename) and packing it into a `.edgepkg` archive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError
+from .hashing import sha256_file
+from .manifest import MANIFEST_NAME, FileEntry, Manifest
+
+RUNNER_SRC = Path(__file__).resolve().parents[1] / "runner"
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Move a finished temp dir into place; an existing bundle at `final` is replaced only after success."""
+    if final.exists():
+        if not (final / MANIFEST_NAME).exists() and any(final.iterdir()):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InputError(f"{final}: exists and is not a bundle (no {MANIFEST_NAME}); refusing to overwrite")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
+
+
+def write_bundle(out_dir: str | Path, files: dict[str, Path], manifest_fields: dict) -> Manifest:
+    """Copy `files` (bundle-relative POSIX path → source file) plus the on-device runner into a new bundle.
+
+    `manifest_fields` are the Manifest fields except `files`; hashes are computed here from what was written.
+    """
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        for rel, src in files.items():
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+        runner_dst = tmp / "runner"
+        runner_dst.mkdir(exist_ok=True)
+        for f in sorted(RUNNER_SRC.glob("*.py")):
+            shutil.copy2(f, runner_dst / f.name)
+        entries: dict[str, FileEntry] = {}
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file() and p.name != MANIFEST_NAME:
+                rel = p.relative_to(tmp).as_posix()
+                entries[rel] = FileEntry(sha256=sha256_file(p), size_bytes=p.stat().st_size)
+        manifest = Manifest(files=entries, **manifest_fields)
+        (tmp / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def pack_archive(bundle_dir: str | Path, archive: str | Path) -> Path:
+    """A single-file `.edgepkg`: a gzip'd tar of the bundle, manifest first, regular files only."""
+    src = Path(bundle_dir)
+    dst = Path(archive)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    try:
+        with tarfile.open(tmp, "w:gz") as tar:
+            names = [MANIFEST_NAME] + sorted(p.relative_to(src).as_posix() for p in src.rglob("*")
+                                             if p.is_file() and p.name != MANIFEST_NAME)
+            for rel in names:
+                info = tar.gettarinfo(str(src / rel), arcname=rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(src / rel, "rb") as f:
+                    tar.addfile(info, f)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
