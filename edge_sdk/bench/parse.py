@@ -1,0 +1,81 @@
+"""How the runner's final JSON line becomes a BenchResult (statistics, prediction comparison)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import RemoteError
+from .schema import BatchResult, BenchResult, BenchSettings, SkippedRun, TegraStats
+from .stats import latency_stats, throughput_per_s
+
+
+def _batch_result(run: dict[str, Any]) -> BatchResult:
+    samples = [float(x) for x in run["latencies_ms"]]
+    return BatchResult(batch=run["batch"], inputs=run["inputs"], shapes=run.get("shapes") or {},
+                       iterations=len(samples), latency_ms=latency_stats(samples),
+                       throughput_per_s=throughput_per_s(samples, run["batch"]), wall_s=run.get("wall_s", 0.0),
+                       samples_ms=samples)
+
+
+def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], measured_on: str) -> dict[str, Any]:
+    """Put the plan's predicted latency next to the measured median of the matching batch size.
+
+    The plan predicts one batch size at its seq_len, so padded inputs are preferred for the comparison.
+    """
+    if not prediction:
+        return {}
+    out: dict[str, Any] = {"predicted_latency_ms": float(prediction["latency_ms"])}
+    pb, seq, dev = prediction.get("batch") or 1, prediction.get("seq_len"), prediction.get("device")
+    out["predicted_for"] = f"batch {pb}" + (f", seq_len {seq}" if seq else "") + (f", on {dev}" if dev else "")
+    same = [b for b in batches if b.batch == pb]
+    if not same:
+        return out
+    pick = next((b for b in same if b.inputs == "padded"), same[0])
+    shape = next(iter(pick.shapes.values()), None)
+    out["compared_with"] = (f"p50 of {pick.inputs} inputs, batch {pick.batch}"
+                            + (f", shape {shape}" if shape else "") + f", measured on {measured_on}")
+    out["predicted_over_measured"] = out["predicted_latency_ms"] / pick.latency_ms.p50
+    return out
+
+
+def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target: str, bundle_id: str,
+                       host: str | None = None, release: str | None = None,
+                       target_profile: str | None = None) -> BenchResult:
+    """BenchResult from the runner's {"event": "result", ...} record."""
+    try:
+        runs = event["runs"]
+        done = [_batch_result(r) for r in runs if "skipped" not in r]
+        skipped = [SkippedRun(batch=r["batch"], inputs=r["inputs"], reason=r["skipped"]) for r in runs
+                   if "skipped" in r]
+        kinds = list(dict.fromkeys(r["inputs"] for r in runs))
+        art = event["artifact"]
+        tegra = event.get("tegrastats")
+        return BenchResult(
+            model=event.get("model_id"), model_name=event.get("model_name"), bundle_id=bundle_id,
+            bundle_sha256=event["manifest_sha256"], target=target, host=host, release=release,
+            device=event.get("device"), target_profile=target_profile,
+            artifact=art["path"], format=art.get("format"), precision=art.get("precision"),
+            runtime=event["runtime"], runtime_module=event["runtime_module"],
+            runtime_version=event.get("runtime_version"), provider_requested=event["provider_requested"],
+            provider_used=event["provider_used"], fell_back=event["fell_back"],
+            fallback_reason=event.get("fallback_reason"), threads=event.get("threads"),
+            cpu_count=event.get("cpu_count"), cpu_model=event.get("cpu_model"), board=event.get("board"),
+            arch=event["arch"], os=event.get("os"), python_version=event["python_version"],
+            numpy_version=event.get("numpy_version"),
+            input_kind="+".join(kinds), warmup=event["warmup"], iterations=settings.iterations,
+            duration_s=settings.duration_s, latency_ms=done[0].latency_ms if done else None,
+            throughput_per_s=done[0].throughput_per_s if done else None, batches=done, skipped=skipped,
+            model_load_ms=event["model_load_ms"], first_inference_ms=event["first_inference_ms"],
+            rss_before_load_mb=event.get("rss_before_load_mb"), peak_rss_mb=event.get("peak_rss_mb"),
+            peak_rss_source=event.get("peak_rss_source"), ru_maxrss_mb=event.get("ru_maxrss_mb"),
+            tegrastats=TegraStats(**tegra) if tegra else None,
+            runner_version=event["runner_version"], started_at=event["started_at"],
+            finished_at=event["finished_at"],
+            **_compare(event.get("plan_prediction"), done, host or target),
+        )
+    except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        detail = exc.errors()[0] if isinstance(exc, ValidationError) else repr(exc)
+        raise RemoteError(f"the runner's result line is malformed ({detail}); is the bundle's runner from "
+                          f"another edge-sdk version?") from None

@@ -1,0 +1,137 @@
+"""`edge-sdk bench`: run a bundle's runner here (--local) or on a target, print the stats next to the prediction."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ._common import JsonOpt, app, console, note, print_json, user_errors
+
+
+def _batches(text: str) -> list[int]:
+    from ..errors import InputError
+
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or any(b < 1 for b in sizes):
+        raise InputError(f"--batch: expected comma-separated positive integers like 1,8; got {text!r}")
+    return sizes
+
+
+def _settings(**kw):
+    from pydantic import ValidationError
+
+    from ..bench import BenchSettings
+    from ..errors import InputError
+
+    if kw["iterations"] is not None and kw["duration_s"] is not None:
+        raise InputError("--iterations and --duration exclude each other; give one")
+    try:
+        return BenchSettings(**kw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = {"duration_s": "duration", "timeout_s": "timeout", "batches": "batch"}.get(str(err["loc"][0]),
+                                                                                            str(err["loc"][0]))
+        raise InputError(f"--{flag}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _ms(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _print_result(r) -> None:
+    where = r.target if r.target != "local" else f"local ({r.host})" if r.host else "local"
+    threads = f"{r.threads} thread(s)" if r.threads else "default threads"
+    console.print(f"[bold]{r.model_name or r.model}[/bold] ({r.artifact}, {r.precision}) on [bold]{where}[/bold] — "
+                  f"{r.runtime} {r.runtime_version} ({r.runtime_module}), {r.provider_used}, {threads}, "
+                  f"{r.cpu_model or r.arch}")
+    if r.fell_back:
+        console.print(f"[bold red]fallback:[/bold red] asked for {r.provider_requested}, ran on {r.provider_used}"
+                      + (f" — {r.fallback_reason}" if r.fallback_reason else ""))
+    mode = f"{r.iterations} iterations" if r.iterations else f"{r.duration_s:g}s"
+    t = Table(title=f"latency ms (measured; {r.warmup} warm-up runs, {mode} per row)")
+    for col in ("inputs", "batch", "shape", "iters", "mean", "p50", "p90", "p95", "p99", "min", "max", "std",
+                "items/s"):
+        t.add_column(col, justify="left" if col in ("inputs", "shape") else "right")
+    for b in r.batches:
+        s = b.latency_ms
+        shape = "x".join(str(d) for d in next(iter(b.shapes.values()), []))
+        t.add_row(b.inputs, str(b.batch), shape, str(b.iterations), _ms(s.mean), _ms(s.p50), _ms(s.p90), _ms(s.p95),
+                  _ms(s.p99), _ms(s.min), _ms(s.max), _ms(s.std), f"{b.throughput_per_s:.4g}")
+    console.print(t)
+    for s in r.skipped:
+        console.print(f"[yellow]skipped[/yellow] {s.inputs} batch {s.batch}: {s.reason}")
+    rss = f"{r.peak_rss_mb:.1f} MB ({r.peak_rss_source})" if r.peak_rss_mb is not None else "unknown"
+    console.print(f"model load {_ms(r.model_load_ms)} ms · first inference {_ms(r.first_inference_ms)} ms · "
+                  f"peak RSS {rss}")
+    if r.tegrastats:
+        ts = r.tegrastats
+        power = (f"{ts.power_rail} mean {ts.power_mw_mean:.0f} mW, max {ts.power_mw_max:.0f} mW"
+                 if ts.power_rail else "no input rail")
+        temps = ", ".join(f"{k} {v:.1f}C" for k, v in sorted(ts.temperatures_c_max.items()))
+        console.print(f"tegrastats ({ts.samples} samples): {power}; max temperatures {temps or '-'}")
+    if r.predicted_latency_ms is None:
+        console.print("[dim]the bundle's plan has no latency prediction to compare with[/dim]")
+    elif r.predicted_over_measured is None:
+        console.print(f"predicted {_ms(r.predicted_latency_ms)} ms ({r.predicted_for}); no measured batch size "
+                      f"matches it")
+    else:
+        ratio = r.predicted_over_measured
+        verdict = "faster than predicted" if ratio > 1 else "slower than predicted"
+        console.print(f"predicted {_ms(r.predicted_latency_ms)} ms ({r.predicted_for}) vs measured "
+                      f"{r.compared_with}: predicted/measured = [bold]{ratio:.3g}[/bold] ({verdict})")
+
+
+@app.command("bench")
+@user_errors
+def bench_cmd(
+    target: Optional[str] = typer.Option(None, "--target", "-t",
+                                         help="Deploy target (name or YAML file): benchmark its current release"),
+    local: bool = typer.Option(False, "--local", help="Benchmark --bundle on this machine"),
+    bundle: Optional[str] = typer.Option(None, "--bundle", "-b",
+                                         help="Bundle directory or .edgepkg. With --target: benchmark the release "
+                                              "deployed from this bundle"),
+    release: Optional[str] = typer.Option(None, "--release", help="With --target: release id (default: current)"),
+    warmup: int = typer.Option(10, "--warmup", help="Untimed runs before each timed series"),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="Timed runs per batch size (100)"),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds of timed runs per batch size"),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated, e.g. 1,8"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime CPU threads (default: runtime's)"),
+    inputs: str = typer.Option("auto", "--inputs",
+                               help="Sample inputs: real | padded | all | auto (padded when the bundle has them)"),
+    artifact: Optional[str] = typer.Option(None, "--artifact", help="Model file in the bundle (default: the plan's)"),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds before the runner is stopped"),
+    results_dir: str = typer.Option("results", "--results-dir", help="Where results/<target>/<UTC time>.json go"),
+    targets_dir: Optional[list[str]] = typer.Option(None, "--targets-dir", help="Directory of target YAMLs"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Benchmark a bundle: latency percentiles, throughput, load time, memory (and power on Jetson)."""
+    from ..bench import bench_local, bench_remote, save_result
+    from ..errors import InputError
+
+    if local == (target is not None):
+        raise InputError("give exactly one of --local (with --bundle) or --target")
+    if inputs not in ("auto", "real", "padded", "all"):
+        raise InputError(f"--inputs: expected real, padded, all or auto; got {inputs!r}")
+    settings = _settings(warmup=warmup, iterations=iterations, duration_s=duration, batches=_batches(batch),
+                         threads=threads, inputs=inputs, artifact=artifact, timeout_s=timeout)
+    if local:
+        if bundle is None:
+            raise InputError("--local needs --bundle PATH (a bundle directory or .edgepkg)")
+        if release is not None:
+            raise InputError("--release is for --target; --local benchmarks --bundle")
+        result = bench_local(bundle, settings)
+    else:
+        if bundle is not None and release is not None:
+            raise InputError("give --bundle or --release with --target, not both")
+        result = bench_remote(target, release, settings, bundle=bundle, targets_dirs=targets_dir)
+    path = save_result(result, results_dir)
+    if as_json:
+        print_json(result)
+    else:
+        _print_result(result)
+    note(f"saved {path}")

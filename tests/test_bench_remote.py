@@ -1,0 +1,107 @@
+"""`bench_remote` and `edge-sdk bench --target` against a real OpenSSH server on loopback: deploy a real bundle,
+run its runner over SSH, and kill a hanging one at the deadline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from edge_sdk.bench import BenchResult, bench_remote
+from edge_sdk.errors import RemoteError
+from test_bench_inputs import make_bundle
+from test_bench_local import HANGING_RUNNER, alive, with_runner
+
+pytestmark = pytest.mark.ssh
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench-remote")
+
+
+@pytest.fixture(scope="module")
+def sshd(work):
+    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
+
+    try:
+        server = start_loopback_sshd(work / "sshd", users=["root"])
+    except SshdUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def target_file(sshd, work):
+    path = work / "loop.yaml"
+    path.write_text("\n".join([
+        "name: loop", "host: 127.0.0.1", f"port: {sshd.port}", "user: root", f"identity_file: {sshd.client_key}",
+        f"known_hosts: {sshd.known_hosts}", "profile: host", f"python: {sys.executable}",
+        f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def target(target_file):
+    from edge_sdk.remote import load_target_file
+
+    return load_target_file(target_file)
+
+
+@pytest.fixture(scope="module")
+def deployed(target, work):
+    from edge_sdk.remote import deploy
+
+    bundle = make_bundle(work / "onnx", cache_dir=work)
+    # before anything is deployed there is no `current` to run
+    with pytest.raises(RemoteError, match="no current release at .*deploy a bundle first"):
+        bench_remote(target, iterations=2, show_progress=False)
+    return bundle, deploy(bundle, target)
+
+
+def test_bench_remote_runs_the_current_release(target, deployed):
+    _, release = deployed
+    r = bench_remote(target, iterations=10, warmup=1, batches=[1, 2], threads=1, show_progress=False)
+    assert r.target == "loop" and r.target_profile == "host" and r.host.startswith("root@127.0.0.1:")
+    assert r.release == r.bundle_id == release.release_id  # `current` resolved to its release directory
+    assert [(b.batch, b.iterations) for b in r.batches] == [(1, 10), (2, 10)]
+    assert r.predicted_over_measured == pytest.approx(2.0 / r.batches[0].latency_ms.p50)
+
+
+def test_bench_remote_by_bundle_and_unknown_release(target, deployed):
+    bundle, release = deployed
+    assert bench_remote(target, bundle=bundle, iterations=2, show_progress=False).release == release.release_id
+    with pytest.raises(RemoteError, match="no release 0123456789abcdef at"):
+        bench_remote(target, release="0123456789abcdef", iterations=2, show_progress=False)
+
+
+def test_hanging_remote_runner_is_killed_at_the_deadline(target, deployed, work):
+    from edge_sdk.remote import deploy
+
+    bundle, _ = deployed
+    hung = deploy(with_runner(bundle, work / "hangs", HANGING_RUNNER), target)
+    pidfile = work / "device" / "releases" / f"{hung.release_id}.pids"  # the fake runner writes it beside itself
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(RemoteError, match=r"did not finish within 2\.1s and was killed") as info:
+            bench_remote(target, release=hung.release_id, iterations=5, timeout_s=1, show_progress=False)
+        assert info.value.exit_code == 5 and time.monotonic() - t0 < 30
+    finally:
+        from edge_sdk.remote import rollback
+
+        rollback(target)  # put the working release back as `current` for the other tests
+    runner_pid, child_pid = map(int, pidfile.read_text().split())
+    assert not alive(runner_pid) and not alive(child_pid)
+
+
+def test_cli_bench_target_json(target_file, deployed, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edge_sdk", "bench", "--target", str(target_file), "--iterations",
+                           "5", "--batch", "1,2", "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = BenchResult.model_validate(json.loads(proc.stdout))
+    assert r.target == "loop" and r.release == deployed[1].release_id and len(r.batches) == 2
+    assert len(list((tmp_path / "results" / "loop").glob("*.json"))) == 1
