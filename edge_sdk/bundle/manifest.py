@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..planner.schema import Plan
 
@@ -77,6 +79,18 @@ class Manifest(_Strict):
     quality: QualityReport | None = None
     build_log: list[str] = Field(default_factory=list, description="what the build tried, in order")
     created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @field_validator("files")
+    @classmethod
+    def _safe_paths(cls, files: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        """A manifest names files inside the bundle only: relative POSIX paths without '..' (a hostile manifest
+        must not make a verifier or a device read or write outside the bundle)."""
+        for rel in files:
+            p = PurePosixPath(rel)
+            if (not rel or p.is_absolute() or ".." in p.parts or "\\" in rel or rel.startswith("~")
+                    or rel == MANIFEST_NAME):
+                raise ValueError(f"file path {rel!r} is not a relative path inside the bundle")
+        return files
 
     @property
     def primary(self) -> Artifact:

@@ -1,0 +1,252 @@
+"""`edge-sdk targets [check|verify|releases]`, `edge-sdk deploy`, `edge-sdk rollback`: the SSH side, thin.
+
+Exit codes: 2 bad input (target file, bundle, flags), 5 remote failure (connection, host key, auth, transfer,
+a release that fails verification on the device), 1 when `targets check` ran but found contradictions.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ._common import JsonOpt, ProfilesDirOpt, app, console, console_err, note, print_json, registry, user_errors
+
+TargetsDirOpt = typer.Option(None, "--targets-dir", help="Directory of target YAMLs (repeatable; default "
+                                                         "$EDGE_SDK_TARGETS, else ./deploy_targets)")
+TargetOpt = typer.Option(..., "--target", "-t", help="Target name (see `edge-sdk targets`) or path to a target YAML")
+AcceptNewOpt = typer.Option(False, "--accept-new-host-key",
+                            help="Trust an UNKNOWN host key on first use and pin it in known_hosts (a CHANGED key "
+                                 "is always refused)")
+
+targets_app = typer.Typer(help="List, check and inspect SSH deploy targets.", invoke_without_command=True,
+                          no_args_is_help=False)
+app.add_typer(targets_app, name="targets")
+
+
+def _target(name: str, targets_dir, profiles_dir):
+    from ..remote import resolve_target
+
+    return resolve_target(name, targets_dir, registry(profiles_dir))
+
+
+def _host_key_note(fp: str | None, target) -> None:
+    if fp:
+        from ..remote import resolve_endpoint
+
+        note(f"pinned new host key {fp} for {target.name} in {resolve_endpoint(target, check_files=False).known_hosts}")
+
+
+@contextmanager
+def _session(target, accept_new_host_key: bool):
+    """A connected Session that says so when it pinned a new host key (trust on first use)."""
+    from ..remote import Session
+
+    with Session(target, accept_new_host_key=accept_new_host_key) as s:
+        _host_key_note(s.accepted_host_key, target)
+        yield s
+
+
+@targets_app.callback()
+@user_errors
+def targets_list(ctx: typer.Context, as_json: bool = JsonOpt,
+                 targets_dir: Optional[list[str]] = TargetsDirOpt,
+                 profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """List deploy targets (table, or --json)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"targets_dir": targets_dir, "profiles_dir": profiles_dir}
+        return
+    from ..remote import load_targets, resolve_endpoint, targets_dirs
+
+    dirs = targets_dirs(targets_dir)
+    targets = list(load_targets(dirs, registry(profiles_dir)).values())
+    if as_json:
+        print_json([{**t.model_dump(mode="json"), "source": str(t.source)} for t in targets])
+        return
+    if not dirs:
+        note("no targets directory: pass --targets-dir DIR or set $EDGE_SDK_TARGETS (or run where ./deploy_targets is)")
+    t = Table(title=f"{len(targets)} deploy targets")
+    for col in ("name", "endpoint", "profile", "workdir", "keep", "file"):
+        t.add_column(col)
+    for tg in targets:
+        t.add_row(tg.name, str(resolve_endpoint(tg, check_files=False)), tg.profile, tg.workdir, str(tg.keep_releases), str(tg.source))
+    console.print(t)
+
+
+def _opts(ctx: typer.Context, targets_dir, profiles_dir):
+    obj = ctx.obj or {}
+    return targets_dir or obj.get("targets_dir"), profiles_dir or obj.get("profiles_dir")
+
+
+@targets_app.command("check")
+@user_errors
+def targets_check(ctx: typer.Context, name: str = typer.Argument(..., help="Target name or YAML path"),
+                  accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
+                  targets_dir: Optional[list[str]] = TargetsDirOpt,
+                  profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """Connect and compare the host with its device profile (arch, memory, python, numpy, runtimes, disk).
+
+    Exit 0 when it fits, 1 when the profile contradicts the host, 5 when the host cannot be reached."""
+    from ..remote import check_target
+
+    targets_dir, profiles_dir = _opts(ctx, targets_dir, profiles_dir)
+    tg = _target(name, targets_dir, profiles_dir)
+    prof, _ = registry(profiles_dir).resolve(tg.profile)
+    res = check_target(tg, prof, accept_new_host_key=accept_new_host_key)
+    _host_key_note(res.host_key_accepted, tg)
+    if as_json:
+        print_json(res)
+    else:
+        f = res.facts
+        t = Table(title=f"{tg.name} ({res.endpoint}) vs profile {prof.name}", show_header=False)
+        t.add_column("fact")
+        t.add_column("value")
+        gib = 1 << 30
+        t.add_row("architecture", f"{f.arch} (profile: {prof.architecture})")
+        t.add_row("os", f"{f.os} {f.kernel or ''}".strip())
+        t.add_row("python", f"{f.python} ({f.python_executable})" if f.python else f"missing ({tg.python})")
+        if f.mem_total_bytes:
+            t.add_row("memory", f"{f.mem_total_bytes / gib:.1f} GiB total, {(f.mem_available_bytes or 0) / gib:.1f} "
+                                f"GiB available (profile: {prof.memory_total_gb:g} GB)")
+        if f.disk_free_bytes is not None:
+            t.add_row("disk free", f"{f.disk_free_bytes / gib:.1f} GiB at {f.disk_path}")
+        for mod, ver in f.packages.items():
+            t.add_row(mod, ver or "-")
+        console.print(t)
+        for p in res.problems:
+            console.print(f"[red]problem:[/red] {p}")
+        for w in res.warnings:
+            console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print("[green]ok[/green]" if res.ok else f"[red]{len(res.problems)} problem(s)[/red]")
+    if not res.ok:
+        raise typer.Exit(1)
+
+
+@targets_app.command("verify")
+@user_errors
+def targets_verify(ctx: typer.Context, name: str = typer.Argument(..., help="Target name or YAML path"),
+                   release: Optional[str] = typer.Option(None, "--release", help="Release id (default: current)"),
+                   accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
+                   targets_dir: Optional[list[str]] = TargetsDirOpt,
+                   profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """Re-hash a release ON the device against its manifest; exit 5 if any file was modified or is missing."""
+    from ..errors import RemoteError
+    from ..remote import verify_release
+
+    targets_dir, profiles_dir = _opts(ctx, targets_dir, profiles_dir)
+    tg = _target(name, targets_dir, profiles_dir)
+    with _session(tg, accept_new_host_key) as s:
+        res = verify_release(tg, release=release, session=s)
+    if as_json:
+        print_json(res)
+    elif res.ok:
+        console.print(f"[green]ok[/green] release {res.release_id} on {tg.name}: {res.files} files match "
+                      f"({res.path})" + (f"; extra files: {', '.join(res.extra[:5])}" if res.extra else ""))
+    if not res.ok:
+        what = res.error or "; ".join(x for x in (
+            f"modified: {', '.join(res.mismatched[:5])}" if res.mismatched else "",
+            f"missing: {', '.join(res.missing[:5])}" if res.missing else "",
+            "" if res.id_matches else "manifest no longer matches the release id") if x)
+        raise RemoteError(f"release {res.release_id} on {tg.name} failed verification ({what}); "
+                          f"redeploy the bundle to repair it")
+
+
+@targets_app.command("releases")
+@user_errors
+def targets_releases(ctx: typer.Context, name: str = typer.Argument(..., help="Target name or YAML path"),
+                     accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
+                     targets_dir: Optional[list[str]] = TargetsDirOpt,
+                     profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """Releases on the device, which is current, and recent deploys/rollbacks."""
+    from ..remote import release_status
+
+    targets_dir, profiles_dir = _opts(ctx, targets_dir, profiles_dir)
+    tg = _target(name, targets_dir, profiles_dir)
+    with _session(tg, accept_new_host_key) as s:
+        st = release_status(tg, session=s)
+    if as_json:
+        print_json(st)
+        return
+    t = Table(title=f"releases on {tg.name} ({st['workdir']})")
+    for col in ("release", "current", "last activated"):
+        t.add_column(col)
+    for r in sorted(st["releases"], key=lambda r: st["activated"].get(r, ""), reverse=True):
+        t.add_row(r, "*" if r == st["current"] else "", st["activated"].get(r, "-"))
+    console.print(t)
+
+
+def _progress(enabled: bool):
+    """A transient per-file upload bar on stderr (only on a terminal, never in --json mode)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    console=console_err, transient=True, disable=not enabled)
+
+
+@app.command("deploy")
+@user_errors
+def deploy_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edgepkg archive"),
+               target: str = TargetOpt, accept_new_host_key: bool = AcceptNewOpt,
+               force: bool = typer.Option(False, "--force", help="Deploy even if the bundle was built for another "
+                                                                 "device profile than the target's"),
+               as_json: bool = JsonOpt, targets_dir: Optional[list[str]] = TargetsDirOpt,
+               profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """Upload a bundle into a new release on the device, verify it there, switch `current` atomically."""
+    from ..remote import deploy
+
+    reg = registry(profiles_dir)
+    tg = _target(target, targets_dir, profiles_dir)
+    with _progress(not as_json and console_err.is_terminal) as prog:
+        tasks: dict[str, int] = {}
+
+        def on_progress(rel: str, done: int, total: int) -> None:
+            if rel not in tasks:
+                tasks[rel] = prog.add_task(rel, total=total)
+            prog.update(tasks[rel], completed=done)
+
+        rel = deploy(bundle, tg, accept_new_host_key=accept_new_host_key, registry=reg, force=force,
+                     on_progress=on_progress)
+    _host_key_note(rel.host_key_accepted, tg)
+    if as_json:
+        print_json(rel)
+        return
+    mb = 1e6
+    t = Table(title=f"release {rel.release_id} on {rel.target} ({rel.endpoint})", show_header=False)
+    t.add_column("")
+    t.add_column("")
+    t.add_row("path", rel.path)
+    t.add_row("current", f"{rel.current_link} -> {rel.release_id}" + ("" if rel.switched else " (already current)"))
+    t.add_row("previous", rel.previous_release or "-")
+    t.add_row("model", f"{rel.model_name} for {rel.device}")
+    t.add_row("files", f"{rel.files_total} total: {rel.files_sent} sent, {rel.files_linked} reused from other "
+                       f"releases, {rel.files_present} already there; {rel.verified_files} verified on the device")
+    speed = f" at {rel.throughput_mb_s:g} MB/s" if rel.throughput_mb_s else ""
+    t.add_row("bytes", f"{rel.bytes_sent / mb:.1f} of {rel.bytes_total / mb:.1f} MB sent in {rel.upload_seconds:g} s"
+                       + speed)
+    t.add_row("time", f"{rel.seconds:g} s")
+    if rel.pruned:
+        t.add_row("pruned", ", ".join(rel.pruned))
+    console.print(t)
+
+
+@app.command("rollback")
+@user_errors
+def rollback_cmd(target: str = TargetOpt,
+                 to: Optional[str] = typer.Option(None, "--to", help="Release id to switch to (default: the "
+                                                                     "release deployed before the current one)"),
+                 accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
+                 targets_dir: Optional[list[str]] = TargetsDirOpt,
+                 profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
+    """Switch `current` back to the previous release (re-verified on the device first)."""
+    from ..remote import rollback
+
+    tg = _target(target, targets_dir, profiles_dir)
+    with _session(tg, accept_new_host_key) as s:
+        res = rollback(tg, to=to, session=s)
+    if as_json:
+        print_json(res)
+        return
+    console.print(f"[green]rolled back[/green] {tg.name}: current {res.previous_release} -> {res.release_id} "
+                  f"({res.path}) in {res.seconds:g} s")

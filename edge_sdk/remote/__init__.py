@@ -1,0 +1,41 @@
+"""SSH to devices (paramiko): targets, sessions, deploys with atomic releases, rollback, preflight checks.
+
+Stable API (other stages — `edge-sdk bench` over SSH — build on it):
+
+    from edge_sdk.remote import Session, resolve_target, deploy
+
+    target = resolve_target("jetson-lab")          # a name in deploy_targets/ or $EDGE_SDK_TARGETS, or a YAML path
+    with Session(target) as s:                      # host key pinned via known_hosts; key or ssh-agent auth
+        rc, out, err = s.run(["python3", "-c", "print(1)"],   # argv only: every word is shlex-quoted
+                             timeout=30,                       # default: target.command_timeout_s
+                             on_line=lambda stream, line: print(stream, line),  # streamed while it runs
+                             cwd="/path/on/device", env={"OMP_NUM_THREADS": "2"}, stdin=b"...")
+        s.put("local.bin", "/remote/path/local.bin")           # tuned SFTP (pipelined, large requests)
+        s.sha256(["/remote/path/local.bin"])                   # {path: hex | None}, one remote command
+
+    release = deploy("out/minilm-jetson", target)   # -> Release (pydantic); `<workdir>/current` is the bundle now
+
+Session.run contract:
+- returns RunResult(rc, stdout, stderr) (a NamedTuple: unpacks as a 3-tuple); rc is -1 when killed by a signal;
+- at the deadline raises RemoteTimeout (a RemoteError, exit code 5) after killing the command's whole process tree
+  on the device (session, group and descendants: SIGTERM, then SIGKILL after kill_grace_s); the partial output is on
+  the exception (.stdout, .stderr);
+- on KeyboardInterrupt, or when on_line raises, the same kill happens and the exception propagates;
+- a lost connection raises RemoteError; check=True turns a non-zero rc into RemoteError.
+- The device's login shell must be POSIX (sh, bash, dash, ash); output a login script prints is not filtered.
+
+Device layout (target.workdir): releases/<release id>/, current -> releases/<id>, releases.json.
+"""
+
+from .deploy import deploy, open_bundle
+from .endpoint import Endpoint, resolve_endpoint
+from .preflight import check_target
+from .releases import release_status, rollback, verify_release
+from .schema import Release, ReleaseCheck, RemoteFacts, Rollback, TargetCheck
+from .session import LineCallback, RemoteTimeout, RunResult, Session, remote_command
+from .targets import Target, load_target_file, load_targets, resolve_target, targets_dirs
+
+__all__ = ["Endpoint", "LineCallback", "Release", "ReleaseCheck", "RemoteFacts", "RemoteTimeout", "Rollback",
+           "RunResult", "Session", "Target", "TargetCheck", "check_target", "deploy", "load_target_file",
+           "load_targets", "open_bundle", "release_status", "remote_command", "resolve_endpoint", "resolve_target",
+           "rollback", "targets_dirs", "verify_release"]

@@ -1,0 +1,105 @@
+"""Runs ON THE DEVICE (stdlib only, Python 3.6+): what is this machine, really?
+
+`targets check` compares these facts with the device profile the target claims to be. Versions come from package
+metadata where possible (importing onnxruntime or torch just to read __version__ takes seconds on a small board),
+falling back to an import for packages installed without metadata (e.g. TensorRT from Debian packages).
+
+Usage: python3 -c "$(cat device_probe.py)" WORKDIR   → prints one JSON object.
+"""
+
+import json
+import os
+import platform
+import sys
+
+# python module → distribution names that provide it
+PACKAGES = {
+    "numpy": ["numpy"],
+    "onnxruntime": ["onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
+                    "onnxruntime-qnn"],
+    "ai_edge_litert": ["ai-edge-litert", "ai-edge-litert-nightly"],
+    "tflite_runtime": ["tflite-runtime", "tflite_runtime"],
+    "tensorrt": ["tensorrt", "tensorrt-cu12", "tensorrt-cu11"],
+    "torch": ["torch"],
+    "openvino": ["openvino"],
+    "executorch": ["executorch"],
+}
+
+
+def _version(module, dists):
+    try:
+        import importlib.util
+        if importlib.util.find_spec(module) is None:
+            return None
+    except (ImportError, ValueError):
+        return None
+    try:
+        from importlib import metadata  # Python 3.8+
+        for d in dists:
+            try:
+                return metadata.version(d)
+            except metadata.PackageNotFoundError:
+                continue
+    except ImportError:
+        pass
+    try:
+        mod = __import__(module)
+        return str(getattr(mod, "__version__", "unknown"))
+    except Exception as exc:  # a broken install is a fact worth reporting, not a crash
+        return "broken: %s" % (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+
+
+def _os_name():
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except (IOError, OSError):
+        pass
+    return platform.platform()
+
+
+def _meminfo():
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, v = line.split(":", 1)
+                if k in ("MemTotal", "MemAvailable"):
+                    out[k] = int(v.split()[0]) * 1024
+    except (IOError, OSError, ValueError):
+        pass
+    return out.get("MemTotal"), out.get("MemAvailable")
+
+
+def _disk(workdir):
+    p = os.path.expanduser(workdir)
+    if not os.path.isabs(p):
+        p = os.path.join(os.path.expanduser("~"), p)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    st = os.statvfs(p)
+    return p, st.f_bavail * st.f_frsize
+
+
+def probe(workdir):
+    mem_total, mem_avail = _meminfo()
+    disk_path, disk_free = _disk(workdir)
+    return {
+        "arch": platform.machine(),
+        "os": _os_name(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
+        "cpu_count": os.cpu_count(),
+        "mem_total_bytes": mem_total,
+        "mem_available_bytes": mem_avail,
+        "disk_path": disk_path,
+        "disk_free_bytes": disk_free,
+        "packages": dict((m, _version(m, d)) for m, d in PACKAGES.items()),
+    }
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(probe(sys.argv[1] if len(sys.argv) > 1 else ".")) + "\n")
