@@ -29,6 +29,13 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         os.rename(tmp, final)
 
 
+def _normal_permissions(root: Path) -> None:
+    """mkdtemp/mkstemp create 0700/0600; a bundle is ordinary readable data (0755 dirs, 0644 files)."""
+    os.chmod(root, 0o755)
+    for p in root.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
 def write_bundle(out_dir: str | Path, files: dict[str, Path], manifest_fields: dict) -> Manifest:
     """Copy `files` (bundle-relative POSIX path → source file) plus the on-device runner into a new bundle.
 
@@ -53,6 +60,7 @@ def write_bundle(out_dir: str | Path, files: dict[str, Path], manifest_fields: d
                 entries[rel] = FileEntry(sha256=sha256_file(p), size_bytes=p.stat().st_size)
         manifest = Manifest(files=entries, **manifest_fields)
         (tmp / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+        _normal_permissions(tmp)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -77,6 +85,7 @@ def pack_archive(bundle_dir: str | Path, archive: str | Path) -> Path:
                 info.uname = info.gname = ""
                 with open(src / rel, "rb") as f:
                     tar.addfile(info, f)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -15,7 +15,13 @@ from ._common import app, console_err
 
 # Subcommand modules register themselves on import.
 from . import devices as _devices  # noqa: E402,F401
+from . import inspect as _inspect  # noqa: E402,F401
 from . import plan as _plan  # noqa: E402,F401
+from . import build as _build  # noqa: E402,F401
+from . import bench as _bench  # noqa: E402,F401
+from . import remote as _remote  # noqa: E402,F401
+from . import parallel as _parallel  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,8 @@ class UnstructuredSparsityConfig(_PassConfig):
     kind: Literal["sparsity"] = "sparsity"
     sparsity: float = Field(0.5, gt=0, lt=1)
     pattern: Literal["unstructured", "2:4"] = "unstructured"
+    scope: Literal["layer", "global"] = Field(
+        "layer", description="unstructured: the same fraction in every Linear, or one global magnitude threshold")
 
 
 class DistillConfig(_PassConfig):
@@ -47,6 +49,8 @@ class DistillConfig(_PassConfig):
     max_length: int = Field(64, ge=8)
     hidden_loss_weight: float = Field(1.0, ge=0, description="MSE on every layer's hidden states")
     embedding_loss_weight: float = Field(1.0, ge=0, description="cosine loss on pooled embeddings")
+    attention_loss_weight: float = Field(0.0, ge=0, description="MiniLM-v2 attention-relation KL on the last layer")
+    seed: int = Field(0, description="order of the calibration texts")
     gradual_steps: int = Field(1, ge=1, description="prune in this many increments, distilling between them")
 
 
@@ -55,6 +59,17 @@ class ExportOnnxConfig(_PassConfig):
     opset: int = Field(17, ge=13, le=23)
     dynamic_axes: bool = True
     optimize: bool = Field(False, description="onnxruntime.transformers fusion (SkipLayerNorm, BiasGelu, Attention)")
+    exporter: Literal["torchscript", "dynamo"] = Field(
+        "torchscript", description="torch.onnx exporter: torchscript (dynamo=False; fast, fusable) or dynamo (opset >= 18)")
+    seq_len: int = Field(128, ge=1, description="static sequence length when dynamic_axes is false (batch is then 1)")
+
+    @model_validator(mode="after")
+    def _dynamo_opset(self) -> "ExportOnnxConfig":
+        if self.exporter == "dynamo" and self.opset < 18:
+            raise ValueError(f"the dynamo exporter emits opset 18 or newer; got opset {self.opset}")
+        if self.exporter == "torchscript" and self.opset > 20:
+            raise ValueError(f"the torchscript exporter supports opset <= 20; got opset {self.opset}")
+        return self
 
 
 class QuantizeOnnxConfig(_PassConfig):
@@ -75,11 +90,15 @@ class QuantizeOnnxConfig(_PassConfig):
 
 
 class ExportTfliteConfig(_PassConfig):
-    """LiteRT (.tflite) through litert-torch; int8 through ai-edge-quantizer."""
+    """LiteRT (.tflite) through litert-torch; int8/fp16 through ai-edge-quantizer (see passes/export_tflite.py)."""
 
     kind: Literal["export_tflite"] = "export_tflite"
-    quantize: Literal["none", "dynamic_int8", "fp16", "full_int8"] = "none"
-    seq_len: int = Field(128, ge=1, description="static sequence length of the exported graph")
+    quantize: Literal["none", "dynamic_int8", "fp16", "full_int8"] = Field(
+        "none", description="none: fp32; dynamic_int8: int8 weights, float activations (recipe dynamic_wi8_afp32); "
+                            "fp16: fp16 weights; full_int8: int8 weights and activations, calibrated")
+    seq_len: int = Field(128, ge=1, description="static sequence length of the exported graph (batch is 1)")
+    calibration_samples: int = Field(64, ge=1, description="full_int8: calibration inputs (from the build's "
+                                                           "calibration texts/images)")
 
 
 PassConfig = Annotated[

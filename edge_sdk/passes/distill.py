@@ -1,0 +1,296 @@
+"""Label-free recovery: distil a pruned/sparsified student towards the unpruned teacher on unlabeled inputs.
+
+Why these losses: the product is an embedding, so the student should reproduce the teacher's representation, not a
+task label. Three terms (weights in DistillConfig):
+  * hidden   — MSE between every student layer's output and its teacher layer (layer map = the kept original
+               layer indices when layers were dropped), over real tokens only, each normalised by the teacher
+               layer's mean square so that layers with large activations do not drown the others (TinyBERT-style);
+  * embedding— 1 − cosine of the mask-mean-pooled sentence embeddings (what the quality gate measures);
+  * attention— optional MiniLM-v2 self-attention relations (Q·Qᵀ, K·Kᵀ, V·Vᵀ softmaxed, KL to the teacher) on the
+               last layer, with gcd(student heads, teacher heads) relation heads so pruned head counts still fit.
+AdamW, gradient clipping, linear warm-up then linear decay over the budget; the budget is `max_steps` and/or
+`max_seconds`, whichever ends first (progress is measured against both, so the schedule fits a time budget too).
+Dropout stays off (student in eval mode): on a short budget the student should copy the teacher, not regularise.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+from .configs import DistillConfig
+from .prune_importance import Batch, pooled_embedding
+from .prune_surgery import _base, layout_of
+from .registry import register
+from .state import BuildState
+
+Progress = Callable[[int, int | None, dict], None]
+
+
+@dataclass
+class DistillResult:
+    steps: int
+    seconds: float
+    stopped_by: str                         # "max_steps" | "max_seconds" | "data"
+    first_loss: float | None
+    last_loss: float | None                 # mean of the last 10 steps
+    losses: list[float] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.steps:
+            return "distill: 0 steps"
+        return (f"distill: {self.steps} steps in {self.seconds:.0f} s (stopped by {self.stopped_by}), "
+                f"loss {self.first_loss:.4f} → {self.last_loss:.4f}")
+
+
+def default_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """Student layer i ↔ teacher layer: identity when counts match, else uniform (the top maps to the top)."""
+    if student_layers == teacher_layers:
+        return list(range(student_layers))
+    return [round((i + 1) * teacher_layers / student_layers) - 1 for i in range(student_layers)]
+
+
+def _token_mask(batch: Batch, hidden: torch.Tensor) -> torch.Tensor:
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return torch.ones(hidden.shape[:2], dtype=hidden.dtype)
+    return mask.to(hidden.dtype)
+
+
+def hidden_loss(student_hs: Sequence[torch.Tensor], teacher_hs: Sequence[torch.Tensor], layer_map: Sequence[int],
+                mask: torch.Tensor) -> torch.Tensor:
+    """Mean over mapped layers of masked MSE / teacher mean square (hidden_states[0] = embeddings, skipped)."""
+    m = mask.unsqueeze(-1)
+    n = m.sum() * student_hs[1].shape[-1]
+    total = 0.0
+    for i, t_i in enumerate(layer_map):
+        s, t = student_hs[i + 1], teacher_hs[t_i + 1]
+        scale = (t.pow(2) * m).sum() / n
+        total = total + ((s - t).pow(2) * m).sum() / n / scale.clamp(min=1e-6)
+    return total / len(layer_map)
+
+
+class _QKVCapture:
+    """Forward hooks that keep the q/k/v projections of one layer (for attention-relation distillation)."""
+
+    def __init__(self, model: nn.Module, layer_index: int):
+        layout = layout_of(model)
+        layer = layout.layers(_base(model))[layer_index]
+        self.heads = layout.num_heads(layer)
+        self.out: list[torch.Tensor] = [None, None, None]  # type: ignore[list-item]
+        self.handles = [layout.linear(ref).register_forward_hook(self._hook(i))
+                        for i, ref in enumerate(layout.qkv(layer))]
+
+    def _hook(self, i):
+        def hook(mod, args, out):
+            self.out[i] = out
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _relations(x: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Tensor:
+    b, t, width = x.shape
+    xr = x.view(b, t, heads, width // heads).transpose(1, 2)             # b × R × t × d
+    scores = xr @ xr.transpose(-1, -2) / math.sqrt(width // heads)
+    scores = scores.masked_fill(key_mask[:, None, None, :] == 0, float("-inf"))
+    return F.log_softmax(scores, dim=-1)
+
+
+def attention_relation_loss(s_cap: _QKVCapture, t_cap: _QKVCapture, mask: torch.Tensor) -> torch.Tensor:
+    r = math.gcd(s_cap.heads, t_cap.heads)
+    rows = mask.bool()
+    total = 0.0
+    for s, t in zip(s_cap.out, t_cap.out):
+        ls, lt = _relations(s, r, mask), _relations(t, r, mask)
+        kl = (lt.exp() * (lt - ls)).nan_to_num(0.0, posinf=0.0, neginf=0.0).sum(-1)     # b × R × t
+        total = total + kl.transpose(1, 2)[rows].mean()
+    return total / 3
+
+
+def distillation_loss(student: nn.Module, teacher: nn.Module, batch: Batch, config: DistillConfig,
+                      layer_map: Sequence[int], s_cap: "_QKVCapture | None" = None,
+                      t_cap: "_QKVCapture | None" = None) -> torch.Tensor:
+    """The weighted training loss on one batch (teacher without gradients)."""
+    with torch.no_grad():
+        t_out = teacher(**batch, output_hidden_states=True)
+    s_out = student(**batch, output_hidden_states=True)
+    mask = _token_mask(batch, s_out.last_hidden_state)
+    loss = torch.zeros(())
+    if config.hidden_loss_weight:
+        loss = loss + config.hidden_loss_weight * hidden_loss(s_out.hidden_states, t_out.hidden_states, layer_map,
+                                                              mask)
+    if config.embedding_loss_weight:
+        e_s = pooled_embedding(s_out.last_hidden_state, batch)
+        e_t = pooled_embedding(t_out.last_hidden_state, batch)
+        loss = loss + config.embedding_loss_weight * (1 - (e_s * e_t).sum(-1)).mean()
+    if s_cap is not None and t_cap is not None and config.attention_loss_weight:
+        loss = loss + config.attention_loss_weight * attention_relation_loss(s_cap, t_cap, mask)
+    return loss
+
+
+def _infinite(batches: Callable[[int], Iterable[Batch]] | Sequence[Batch]) -> Iterator[Batch]:
+    epoch = 0
+    while True:
+        source = batches(epoch) if callable(batches) else batches
+        empty = True
+        for b in source:
+            empty = False
+            yield b
+        if empty:
+            return
+        epoch += 1
+
+
+def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Iterable[Batch]] | Sequence[Batch],
+            config: DistillConfig, *, layer_map: Sequence[int] | None = None, masks: dict | None = None,
+            progress: Progress | None = None, max_steps: int | None = None,
+            max_seconds: float | None = None) -> DistillResult:
+    """Train `student` in place towards `teacher` (never modified). `batches`: a list, or epoch → iterable.
+
+    `max_steps` / `max_seconds` override the config's budget (a gradual schedule splits it); `masks` (from
+    sparsity.sparsity_masks) are re-applied after every step so sparsity survives recovery.
+    """
+    max_steps = config.max_steps if max_steps is None else max_steps
+    max_seconds = config.max_seconds if max_seconds is None else max_seconds
+    s_layers = len(layout_of(student).layers(_base(student)))
+    t_layers = len(layout_of(teacher).layers(_base(teacher)))
+    layer_map = list(layer_map) if layer_map is not None else default_layer_map(s_layers, t_layers)
+    if len(layer_map) != s_layers or max(layer_map, default=0) >= t_layers:
+        raise InputError(f"distill: layer map {layer_map} does not fit a {s_layers}-layer student and "
+                         f"{t_layers}-layer teacher")
+    from .sparsity import reapply_masks
+
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student.eval()                                         # dropout off; gradients still flow
+    params = [p for p in student.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
+    use_attn = config.attention_loss_weight > 0
+    s_cap = _QKVCapture(student, s_layers - 1) if use_attn else None
+    t_cap = _QKVCapture(teacher, layer_map[-1]) if use_attn else None
+    warmup = 0.05
+    losses: list[float] = []
+    start = time.monotonic()
+    stopped_by = "max_steps"
+    stream = _infinite(batches)
+    try:
+        step = 0
+        while step < max_steps:
+            elapsed = time.monotonic() - start
+            if max_seconds is not None and elapsed >= max_seconds:
+                stopped_by = "max_seconds"
+                break
+            batch = next(stream, None)
+            if batch is None:
+                stopped_by = "data"
+                break
+            done = max((step + 1) / max_steps, elapsed / max_seconds if max_seconds else 0.0)
+            factor = done / warmup if done < warmup else 0.1 + 0.9 * (1 - done) / (1 - warmup)
+            for g in opt.param_groups:
+                g["lr"] = config.learning_rate * factor
+            loss = distillation_loss(student, teacher, batch, config, layer_map, s_cap, t_cap)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if masks:
+                reapply_masks(student, masks)
+            losses.append(loss.item())
+            step += 1
+            if progress is not None:
+                progress(step, max_steps, {"loss": losses[-1], "seconds": time.monotonic() - start,
+                                           "max_seconds": max_seconds})
+    finally:
+        for cap in (s_cap, t_cap):
+            if cap is not None:
+                cap.remove()
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        student.eval()
+    tail = losses[-10:]
+    return DistillResult(len(losses), time.monotonic() - start, stopped_by, losses[0] if losses else None,
+                         sum(tail) / len(tail) if tail else None, losses)
+
+
+def _line_progress(state: BuildState, budget_steps: int, budget_seconds: float | None) -> Progress:
+    """Turn step callbacks into ~10 log lines per run (BuildState.progress takes lines)."""
+    last = {"decile": -1, "step": 0}
+
+    def progress(step: int, total: int | None, info: dict) -> None:
+        if step < last["step"]:                       # a new increment of a gradual schedule
+            last["decile"] = -1
+        last["step"] = step
+        done = max(step / max(budget_steps, 1), info["seconds"] / budget_seconds if budget_seconds else 0.0)
+        decile = int(min(done, 1.0) * 10)
+        if decile > last["decile"] and state.progress is not None:
+            last["decile"] = decile
+            state.progress(f"distill: step {step}/{budget_steps}, {info['seconds']:.0f}"
+                           f"{f'/{budget_seconds:.0f}' if budget_seconds else ''} s, loss {info['loss']:.4f}")
+    return progress
+
+
+@register(DistillConfig)
+def apply(config: DistillConfig, state: BuildState) -> BuildState:
+    """Pass entry: recover a copy of state.model towards state.teacher.
+
+    gradual_steps > 1 and the model was structurally pruned from this teacher: the pruning is redone from the
+    teacher in increments with distillation between (prune_gradually) — same final architecture, better start.
+    """
+    import copy
+
+    from ._inputs import calibration_batches, training_stream
+    from .configs import StructuredPruneConfig
+    from .prune_surgery import PruningRecord, attach_record, record_of
+    from .sparsity import SPARSITY_ATTR, sparsity_masks
+
+    if state.teacher is None:
+        raise InputError("distill needs the uncompressed teacher model (BuildState.teacher is None)")
+    training = training_stream(state, config.batch_size, config.max_length, config.seed)
+    record = record_of(state.model)
+    lines: list[str] = []
+    gradual = False
+    if config.gradual_steps > 1 and record is not None and record.steps:
+        t = PruningRecord.identity(state.teacher)
+        gradual = (t.num_layers, t.num_heads, t.intermediate_size) == \
+            (record.num_layers, record.num_heads, record.intermediate_size)
+    split = config.gradual_steps if gradual else 1
+    progress = _line_progress(state, max(config.max_steps // split, 1),
+                              config.max_seconds / split if config.max_seconds else None)
+    if gradual:
+        from .gradual_prune import prune_gradually
+
+        prune_config = StructuredPruneConfig(**record.steps[-1]["config"])
+        calib = (calibration_batches(state, prune_config.calibration_samples)
+                 if prune_config.importance != "weight_norm" else None)
+        student, new_record, results = prune_gradually(state.teacher, prune_config, config, calibration=calib,
+                                                       training=training, progress=progress, log=lines.append)
+        attach_record(student, new_record)
+        total = DistillResult(sum(r.steps for r in results), sum(r.seconds for r in results), results[-1].stopped_by,
+                              results[0].first_loss, results[-1].last_loss)
+        lines.append(f"gradual pruning in {config.gradual_steps} increments: {new_record.summary()}")
+    else:
+        if config.gradual_steps > 1:
+            lines.append("distill: gradual_steps ignored (the model was not structurally pruned from this teacher)")
+        student = copy.deepcopy(state.model)
+        masks = sparsity_masks(student) if getattr(student, SPARSITY_ATTR, None) else None
+        total = distill(student, state.teacher, training, config,
+                        layer_map=record.kept_layers if record is not None else None, masks=masks,
+                        progress=progress)
+    lines.append(total.summary())
+    for line in lines:
+        state = state.note(line)
+    return state.evolve(model=student.eval())
