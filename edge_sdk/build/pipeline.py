@@ -1,0 +1,294 @@
+"""`build`: apply a Plan to a real model, measure quality against the uncompressed model, write a verifiable bundle.
+
+Without a plan, the planner proposes its top plans and the build tries them in order: a plan whose measured
+quality misses `max_quality_drop` is reported and the next one is tried; if none passes, the build fails with
+every measurement (QualityGateError, exit 4). The measured quality, the plan actually built and a log of every
+attempt go into the bundle's manifest. Nothing is written to `out_dir` until a plan has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from ..bundle import pack_archive, write_bundle
+from ..bundle.manifest import Artifact, Manifest, QualityReport, TensorSig
+from ..errors import InputError, QualityGateError
+from ..planner.schema import Plan
+
+DEFAULT_MAX_QUALITY_DROP = 0.02
+SAMPLE_ROWS = 16
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Attempt:
+    plan: str
+    passed: bool
+    cosine: float | None
+    detail: str
+
+
+@dataclass
+class BuildResult:
+    manifest: Manifest
+    bundle_dir: Path
+    archive: Path | None
+    attempts: list[Attempt] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("edge-sdk", "torch", "transformers", "onnx", "onnxruntime", "onnxscript", "onnxconverter-common",
+                 "ai-edge-litert", "numpy", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _check_plan_fits(plan: Plan, spec) -> None:
+    """A plan made for another model, or one that prunes more than exists, is refused before any work."""
+    t = spec.transformer
+    prune = plan.pass_of("structured_prune")
+    if prune is not None and t is not None:
+        left = t.num_heads - round(t.num_heads * prune.head_ratio)
+        if left < 1:
+            raise InputError(f"plan: passes.structured_prune.head_ratio {prune.head_ratio} removes all "
+                             f"{t.num_heads} heads of {spec.name}; expected < 1 head removed per head")
+        if prune.drop_layers >= t.num_layers:
+            raise InputError(f"plan: passes.structured_prune.drop_layers {prune.drop_layers} >= the {t.num_layers} "
+                             f"layers of {spec.name}")
+    if plan.runtime.format not in ("onnx", "tflite", "engine"):
+        raise InputError(f"plan: runtime.format '{plan.runtime.format}' cannot be built (expected onnx, tflite or "
+                         f"engine)")
+    if not plan.layout.is_single:
+        raise InputError(f"plan: layout {plan.layout.describe()} is a multi-device layout; run it with "
+                         f"`edge-sdk run-parallel`, or plan for one device")
+
+
+def _with_budget(plan: Plan, distill_steps: int | None, distill_seconds: float | None) -> Plan:
+    d = plan.pass_of("distill")
+    if d is None or (distill_steps is None and distill_seconds is None):
+        return plan
+    upd = {}
+    if distill_steps is not None:
+        upd["max_steps"] = distill_steps
+    if distill_seconds is not None:
+        upd["max_seconds"] = distill_seconds
+    new_d = d.model_copy(update=upd)
+    return plan.model_copy(update={"passes": [new_d if p is d else p for p in plan.passes]})
+
+
+def _primary(state, plan: Plan):
+    fmt = "tflite" if plan.runtime.format == "tflite" else "onnx"
+    rec = state.latest(fmt)
+    if rec is None:
+        raise InputError(f"plan: no {fmt} artifact was produced; the passes {[p.kind for p in plan.passes]} need an "
+                         f"export_{fmt} pass")
+    return rec
+
+
+def _embed_fn(rec, loaded, max_length: int):
+    if rec.format == "onnx":
+        from ..quality import onnx_embed_fn
+
+        return onnx_embed_fn(rec.path, loaded.tokenizer, max_length=max_length)
+    from ..quality.runners_litert import tflite_embed_fn  # written with the LiteRT pass
+
+    return tflite_embed_fn(rec.path, loaded.tokenizer)
+
+
+def _signature(rec) -> tuple[list[TensorSig], list[TensorSig]]:
+    ins = rec.details.get("inputs") or []
+    outs = rec.details.get("outputs") or []
+    conv = lambda xs: [TensorSig(name=x["name"], dtype=str(x["dtype"]), shape=list(x["shape"])) for x in xs]  # noqa
+    if ins:
+        return conv(ins), conv(outs)
+    if rec.format == "onnx":
+        from ..passes.export_onnx import onnx_signature
+
+        i, o = onnx_signature(rec.path)
+        return conv(i), conv(o)
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(rec.path))
+    sig = lambda ds: [TensorSig(name=d["name"], dtype=str(d["dtype"].__name__), shape=[int(x) for x in d["shape"]])  # noqa
+                      for d in ds]
+    return sig(it.get_input_details()), sig(it.get_output_details())
+
+
+def _sample_inputs(loaded, eval_inputs, seq_len: int, dest: Path) -> Path:
+    """Ready-to-run inputs for the on-device benchmark: real sentence lengths and padded to the plan's seq_len."""
+    import numpy as np
+
+    from ..bench.inputs import save_sample_inputs
+
+    if loaded.kind == "vision":
+        arr = np.asarray(eval_inputs[:4], dtype=np.float32)
+        return save_sample_inputs(dest, {"real/pixel_values": arr, "padded/pixel_values": arr})
+    texts = list(eval_inputs[:SAMPLE_ROWS])
+    tok = loaded.tokenizer
+    real = tok(texts, padding=True, truncation=True, max_length=seq_len, return_tensors="np")
+    padded = tok(texts, padding="max_length", truncation=True, max_length=seq_len, return_tensors="np")
+    arrays = {f"real/{k}": np.asarray(v, dtype=np.int64) for k, v in real.items()}
+    arrays.update({f"padded/{k}": np.asarray(v, dtype=np.int64) for k, v in padded.items()})
+    return save_sample_inputs(dest, arrays)
+
+
+def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = "out/bundle",
+          plan: Plan | None = None, max_quality_drop: float | None = None, eval_data: str | None = None,
+          eval_samples: int | None = None, calibration_data: str | None = None, calibration_samples: int = 2000,
+          distill_steps: int | None = None, distill_seconds: float | None = None, archive: bool = True,
+          top: int = 3, progress: Progress | None = None, profiles_dir=None,
+          runtime: str | None = None) -> BuildResult:
+    """Plan (unless a plan is given), compress, export, measure, bundle."""
+    from ..modelspec import inspect_model
+    from ..passes.registry import apply_pass
+    from ..passes.state import BuildState
+    from ..planner import Constraints, plan_for_profile
+    from ..profiles import load_registry
+    from ..quality import default_eval_data, evaluate, load_eval_data, torch_embed_fn
+    from .sources import load_for_build, tokenizer_files
+
+    t0 = time.perf_counter()
+    say = progress or (lambda s: None)
+    budget = DEFAULT_MAX_QUALITY_DROP if max_quality_drop is None else max_quality_drop
+    if not 0 <= budget < 1:
+        raise InputError(f"--max-quality-drop must be in [0, 1), got {budget}")
+    reg = load_registry(profiles_dir or [])
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"-o {out}: exists and is not a directory")
+
+    # Evaluation data first: a bad file should fail before minutes of work.
+    spec = inspect_model(model, batch=plan.batch if plan else 1, seq_len=plan.seq_len if plan else 128)
+    if plan is not None:
+        prof, _ = reg.resolve(plan.device)
+        candidates = [plan]
+        if plan.model_name != spec.name:
+            raise InputError(f"plan: made for model '{plan.model_name}', but --model is '{spec.name}'")
+    else:
+        prof, how = reg.resolve(device)
+        if how:
+            say(how)
+        ps = plan_for_profile(spec, prof, model=model, top=top,
+                              constraints=Constraints(max_quality_drop=budget, runtime=runtime))
+        candidates = ps.plans
+    for p in candidates:
+        _check_plan_fits(p, spec)
+    is_text = spec.transformer is None or spec.transformer.family != "vision"
+    if eval_data:
+        ev = load_eval_data(eval_data, eval_samples)
+    else:
+        image_size = spec.transformer.image_size if spec.transformer and spec.transformer.image_size else 224
+        ev = default_eval_data("text" if is_text else "vision", eval_samples, image_size=image_size)
+    calib: list[str] = []
+    if is_text:
+        from ..data.calibration import load_calibration_texts
+
+        calib = load_calibration_texts(calibration_data, limit=calibration_samples,
+                                       exclude=ev.inputs if isinstance(ev.inputs, list) else ())
+    say(f"loading {model}")
+    loaded = load_for_build(model, corpus=calib + (list(ev.inputs) if is_text else []))
+    if loaded.random_weights:
+        say(f"{loaded.name}: built from its config with random weights (seed 0); quality is measured against the "
+            f"same random model")
+    calib_images = None
+    if loaded.kind == "vision":
+        from ..quality import synthetic_images
+
+        calib_images = synthetic_images(16, image_size=loaded.image_size or 224, channels=loaded.channels or 3,
+                                        seed=1).inputs
+    reference_fn = torch_embed_fn(loaded.model, loaded.tokenizer, max_length=min(256, spec.seq_len))
+
+    attempts: list[Attempt] = []
+    work_root = Path(tempfile.mkdtemp(prefix="edge-sdk-build-"))
+    try:
+        for i, cand in enumerate(candidates, 1):
+            cand = _with_budget(cand, distill_steps, distill_seconds)
+            say(f"plan {i}/{len(candidates)}: {cand.summary()}")
+            work = work_root / f"plan{i}"
+            work.mkdir()
+            state = BuildState(model=loaded.model, teacher=loaded.model, tokenizer=loaded.tokenizer, work_dir=work,
+                               model_kind=loaded.kind, calibration_texts=tuple(calib),
+                               calibration_images=calib_images, progress=say)
+            for cfg in cand.passes:
+                say(f"  pass {cfg.kind}")
+                state = apply_pass(cfg, state)
+            rec = _primary(state, cand)
+            say(f"  measuring quality of {rec.path.name} on {ev.name}")
+            cand_fn = _embed_fn(rec, loaded, min(256, spec.seq_len))
+            report: QualityReport = evaluate(reference_fn, cand_fn, ev, max_quality_drop=budget)
+            cos = next((m.value for m in report.metrics if m.name == "mean_cosine"), None)
+            detail = ", ".join(f"{m.name} {m.value:.4f}" for m in report.metrics)
+            attempts.append(Attempt(cand.summary(), report.passed, cos, detail))
+            if not report.passed:
+                say(f"  quality gate: cosine drop {report.cosine_drop:.4f} > budget {budget}: trying the next plan")
+                state = state.note(f"rejected {cand.summary()}: {detail}")
+                continue
+            say(f"  quality gate passed: {detail}")
+            return _write(out, cand, rec, state, loaded, spec, prof, report, ev, attempts, archive, model, t0)
+    finally:
+        shutil.rmtree(work_root, ignore_errors=True)
+    tried = "; ".join(f"[{a.plan}] cosine {a.cosine:.4f}" if a.cosine is not None else f"[{a.plan}] {a.detail}"
+                      for a in attempts)
+    raise QualityGateError(f"no plan met --max-quality-drop {budget} (cosine ≥ {1 - budget:.3f}) on {ev.name}: "
+                           f"{tried}; raise --max-quality-drop, give a plan with lighter compression, or more "
+                           f"recovery (--distill-steps)")
+
+
+def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, attempts, archive: bool, model: str,
+           t0: float) -> BuildResult:
+    from .sources import tokenizer_files
+
+    say = state.progress or (lambda s: None)
+    files: dict[str, Path] = {f"model.{rec.format}": rec.path}
+    preprocessing: dict[str, str] = {}
+    staging = Path(tempfile.mkdtemp(prefix="edge-sdk-stage-"))
+    try:
+        if loaded.tokenizer is not None:
+            for f in tokenizer_files(loaded.tokenizer, staging / "tokenizer"):
+                files[f"tokenizer/{f.relative_to(staging / 'tokenizer').as_posix()}"] = f
+            preprocessing["tokenizer"] = "tokenizer/"
+        else:
+            preprocessing["image"] = f"pixel_values float32 [batch, {loaded.channels}, {loaded.image_size}, " \
+                                     f"{loaded.image_size}], normalised like the model's image processor"
+        sample = _sample_inputs(loaded, ev.inputs, plan.seq_len, staging / "sample_inputs.npz")
+        files["sample_inputs.npz"] = sample
+        for r in state.artifacts:  # the pruning record, when a prune pass left one
+            rec_json = r.details.get("pruning_record")
+            if rec_json:
+                p = staging / "pruning.json"
+                p.write_text(rec_json if isinstance(rec_json, str) else json.dumps(rec_json))
+                files["pruning.json"] = p
+        ins, outs = _signature(rec)
+        provider = plan.runtime.provider
+        artifact = Artifact(path=f"model.{rec.format}", format=rec.format,
+                            runtime="litert" if rec.format == "tflite" else "onnxruntime", provider=provider,
+                            precision=plan.precision, inputs=ins, outputs=outs)
+        log = list(state.log) + [f"attempt: {a.plan}: {'passed' if a.passed else 'rejected'} ({a.detail})"
+                                 for a in attempts]
+        manifest = write_bundle(out, files, dict(
+            model_id=model, model_name=spec.name, device=prof.name, plan=plan, artifacts=[artifact],
+            preprocessing=preprocessing, sample_inputs="sample_inputs.npz", versions=versions(), quality=report,
+            build_log=log))
+        say(f"bundle written: {out}")
+        arc = None
+        if archive:
+            arc = pack_archive(out, out.with_name(out.name + ".edgepkg"))
+            say(f"archive written: {arc}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return BuildResult(manifest=manifest, bundle_dir=out, archive=arc, attempts=attempts,
+                       seconds=time.perf_counter() - t0)
