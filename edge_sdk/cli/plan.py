@@ -66,6 +66,8 @@ def plan_cmd(
     latency_ms: Optional[float] = typer.Option(None, "--latency-ms", help="Max predicted latency"),
     max_size_mb: Optional[float] = typer.Option(None, "--max-size-mb", help="Max artifact size"),
     max_quality_drop: float = typer.Option(0.02, "--max-quality-drop", help="Max est. embedding cosine drop"),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Only this runtime (onnxruntime, litert, "
+                                                                 "tensorrt) or provider"),
     top: int = typer.Option(3, "--top", min=1),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the best Plan JSON here"),
     as_json: bool = JsonOpt,
@@ -81,7 +83,8 @@ def plan_cmd(
         raise InputError("pass either --device or --devices, not both")
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop)
+    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop,
+                       runtime=runtime)
     cons.validate()
     reg = load_registry(profiles_dir or [])
     spec = inspect_model(model, batch=batch, seq_len=seq_len)

@@ -28,6 +28,7 @@ class Constraints:
     latency_ms: float | None = None
     max_size_mb: float | None = None
     max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP
+    runtime: str | None = None  # only runtimes whose name or provider matches (e.g. onnxruntime, litert, tensorrt)
 
     def validate(self) -> None:
         if self.latency_ms is not None and self.latency_ms <= 0:
@@ -109,6 +110,17 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     candidates (for 'int4 would need X GB but...' hints)."""
     decode = spec.transformer is not None and spec.transformer.family == "decoder"
     tgts, rejected = targets(profile)
+    if cons.runtime:
+        want = cons.runtime.lower()
+        keep = [t for t in tgts if want in (t.runtime.name.lower(), t.runtime.provider.lower(), t.label.lower())]
+        if not keep:
+            names = sorted({t.runtime.name for t in tgts} | {t.label for t in tgts})
+            raise InputError(f"--runtime {cons.runtime}: {profile.name} has no such buildable runtime "
+                             f"(expected one of {', '.join(names)})")
+        for t in tgts:
+            if t not in keep:
+                rejected.setdefault(f"not the requested --runtime {cons.runtime}", []).append(t.label)
+        tgts = keep
     grid = pruning_grid(spec, decode)
     lays = layouts(profile, spec, spec.batch)
     n_layers = spec.transformer.num_layers if spec.transformer else 0
