@@ -80,6 +80,8 @@ class QuantizeOnnxConfig(_PassConfig):
     per_channel: bool = True
     exclude_ffn_down: bool = Field(True, description="static int8: keep FFN down-projections in float (GELU outliers)")
     calibration_samples: int = Field(64, ge=1)
+    reduce_range: bool = Field(True, description="static int8: 7-bit weights, so uint8×int8 products cannot saturate "
+                                                  "on x86 without VNNI; false for VNNI/ARM targets")
     block_size: int = Field(32, ge=16, description="int4 weight-only block size")
 
     @model_validator(mode="after")
