@@ -176,3 +176,15 @@ def bundle_factory(tmp_path):
         return make_bundle(tmp_path / name, **kw)
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_files_in_the_repo():
+    """Tools that dump temp files into the working directory (onnxruntime's symbolic shape inference did) must be
+    contained: the suite fails if the repository root gains files."""
+    root = Path(__file__).resolve().parents[1]
+    before = {p.name for p in root.iterdir()}
+    yield
+    new = sorted({p.name for p in root.iterdir()} - before - {"out", "results", ".pytest_cache"})
+    if new:
+        pytest.fail(f"the test run left files in the repository root: {new}")

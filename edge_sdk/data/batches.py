@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover - keep `import edge_sdk.data` free of torch
+    import torch
 
 
 def text_batches(tokenizer, texts: Sequence[str], *, batch_size: int = 32,
-                 max_length: int = 64) -> Iterator[dict[str, torch.Tensor]]:
+                 max_length: int = 64) -> Iterator[dict[str, "torch.Tensor"]]:
     """Padding to the longest in the batch, not to max_length: real sentences are 10–20 tokens."""
     for i in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=max_length,

@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+
 import ast
 from collections import Counter
 from pathlib import Path
@@ -150,7 +153,10 @@ def _shapes(model: Any) -> dict[str, list[int]]:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
         logging.getLogger("onnxruntime.tools.symbolic_shape_infer").setLevel(logging.CRITICAL)
-        out.update(_shape_dict(SymbolicShapeInference.infer_shapes(model, auto_merge=True).graph))
+        # On failure it dumps sym_shape_infer_temp.onnx (+ external .data files) into the working directory:
+        # run it in a throw-away one so nothing lands in the user's tree.
+        with tempfile.TemporaryDirectory(prefix="edge-sdk-shapes-") as scratch, contextlib.chdir(scratch):
+            out.update(_shape_dict(SymbolicShapeInference.infer_shapes(model, auto_merge=True).graph))
     except Exception:
         pass
     for init in model.graph.initializer:

@@ -44,7 +44,7 @@ class DistillConfig(_PassConfig):
     kind: Literal["distill"] = "distill"
     max_steps: int = Field(300, ge=0)
     max_seconds: float | None = Field(None, gt=0, description="wall-clock budget; whichever of steps/seconds ends first")
-    learning_rate: float = Field(5e-5, gt=0)
+    learning_rate: float = Field(2e-4, gt=0, description="measured better than 5e-5 on short budgets")
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(64, ge=8)
     hidden_loss_weight: float = Field(1.0, ge=0, description="MSE on every layer's hidden states")

@@ -170,6 +170,8 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
                          f"{t_layers}-layer teacher")
     from .sparsity import reapply_masks
 
+    teacher_flags = [(p, p.requires_grad) for p in teacher.parameters()]
+    teacher_was_training = teacher.training
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -221,6 +223,9 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
         for p, f in zip(params, flags):
             p.requires_grad_(f)
         student.eval()
+        for p, f in teacher_flags:                       # leave the teacher exactly as it was given
+            p.requires_grad_(f)
+        teacher.train(teacher_was_training)
     tail = losses[-10:]
     return DistillResult(len(losses), time.monotonic() - start, stopped_by, losses[0] if losses else None,
                          sum(tail) / len(tail) if tail else None, losses)

@@ -189,12 +189,37 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
 
 def _rank_key(objective: str):
     if objective == "latency":
-        return lambda c: (round(c.pred.latency_ms, 6), c.quality_drop, c.pred.size_mb, c.dp * c.tp * c.pp)
+        return lambda c: (c.pred.latency_ms, c.quality_drop, c.pred.size_mb, c.dp * c.tp * c.pp)
     if objective == "throughput":
         return lambda c: (-c.pred.throughput_per_s, c.quality_drop, c.pred.latency_ms)
     if objective == "size":
-        return lambda c: (round(c.pred.size_mb, 3), c.quality_drop, c.pred.latency_ms)
-    return lambda c: (round(c.quality_drop, 6), c.pred.latency_ms, c.pred.size_mb)
+        return lambda c: (c.pred.size_mb, c.quality_drop, c.pred.latency_ms)
+    return lambda c: (c.quality_drop, c.pred.latency_ms, c.pred.size_mb)
+
+
+# Predictions carry ±15-25 % noise (toolchain-facts); a plan must be clearly faster to beat a safer one.
+NEAR_TIE = 0.05
+RANKED_HEAD = 40  # only the head of the ranking is shown; the rest keeps the plain objective order
+
+
+def rank(cands: list[Candidate], objective: str) -> list[Candidate]:
+    """Sort by the objective; for latency/throughput, candidates within NEAR_TIE of the best remaining one are
+    ordered by estimated quality drop, then size (a 2 % speed-up is not worth pruning risk)."""
+    ordered = sorted(cands, key=_rank_key(objective))
+    if objective not in ("latency", "throughput"):
+        return ordered
+    out: list[Candidate] = []
+    rest = ordered
+    while rest and len(out) < RANKED_HEAD:
+        head = rest[0]
+        if objective == "latency":
+            band = [c for c in rest if c.pred.latency_ms <= head.pred.latency_ms * (1 + NEAR_TIE)]
+        else:
+            band = [c for c in rest if c.pred.throughput_per_s >= head.pred.throughput_per_s * (1 - NEAR_TIE)]
+        pick = min(band, key=lambda c: (c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
+        out.append(pick)
+        rest = [c for c in rest if c is not pick]
+    return out + rest
 
 
 def _dominated(a: Candidate, b: Candidate) -> bool:
@@ -284,7 +309,7 @@ def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str
     feasible = [c for c in cands if not c.failed]
     if not feasible:
         raise InfeasibleError(explain.infeasible_message(spec, profile, cands, hints, pre, cons))
-    feasible.sort(key=_rank_key(objective))
+    feasible = rank(feasible, objective)
     chosen: list[Candidate] = []
     seen = set()
     for c in feasible:  # top plans should differ in something a user can see

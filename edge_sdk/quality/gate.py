@@ -23,7 +23,7 @@ from .runners import EmbedFn, Inputs
 Task = Literal["embedding", "classification"]
 
 
-def evaluate(reference_fn: EmbedFn, candidate_fn: EmbedFn, inputs: Inputs | EvalData, *,
+def evaluate(reference_fn: EmbedFn | np.ndarray, candidate_fn: EmbedFn, inputs: Inputs | EvalData, *,
              task: Task | None = None, max_quality_drop: float | None = None,
              reference: str = "uncompressed model", eval_data: str | None = None) -> QualityReport:
     """Measure the candidate against the reference on `inputs` (an EvalData or a plain list/array).
@@ -31,13 +31,15 @@ def evaluate(reference_fn: EmbedFn, candidate_fn: EmbedFn, inputs: Inputs | Eval
     Metrics: mean_cosine, min_cosine, spearman (pairwise-similarity ranking, >= 3 inputs), and top1_agreement
     for classification. `task=None` decides from the functions: either one whose `output` is "logits" makes it
     a classification. `passed` is decided against `max_quality_drop` when given, else True (no budget).
+    `reference_fn` may also be the reference outputs already computed on these inputs (a build that tries several
+    plans runs the uncompressed model once).
     """
     if isinstance(inputs, EvalData):
         eval_data = eval_data or inputs.name
         inputs = inputs.inputs
     if len(inputs) == 0:
         raise ValueError("evaluate: no inputs")
-    ref = np.asarray(reference_fn(inputs), dtype=np.float32)
+    ref = np.asarray(reference_fn if isinstance(reference_fn, np.ndarray) else reference_fn(inputs), dtype=np.float32)
     cand = np.asarray(candidate_fn(inputs), dtype=np.float32)
     if task is None:
         outs = (getattr(reference_fn, "output", None), getattr(candidate_fn, "output", None))

@@ -1,0 +1,244 @@
+"""The CompatReport artifact: per device, whether and how a model runs, and what stands in the way.
+
+It is the source of truth; report.md and report.html are renderings of it. Every number says what it is:
+fields holding predictions live under objects with `kind: "prediction"` (copied from the planner), measured ones
+under `kind: "measured"` (copied from BenchResults). Op-support findings say whether they come from a real check
+(`check: "session"`: an onnxruntime session was created here) or from shipped data (`check: "data"`, with the
+list's version, source URL and confidence).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Verdict = Literal["runs_as_is", "runs_with_plan", "cannot_run"]
+VERDICT_TEXT = {"runs_as_is": "runs as is", "runs_with_plan": "runs with a plan", "cannot_run": "cannot run"}
+
+PLAN_FLAG = "[plan runtime] "  # prefix of a fallback flag about the best plan's own runtime
+
+CoverageVerdict = Literal["full", "partial", "none", "fails", "unknown", "not_applicable"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpCount(_Strict):
+    op: str = Field(description="op type; 'domain:op' outside the default ONNX domain")
+    count: int = Field(ge=0)
+
+
+class GraphOps(_Strict):
+    """The operators of the model's graph, as exported once for this report."""
+
+    status: Literal["exported", "onnx_file", "stand_in", "not_checked"]
+    note: str = Field(description="how the graph was obtained, and its limits")
+    opset: int | None = None
+    exporter: str | None = None
+    nodes: int = 0
+    ops: list[OpCount] = Field(default_factory=list, description="as exported (dynamic shapes)")
+    static_ops: list[OpCount] = Field(
+        default_factory=list, description="shapes fixed (batch 1 x seq_len) and constant-folded by onnxruntime's "
+                                          "basic optimizer: what an accelerator compiler sees")
+    static_shape: dict[str, int] = Field(default_factory=dict, description="dimension name -> fixed value")
+    tflite_ops: list[OpCount] = Field(default_factory=list)
+    tflite_status: Literal["converted", "mapped", "not_checked"] = "not_checked"
+    tflite_note: str | None = None
+    tflite_unmapped: list[str] = Field(default_factory=list, description="ONNX ops with no TFLite builtin")
+    seconds: float = 0.0
+
+
+class OrtCpuCheck(_Strict):
+    """A real onnxruntime CPU session created on this machine for the exported graph."""
+
+    kind: Literal["measured"] = "measured"
+    onnxruntime_version: str
+    session_created: bool
+    error: str | None = Field(None, description="the session's one-line error when it failed")
+    ops_without_kernel: list[str] = Field(default_factory=list,
+                                          description="op types with no CPU kernel in onnxruntime's registry")
+    machine: str
+
+
+class OpIssue(_Strict):
+    op: str
+    nodes: int = Field(ge=0, description="nodes of this op type that do not run on the runtime's unit")
+    status: Literal["unsupported", "partial", "after_first_unsupported", "no_builtin"]
+    reason: str
+
+
+class RuntimeCoverage(_Strict):
+    """Operator coverage of one runtime of one device."""
+
+    runtime: str
+    provider: str
+    unit: str
+    unit_kind: str
+    format: str
+    profile_version: str | None = None
+    is_plan_runtime: bool = False
+    check: Literal["session", "data", "none"]
+    op_level: Literal["onnx", "tflite", "none"] = "none"
+    graph: Literal["exported", "static", "tflite_mapped", "tflite_converted", "none"] = "none"
+    data_file: str | None = None
+    data_title: str | None = None
+    data_version: str | None = None
+    source_url: str | None = None
+    confidence: str | None = None
+    version_note: str | None = None
+    verdict: CoverageVerdict
+    summary: str = Field(description="one line for people")
+    op_types: int = 0
+    op_types_supported: int = 0
+    nodes: int = 0
+    nodes_on_unit: int = 0
+    issues: list[OpIssue] = Field(default_factory=list)
+    on_unsupported: Literal["falls_back", "fails", "none"] = "none"
+    fallback_to: str | None = None
+    silent: bool = False
+    fix: str | None = Field(None, description="what to change when the runtime refuses the graph")
+    notes: list[str] = Field(default_factory=list)
+
+
+class UnitPrecision(_Strict):
+    unit: str
+    kind: str
+    precisions: list[str]
+    runtimes: list[str] = Field(default_factory=list, description="runtime/provider entries on this unit")
+    used_by_plan: bool = False
+    needed: str | None = Field(None, description="the precision the best plan computes in on this unit")
+    supported: bool | None = None
+
+
+class MemoryFit(_Strict):
+    kind: Literal["prediction"] = "prediction"
+    weights_mb: float
+    activations_mb: float
+    kv_cache_mb: float = 0.0
+    overhead_mb: float
+    total_mb: float
+    usable_mb: float
+    fits: bool
+    per_device: bool = Field(False, description="numbers are per accelerator (parallel layout)")
+    basis: str = Field(description="which plan the numbers belong to")
+
+
+class PlanLine(_Strict):
+    summary: str
+    precision: str
+    runtime: str
+    provider: str
+    unit: str
+    format: str
+    passes: list[str]
+    layout: str
+    quality_drop_est: float
+    size_mb: float
+    latency_ms: float
+    kind: Literal["prediction"] = "prediction"
+
+
+class Measurement(_Strict):
+    kind: Literal["measured"] = "measured"
+    file: str
+    target: str
+    host: str | None
+    bundle_id: str
+    precision: str | None
+    runtime: str
+    provider_used: str
+    fell_back: bool
+    fallback_reason: str | None = None
+    p50_ms: float
+    mean_ms: float
+    iterations: int | None
+    batch: int
+    input_kind: str
+    started_at: str
+    predicted_ms: float | None = Field(None, description="the bundle plan's prediction for this run")
+    predicted_over_measured: float | None = Field(None, description="<1: slower than predicted")
+    comparison: str = Field(description="what the ratio compares")
+    other_runs: list[str] = Field(default_factory=list, description="the result's other batch/input runs")
+
+
+class ParetoPoint(_Strict):
+    kind: Literal["prediction"] = "prediction"
+    summary: str
+    precision: str
+    runtime: str
+    latency_ms: float
+    size_mb: float
+    cosine_drop_est: float
+    pruned: bool
+    is_best: bool = False
+
+
+class DeviceReport(_Strict):
+    device: str
+    display_name: str
+    device_class: str
+    profile_confidence: str
+    memory_usable_gb: float
+    accelerator_count: int = 1
+    verdict: Verdict
+    reasons: list[str]
+    best_plan: PlanLine | None = None
+    as_is_plan: PlanLine | None = Field(None, description="the least-compressed plan that fits (objective quality)")
+    memory: MemoryFit | None = None
+    precision: list[UnitPrecision] = Field(default_factory=list)
+    coverage: list[RuntimeCoverage] = Field(default_factory=list)
+    fallback_flags: list[str] = Field(default_factory=list, description="ops leaving the accelerator, one per line")
+    measured: list[Measurement] = Field(default_factory=list)
+    pareto: list[ParetoPoint] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list, description="why alternatives were ruled out")
+    runtime_versions: dict[str, str] = Field(default_factory=dict, description="runtime/provider -> version pinned "
+                                                                               "by the profile")
+
+
+class IgnoredResult(_Strict):
+    file: str
+    reason: str
+
+
+class OpDataSource(_Strict):
+    file: str
+    title: str
+    kind: str
+    runtime_version: str | None
+    source_url: str
+    confidence: str
+    checked: str
+
+
+class CompatReport(_Strict):
+    schema_version: Literal[1] = 1
+    kind: Literal["compat_report"] = "compat_report"
+    created_at: str
+    model: str = Field(description="model source as given")
+    model_name: str
+    family: str | None
+    params: int
+    batch: int
+    seq_len: int
+    devices_selected: str
+    objective: str
+    max_quality_drop: float
+    graph: GraphOps
+    ort_cpu: OrtCpuCheck | None = None
+    devices: list[DeviceReport]
+    pareto_device: str | None = None
+    results_dir: str | None = None
+    results_used: list[str] = Field(default_factory=list)
+    results_ignored: list[IgnoredResult] = Field(default_factory=list)
+    op_data: list[OpDataSource] = Field(default_factory=list)
+    versions: dict[str, str] = Field(description="tool -> version used to make this report")
+    notes: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    def device(self, name: str) -> DeviceReport:
+        for d in self.devices:
+            if d.device == name:
+                return d
+        raise KeyError(name)
