@@ -198,11 +198,13 @@ class Prediction:
 
 def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
                 decode: bool = False, float_kinds: frozenset[str] = frozenset(),
-                runtime: Runtime | None = None) -> BlockCosts:
+                runtime: Runtime | None = None, batch_scale: float = 1.0) -> BlockCosts:
     """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later.
 
     `float_kinds`: op kinds kept in float by a mixed-precision recipe (static int8 on ORT CPU / TensorRT keeps the
-    FFN down-projections in float because GELU outliers wreck their int8 inputs: cosine 0.41 → 0.99 on MiniLM)."""
+    FFN down-projections in float because GELU outliers wreck their int8 inputs: cosine 0.41 → 0.99 on MiniLM).
+    `batch_scale`: cost one data-parallel replica, which sees batch/dp: FLOPs and activations shrink, but every
+    replica still reads all of its weights."""
     eff = efficiency(profile, unit, runtime, precision)
     peak, _ = compute_peak_tops(unit, precision, sparse_24)
     if precision == "int4_weight_only":
@@ -221,8 +223,8 @@ def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str,
     blocks = {l.block for l in spec.layers if l.block is not None}
     bc.num_blocks = len(blocks)
     for layer in spec.layers:
-        flops = float(layer.flops)
-        act = float(layer.activation_bytes) * abytes
+        flops = float(layer.flops) * batch_scale
+        act = float(layer.activation_bytes) * abytes * batch_scale
         if decode:  # one new token against a context of seq_len
             flops /= seq
             act /= seq
@@ -325,13 +327,15 @@ def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, p
     ffn_keep = 1.0 - ffn_ratio
     n_blocks = max(costs.num_blocks - drop_layers, 0)
     ovh = costs.overhead_s
-    per_rep_batch_scale = 1.0 / dp  # dp splits the batch: each replica does 1/dp of the work
+    # `costs` describe one replica (block_costs(batch_scale=1/dp)); only the KV cache and the pipeline hand-off,
+    # computed here from the full batch, need the replica's share.
+    per_rep_batch_scale = 1.0 / dp
     attn_t = costs.attn.time_s * head_keep
     ffn_t = costs.ffn.time_s * ffn_keep
     # Tensor parallel shards GEMMs; norms are replicated.
-    block_s = ((attn_t + ffn_t) / tp + costs.other.time_s) * per_rep_batch_scale + \
+    block_s = ((attn_t + ffn_t) / tp + costs.other.time_s) + \
         ovh * (costs.attn.ops + costs.ffn.ops + costs.other.ops)
-    outside_s = costs.outside.time_s * per_rep_batch_scale / (tp if tp > 1 else 1) + ovh * costs.outside.ops
+    outside_s = costs.outside.time_s / (tp if tp > 1 else 1) + ovh * costs.outside.ops
     kv_mb = 0.0
     if decode and spec.transformer is not None:
         t = spec.transformer
@@ -342,9 +346,7 @@ def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, p
     comm_s = 0.0
     link = (profile.interconnect_bandwidth_gbps or 16.0) * 1e9 * COMM_EFFICIENCY
     if tp > 1:
-        ar_bytes = costs.tp_allreduce_bytes * per_rep_batch_scale * (activation_bytes_per_elem(precision, unit) / 4)
-        if decode:
-            ar_bytes /= max(spec.seq_len, 1)
+        ar_bytes = costs.tp_allreduce_bytes  # already per replica, per token for decoders, at the act precision
         per_ar = 2 * (tp - 1) / tp * ar_bytes / link + COMM_LATENCY_US * 1e-6
         comm_s += 2 * per_ar * n_blocks
         block_s += 2 * per_ar
@@ -371,10 +373,10 @@ def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, p
     weights_mb = w_bytes / 1e6
     peak_act = max(costs.attn.peak_act_bytes * head_keep, costs.ffn.peak_act_bytes * ffn_keep,
                    costs.other.peak_act_bytes, costs.outside.peak_act_bytes)
-    activations_mb = 3 * peak_act * per_rep_batch_scale / 1e6  # in + out + one live residual
+    activations_mb = 3 * peak_act / 1e6  # in + out + one live residual, of one replica
     overhead_mb = RUNTIME_OVERHEAD_MB[unit.kind]
     shards = tp * pp
-    per_dev = weights_mb / shards + kv_mb / shards + activations_mb / tp + overhead_mb
+    per_dev = weights_mb / shards + kv_mb * per_rep_batch_scale / shards + activations_mb / tp + overhead_mb
     per_device_mb = [per_dev] * (shards * dp)
     size_mb = w_bytes / 1e6
     eff_total = costs.attn.compute_s * head_keep + costs.ffn.compute_s * ffn_keep + costs.other.compute_s

@@ -131,12 +131,13 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
                             "quantization and parallel layouts for decoders", []).append("heads/FFN/layer pruning")
     cache: dict[tuple, BlockCosts] = {}
 
-    def costs(t: Target, prec: str, sparse: bool) -> BlockCosts:
+    def costs(t: Target, prec: str, sparse: bool, dp: int = 1) -> BlockCosts:
         mixed = prec == "int8_static" and static_int8_is_mixed(t)
-        key = (id(t), prec, sparse, mixed)
+        key = (id(t), prec, sparse, mixed, dp)
         if key not in cache:
             cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode,
-                                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset(), runtime=t.runtime)
+                                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset(), runtime=t.runtime,
+                                     batch_scale=1.0 / dp)
         return cache[key]
 
     kv_bytes = 2.0
@@ -147,10 +148,9 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
             if why is not None:
                 rejected.setdefault(why, []).append(t.label)
                 # cost the plain variant anyway, for infeasibility hints
-                c = costs(t, prec, False)
-                for dp, tp, pp in lays[:1] if len(lays) == 1 else lays:
-                    pred = predict(spec, profile, t.runtime, t.unit, prec, c, tp=tp, pp=pp, dp=dp, decode=decode,
-                                   kv_bytes_per_elem=kv_el)
+                for dp, tp, pp in lays:
+                    pred = predict(spec, profile, t.runtime, t.unit, prec, costs(t, prec, False, dp), tp=tp, pp=pp,
+                                   dp=dp, decode=decode, kv_bytes_per_elem=kv_el)
                     q, basis = _quality(prec, t, 0, 0, 0, n_layers, "none")
                     hints.append(Candidate(t, prec, 0, 0, 0, "none", dp, tp, pp, pred, q, basis, [why]))
                 continue
@@ -159,9 +159,9 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
                 sparsities.append("2:4")
             t_lays = lays if t.unit.kind == "gpu" else [(1, 1, 1)]  # accelerator_count counts GPUs
             for sp in sparsities:
-                c = costs(t, prec, sp == "2:4")
                 for hr, fr, drop in grid:
                     for dp, tp, pp in t_lays:
+                        c = costs(t, prec, sp == "2:4", dp)
                         # Unstructured sparsity never speeds up dense kernels: cost it once, unpruned, to show
                         # why it loses. Multi-device layouts are costed for the unpruned model only (pruning and
                         # sharding are alternatives for fitting; combining them multiplies the space for nothing).

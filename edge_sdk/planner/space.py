@@ -105,7 +105,8 @@ def pruning_grid(spec, decode: bool) -> list[tuple[float, float, int]]:
 
 
 def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, int]]:
-    """(dp, tp, pp) options. One accelerator → single device; a node → tp must divide heads (and KV heads),
+    """(dp, tp, pp) options. One accelerator → single device; a node → tp must divide the heads and divide (or be a
+    multiple of) the KV heads,
     pp ≤ layers, dp divides the batch."""
     n = profile.accelerator_count
     if n <= 1:
@@ -116,7 +117,8 @@ def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, in
     layers = t.num_layers if t else 1
     out = []
     for tp in (1, 2, 4, 8, 16):
-        if tp > n or heads % tp or (kv % tp and tp > kv):
+        # tp must split the query heads evenly, and the KV heads too (or replicate them when tp is a multiple)
+        if tp > n or heads % tp or (kv % tp and tp % kv):
             continue
         for pp in (1, 2, 4, 8, 16):
             if tp * pp > n or pp > layers:
