@@ -185,3 +185,24 @@ def test_minilm_end_to_end_for_the_host(tmp_path):
     assert cos["mean_cosine"] >= 0.98
     size = m["files"]["model.onnx"]["size_bytes"]
     assert size < 90.9e6 / 3.5  # int8: about 4x smaller than fp32
+
+
+def test_build_with_pruning_and_recovery(tmp_path, tiny_bundle):
+    """A plan with structured pruning + label-free distillation: the bundle records what was kept and is smaller."""
+    r = cli("plan", "--model", str(CONFIGS / "tiny-bert.json"), "--device", "host", "--runtime", "onnxruntime",
+            "-o", str(tmp_path / "p.json"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["passes"] = [{"kind": "structured_prune", "head_ratio": 0.5, "ffn_ratio": 0.25, "drop_layers": 0},
+                      {"kind": "distill", "max_steps": 4, "batch_size": 8, "max_length": 32}] + \
+        [p for p in data["passes"] if p["kind"] in ("export_onnx", "quantize_onnx")]
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    res = build(str(CONFIGS / "tiny-bert.json"), plan=load_plan(tmp_path / "p.json"), out_dir=tmp_path / "pruned",
+                eval_samples=16, max_quality_drop=0.9, archive=False, calibration_samples=64)
+    m = verify_bundle(res.bundle_dir)
+    assert "pruning.json" in m.files
+    kept = json.loads((res.bundle_dir / "pruning.json").read_text())
+    assert kept and "family" in kept
+    assert any("distill" in line for line in m.build_log)
+    unpruned = verify_bundle(tiny_bundle.bundle_dir).files["model.onnx"].size_bytes
+    assert m.files["model.onnx"].size_bytes < unpruned

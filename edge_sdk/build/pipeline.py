@@ -8,7 +8,6 @@ attempt go into the bundle's manifest. Nothing is written to `out_dir` until a p
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import tempfile
@@ -266,11 +265,15 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, at
                                      f"{loaded.image_size}], normalised like the model's image processor"
         sample = _sample_inputs(loaded, ev.inputs, plan.seq_len, staging / "sample_inputs.npz")
         files["sample_inputs.npz"] = sample
-        for r in state.artifacts:  # the pruning record, when a prune pass left one
-            rec_json = r.details.get("pruning_record")
-            if rec_json:
+        if plan.pass_of("structured_prune") is not None:
+            # What survived pruning (kept heads/neurons/layers as indices into the original model): lets anyone
+            # rebuild the pruned architecture (passes.pruned_io.load_pruned) and audit what was removed.
+            from ..passes.prune_surgery import record_of
+
+            record = record_of(state.model)
+            if record is not None:
                 p = staging / "pruning.json"
-                p.write_text(rec_json if isinstance(rec_json, str) else json.dumps(rec_json))
+                p.write_text(record.model_dump_json(indent=2))
                 files["pruning.json"] = p
         ins, outs = _signature(rec)
         provider = plan.runtime.provider
