@@ -4,7 +4,6 @@ one clear error line (file + field), exit 2, no traceback."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections import Counter

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from ..errors import InputError, format_validation_error
+from ..artifacts import atomic_write_text, load_artifact
 from .schema import BenchResult
 
 DEFAULT_RESULTS_DIR = "results"
@@ -27,28 +22,8 @@ def result_path(results_dir: str | Path, target: str, when: datetime | None = No
 
 def save_result(result: BenchResult, results_dir: str | Path = DEFAULT_RESULTS_DIR) -> Path:
     """Write `result` under results_dir/<target>/ (temp file, then rename); returns the path."""
-    path = result_path(results_dir, result.target)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(result.model_dump_json(indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(result_path(results_dir, result.target), result.model_dump_json(indent=2))
 
 
 def load_result(path: str | Path) -> BenchResult:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: benchmark result not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a JSON benchmark result ({exc})") from None
-    try:
-        return BenchResult.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(str(p), exc)) from None
+    return load_artifact(BenchResult, path, "benchmark result")

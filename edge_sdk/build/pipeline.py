@@ -158,7 +158,7 @@ def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = 
     from ..planner import Constraints, plan_for_profile
     from ..profiles import load_registry
     from ..quality import default_eval_data, evaluate, load_eval_data, torch_embed_fn
-    from .sources import load_for_build, tokenizer_files
+    from .sources import load_for_build
 
     t0 = time.perf_counter()
     say = progress or (lambda s: None)

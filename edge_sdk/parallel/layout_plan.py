@@ -25,7 +25,7 @@ def parse_layout(text: str) -> tuple[int, int, int]:
     vals = {"dp": 1, "tp": 1, "pp": 1}
     parts = [p for p in re.split(r"[,\s×x*]+", t) if p]
     if not parts:
-        raise InputError(f"--layout: empty; expected e.g. pp=2, tp=2 or dp=2,pp=2")
+        raise InputError("--layout: empty; expected e.g. pp=2, tp=2 or dp=2,pp=2")
     seen = set()
     for p in parts:
         m = re.fullmatch(r"(dp|tp|pp)=(\d+)", p)

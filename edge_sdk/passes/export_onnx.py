@@ -28,16 +28,15 @@ Decisions (measured with torch 2.13 / onnxruntime 1.32 on this project's machine
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import numpy as np
 
+from ..quiet import quiet
 from ..errors import EdgeSdkError, InputError
 from ..quality.outputs import detect_head, wrap
 from ..quality.runners import ort_session
@@ -114,18 +113,6 @@ def _shapes(model, kind: str, config: ExportOnnxConfig) -> tuple[tuple[int, int]
 
 
 # --------------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporters and the optimizer log and warn a lot (deprecations, fusion attempts); none of it is for
-    the user. Restores the previous logging state."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
 
 
 @contextlib.contextmanager
@@ -323,7 +310,7 @@ def export_onnx(model, path: str | os.PathLike[str], *, model_kind: Literal["tex
     fused: dict[str, int] = {}
     try:
         # eager attention only when fusing: it is what the optimizer's Attention pattern matches
-        with _attention(model, "eager" if config.optimize else None) as impl, _quiet(), torch.no_grad():
+        with _attention(model, "eager" if config.optimize else None) as impl, quiet(), torch.no_grad():
             try:
                 _export_graph(wrapper, args, tmp_plain, input_names, output_names, config, model_kind)
             except Exception as exc:  # noqa: BLE001 - exporter failures are many and deep; name the model
@@ -341,7 +328,7 @@ def export_onnx(model, path: str | os.PathLike[str], *, model_kind: Literal["tex
         final = tmp_plain
         if config.optimize:
             try:
-                with _quiet():
+                with quiet():
                     fused, note = _fuse(tmp_plain, tmp_fused, model_kind, heads)
                 fused_diffs = _max_abs_diffs(tmp_fused, wrapper, feeds, input_names, output_names)
                 final, diffs = tmp_fused, fused_diffs

@@ -35,16 +35,14 @@ nothing the quantizers need. Every result is opened in onnxruntime and run once 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import time
-import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from ..quiet import quiet
 from ..errors import EdgeSdkError, InputError
 from ..quality.runners import ort_session, tokenize
 from .configs import QuantizeOnnxConfig
@@ -71,16 +69,6 @@ class QuantizeError(EdgeSdkError):
     """onnxruntime could not quantize or run the quantized model."""
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
 
 
 # --------------------------------------------------------------------------------------- graph structure
@@ -170,7 +158,7 @@ def quantize_dynamic_int8(src: Path, dst: Path, *, per_channel: bool = True) -> 
 
     # fused graphs (Attention, EmbedLayerNormalization) need a default tensor type for their contrib ops
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
-    with _quiet():
+    with quiet():
         quantize_dynamic(os.fspath(src), os.fspath(dst), per_channel=per_channel, weight_type=QuantType.QInt8,
                          extra_options=extra)
     return {"per_channel": per_channel, "weight_type": "QInt8"}
@@ -193,7 +181,7 @@ def quantize_static_int8(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]
         raise QuantizeError(f"static_int8: found no FFN down-projection in {src.name} to keep in float; "
                             f"quantizing them destroys transformer quality — use dynamic_int8, or set "
                             f"exclude_ffn_down=false to accept that")
-    with _quiet():
+    with quiet():
         quantize_static(os.fspath(src), os.fspath(dst), _calibration_reader(feeds),
                         quant_format=QuantFormat.QDQ, per_channel=per_channel, op_types_to_quantize=STATIC_OPS,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range,
@@ -212,7 +200,7 @@ def convert_fp16(src: Path, dst: Path) -> dict:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    with _quiet():
+    with quiet():
         model = convert_float_to_float16(onnx.load(os.fspath(src)), keep_io_types=True)
     onnx.save_model(model, os.fspath(dst))
     return {"keep_io_types": True, "converter": "onnxruntime.transformers.float16"}
@@ -222,7 +210,7 @@ def quantize_int4(src: Path, dst: Path, *, block_size: int = 32) -> dict:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    with _quiet():
+    with quiet():
         q = MatMulNBitsQuantizer(onnx.load(os.fspath(src)), bits=4, block_size=block_size, is_symmetric=True)
         q.process()
         q.model.save_model_to_file(os.fspath(dst), use_external_data_format=False)

@@ -47,41 +47,22 @@ def plan_devices(model, devices: str = "all", **kw):
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a Plan JSON; an unknown knob or a bad value names the field."""
-    import json
+    """Read a Plan JSON (or a PlanSet, taking its best plan); an unknown knob or a bad value names the field."""
+    from ..artifacts import read_json, validate
+    from ..errors import InputError
 
-    from pydantic import ValidationError
-
-    from ..errors import InputError, format_validation_error
-
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: plan file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a JSON plan file ({exc})") from None
+    data = read_json(path, "plan")
     if isinstance(data, dict) and "plans" in data and "passes" not in data:
         if not data["plans"]:
-            raise InputError(f"{p}: field 'plans': empty; expected at least one plan")
+            raise InputError(f"{path}: field 'plans': empty; expected at least one plan")
         data = data["plans"][0]  # a PlanSet: take its best plan
     if not isinstance(data, dict):
-        raise InputError(f"{p}: expected a JSON object with Plan fields")
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(str(p), exc)) from None
+        raise InputError(f"{path}: expected a JSON object with Plan fields")
+    return validate(Plan, data, path)
 
 
 def save_plan(plan_obj: Plan, path: str | Path) -> Path:
     """Write atomically (temp file, then rename)."""
-    import os
-    import tempfile
+    from ..artifacts import atomic_write_text
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(plan_obj.model_dump_json(indent=2))
-    os.replace(tmp, p)
-    return p
+    return atomic_write_text(path, plan_obj.model_dump_json(indent=2))

@@ -15,7 +15,7 @@ from ..profiles.schema import DeviceProfile
 from . import priors
 from .costmodel import BlockCosts, Prediction, block_costs, predict
 from .schema import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction as PlanPrediction,
-                     QualityEstimate, Rejection, RuntimeChoice, Stage)
+                     QualityEstimate, RuntimeChoice, Stage)
 from .space import (PLAN_PRECISIONS, Target, layouts, precision_support, pruning_grid, static_int8_is_mixed,
                     targets)
 
@@ -245,7 +245,6 @@ def pareto_front(cands: list[Candidate], limit: int = 8) -> list[Candidate]:
 def _passes(c: Candidate, spec) -> list:
     passes: list = []
     if c.pruned:
-        heads = spec.transformer.num_heads
         passes.append(StructuredPruneConfig(head_ratio=round(c.head_ratio, 6), ffn_ratio=round(c.ffn_ratio, 6),
                                             drop_layers=c.drop_layers))
     if c.sparsity != "none":

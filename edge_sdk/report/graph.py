@@ -16,16 +16,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
 import os
-import warnings
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..quiet import quiet
 from .schema import GraphOps, OpCount
 
 STAND_IN_MAX_BYTES = 1_500_000_000  # fp32 weights above this are not exported at full size
@@ -143,17 +141,6 @@ def _shrunk_config(cfg):
     return small
 
 
-@contextlib.contextmanager
-def _quiet():
-    """The TorchScript exporter warns about tracing; none of it is for the report's reader."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logging.disable(previous)
 
 
 def _export_decoder(model, path: Path, opset: int = 17) -> None:
@@ -171,7 +158,7 @@ def _export_decoder(model, path: Path, opset: int = 17) -> None:
     ids = torch.randint(0, int(model.config.vocab_size), (1, 16))
     axes = {"batch": 0, "sequence": 1}
     dyn = {n: {v: k for k, v in axes.items()} for n in ("input_ids", "attention_mask", "logits")}
-    with _quiet(), torch.no_grad():
+    with quiet(), torch.no_grad():
         torch.onnx.export(Prefill(model).eval(), (ids, torch.ones_like(ids)), os.fspath(path), dynamo=False,
                           opset_version=opset, input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=dyn)

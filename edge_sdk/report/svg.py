@@ -113,9 +113,9 @@ def latency_chart(rows: list[LatencyRow]) -> str:
     height = top + row_h * len(rows) + 58
     vals = [r.predicted_ms for r in rows if r.predicted_ms] + [m for r in rows for m in r.measured_ms]
     axis = LogAxis(vals, label_w, width - right)
-    body = [f"<text x='0' y='14' font-size='13' font-weight='600' fill='#111827'>Latency per device "
-            f"<tspan font-weight='400' fill='#6b7280'>(ms, log scale; bar = predicted P, "
-            f"\u25c6 = measured M)</tspan></text>"]
+    body = ["<text x='0' y='14' font-size='13' font-weight='600' fill='#111827'>Latency per device "
+            "<tspan font-weight='400' fill='#6b7280'>(ms, log scale; bar = predicted P, "
+            "\u25c6 = measured M)</tspan></text>"]
     body += _grid(axis, top - 6, top + row_h * len(rows), _tick)
     for i, r in enumerate(rows):
         y = top + i * row_h
@@ -167,9 +167,9 @@ def memory_chart(rows: list[MemoryRow]) -> str:
     height = top + row_h * len(rows) + 40
     vals = [r.usable_mb for r in rows] + [r.needed_mb for r in rows if r.needed_mb]
     axis = LogAxis(vals, label_w, width - right)
-    body = [f"<text x='0' y='14' font-size='13' font-weight='600' fill='#111827'>Memory fit per device "
-            f"<tspan font-weight='400' fill='#6b7280'>(log scale; grey = usable, bar = needed by the plan, P)"
-            f"</tspan></text>"]
+    body = ["<text x='0' y='14' font-size='13' font-weight='600' fill='#111827'>Memory fit per device "
+            "<tspan font-weight='400' fill='#6b7280'>(log scale; grey = usable, bar = needed by the plan, P)"
+            "</tspan></text>"]
     body += _grid(axis, top - 6, top + row_h * len(rows), _tick_mb)
     for i, r in enumerate(rows):
         y = top + i * row_h

@@ -7,28 +7,15 @@ rendered before the first is written, so a rendering bug leaves the previous rep
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
+from ..artifacts import atomic_write_text, load_artifact
 from ..errors import InputError
 from .html import render_html
 from .markdown import render_markdown
 from .schema import CompatReport
 
 FILES = ("report.json", "report.md", "report.html")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_report(report: CompatReport, out_dir: str | Path) -> dict[str, Path]:
@@ -44,27 +31,11 @@ def write_report(report: CompatReport, out_dir: str | Path) -> dict[str, Path]:
         raise InputError(f"-o {out}: cannot create the directory ({exc.strerror})") from None
     paths = {}
     for name in FILES:
-        _atomic_write(out / name, texts[name])
+        atomic_write_text(out / name, texts[name])
         paths[name] = out / name
     return paths
 
 
 def load_report(path: str | Path) -> CompatReport:
     """Read a report.json back (validated)."""
-    import json
-
-    from pydantic import ValidationError
-
-    from ..errors import format_validation_error
-
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{p}: report not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a JSON report ({exc})") from None
-    try:
-        return CompatReport.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(str(p), exc)) from None
+    return load_artifact(CompatReport, path, "report")

@@ -1,0 +1,61 @@
+"""How artifacts are written and read back: atomically (temp file, then rename) and validated on the way in.
+
+Every stage's output (a Plan, a BenchResult, a report) is a pydantic model saved as JSON. A reader — a later stage,
+a browser refreshing, a CI job — must see the old file or the new one, never half of one; and a file a user edited
+by hand must come back with an error naming the file and field, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError, format_validation_error
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` to a temp file beside `path` (readable 0644), then rename it into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def read_json(path: str | Path, what: str) -> object:
+    """Parse a JSON file; a missing or malformed file is one InputError naming it (`what`: "plan", ...)."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: {what} not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{p}: is a directory; expected a JSON {what} file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: not a JSON {what} ({exc})") from None
+
+
+def validate(model_cls: type[M], data: object, source: str | Path) -> M:
+    """Validate parsed JSON against an artifact schema; errors name the file and the field."""
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(str(source), exc)) from None
+
+
+def load_artifact(model_cls: type[M], path: str | Path, what: str) -> M:
+    return validate(model_cls, read_json(path, what), path)
