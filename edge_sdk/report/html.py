@@ -132,7 +132,7 @@ def _prec_cell(d: DeviceReport) -> str:
 def _measured_cell(d: DeviceReport) -> str:
     if not d.measured:
         return "<span class='muted'>—</span>"
-    m = min(d.measured, key=lambda m: m.p50_ms)
+    m = d.headline_measurement()
     ratio = f" <span class='muted'>(P/M {m.predicted_over_measured:.2f})</span>" \
         if m.predicted_over_measured is not None else ""
     more = f" <span class='muted'>+{len(d.measured) - 1} more</span>" if len(d.measured) > 1 else ""

@@ -28,7 +28,7 @@ def _row(d: DeviceReport) -> str:
                "fails": "✗ refuses graph", "unknown": "? not checked", "not_applicable": "n/a"}[plan_cov.verdict]
     meas = "—"
     if d.measured:
-        m = min(d.measured, key=lambda m: m.p50_ms)
+        m = d.headline_measurement()
         meas = f"{_ms(m.p50_ms)} M" + (f" (P/M {m.predicted_over_measured:.2f})"
                                        if m.predicted_over_measured is not None else "")
     mem = "—"

@@ -196,6 +196,13 @@ class DeviceReport(_Strict):
     runtime_versions: dict[str, str] = Field(default_factory=dict, description="runtime/provider -> version pinned "
                                                                                "by the profile")
 
+    def headline_measurement(self):
+        """The measurement to show beside the prediction: one comparable with it (a bundle built for this device,
+        padded inputs at batch 1: it has a P/M ratio), newest first; else the newest."""
+        if not self.measured:
+            return None
+        return max(self.measured, key=lambda m: (m.predicted_over_measured is not None, m.started_at))
+
 
 class IgnoredResult(_Strict):
     file: str
