@@ -128,6 +128,21 @@ class _Lines:
         return "".join(self.parts)
 
 
+def _await_pid(chan, err: _Lines, wait_s: float = 3.0) -> int | None:
+    """The remote PID arrives as the first stderr line, but a stdout line can be handled (and a callback can raise)
+    before it is read: keep reading stderr — without callbacks, we are cleaning up — until it shows up."""
+    err.on_line = None
+    end = time.monotonic() + wait_s
+    while err.pid is None and time.monotonic() < end:
+        if chan.recv_stderr_ready():
+            err.feed(chan.recv_stderr(1 << 16))
+        elif chan.exit_status_ready() or chan.closed:
+            break
+        else:
+            time.sleep(0.01)
+    return err.pid
+
+
 def _transport_factory(sock, **kw) -> paramiko.Transport:
     t = paramiko.Transport(sock, default_window_size=WINDOW_BYTES, default_max_packet_size=MAX_PACKET_BYTES,
                            disabled_algorithms=kw.get("disabled_algorithms"))
@@ -281,7 +296,7 @@ class Session:
                     raise RemoteError(f"connection to {self.endpoint} lost while running {_display(argv)}")
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    killed = self._kill(err.pid, kill_grace_s)
+                    killed = self._kill(_await_pid(chan, err), kill_grace_s)
                     chan.close()
                     raise RemoteTimeout(
                         f"remote command {_display(argv)} did not finish within {limit:g} s on "
@@ -295,7 +310,7 @@ class Session:
             # KeyboardInterrupt, a raising callback, or a lost connection: leave nothing running on the device.
             if not chan.exit_status_ready():
                 try:
-                    self._kill(err.pid, kill_grace_s)
+                    self._kill(_await_pid(chan, err), kill_grace_s)
                 except Exception:  # the original exception matters more than a failed cleanup
                     pass
             chan.close()
