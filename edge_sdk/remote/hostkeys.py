@@ -1,6 +1,6 @@
 """Is this really the device? Host-key pinning against known_hosts, with explicit trust-on-first-use.
 
-paramiko ships AutoAddPolicy (trusts anyone) and WarningPolicy (trusts anyone, loudly): both defeat the point of
+paramiko ships an auto-add policy (trusts anyone) and a warning policy (trusts anyone, loudly): both defeat the point of
 host keys. OpenSSH's `StrictHostKeyChecking=accept-new` is the behaviour we want and paramiko has no such policy, so
 this module provides it: unknown keys are refused unless the user opts in, and then appended to known_hosts exactly
 as OpenSSH writes them; a changed key is refused always (paramiko raises BadHostKeyException before any policy
