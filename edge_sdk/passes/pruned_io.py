@@ -17,12 +17,12 @@ import json
 from pathlib import Path
 
 import transformers
-from pydantic import ValidationError
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from ..errors import InputError, format_validation_error
+from ..artifacts import load_artifact
+from ..errors import InputError
 from .prune_surgery import PruningRecord, apply_record
 
 RECORD_FILE = "pruning.json"
@@ -48,10 +48,7 @@ def load_record(directory: str | Path) -> PruningRecord:
     path = Path(directory) / RECORD_FILE
     if not path.is_file():
         raise InputError(f"{directory}: not a pruned-model directory (no {RECORD_FILE})")
-    try:
-        return PruningRecord.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        raise InputError(format_validation_error(str(path), exc)) from None
+    return load_artifact(PruningRecord, path, "pruning record")
 
 
 def load_pruned(directory: str | Path, *, attn_implementation: str | None = None) -> tuple[nn.Module, PruningRecord]:

@@ -233,14 +233,18 @@ def op_hash(a):
     return {"sha256": dict((p, _hash_or_none(os.path.join(base, os.path.expanduser(p)), cache)) for p in a["paths"])}
 
 
-def op_prepare(a):
-    """Which files does the device already have? Link reusable ones into a fresh incoming dir; report the rest."""
-    wd = _workdir(a["workdir"])
-    rid = a["release"]
+def _release_args(a):
+    """(workdir, release id, files, releases dir) from a request, every file path checked first."""
     files = a["files"]
     for rel in files:
         check_relpath(rel)
-    rd = os.path.join(wd, "releases")
+    wd = _workdir(a["workdir"])
+    return wd, a["release"], files, os.path.join(wd, "releases")
+
+
+def op_prepare(a):
+    """Which files does the device already have? Link reusable ones into a fresh incoming dir; report the rest."""
+    wd, rid, files, rd = _release_args(a)
     if not os.path.isdir(rd):
         os.makedirs(rd)
     with _Lock(wd):
@@ -280,12 +284,7 @@ def op_prepare(a):
 
 def op_activate(a):
     """Verify what was staged, move it into releases/<id>, switch `current`, record history, prune."""
-    wd = _workdir(a["workdir"])
-    rid = a["release"]
-    files = a["files"]
-    for rel in files:
-        check_relpath(rel)
-    rd = os.path.join(wd, "releases")
+    wd, rid, files, rd = _release_args(a)
     final = os.path.join(rd, rid)
     incoming = a.get("incoming")
     if incoming is not None and os.path.dirname(os.path.normpath(incoming)) != rd:
