@@ -147,7 +147,7 @@ def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
     from edge_sdk.modelspec.sources import builtin_model_dir
-    from edge_sdk.passes.configs import QuantizeOnnxConfig
+    from edge_sdk.schemas.passes import QuantizeOnnxConfig
     from edge_sdk.passes.export_onnx import export_onnx
     from edge_sdk.passes.quantize_onnx import quantize_onnx
 

@@ -30,7 +30,7 @@ from transformers import AutoModel, AutoTokenizer  # noqa: E402
 from edge_sdk.data import length_grouped, load_calibration_texts, text_batches  # noqa: E402
 from edge_sdk.data.calibration import held_out_sentences  # noqa: E402
 from edge_sdk.modelspec.sources import builtin_model_dir  # noqa: E402
-from edge_sdk.passes.configs import DistillConfig, StructuredPruneConfig  # noqa: E402
+from edge_sdk.schemas.passes import DistillConfig, StructuredPruneConfig  # noqa: E402
 from edge_sdk.passes.distill import distill  # noqa: E402
 from edge_sdk.passes.gradual_prune import prune_gradually  # noqa: E402
 from edge_sdk.passes.prune import count_parameters, structured_prune  # noqa: E402

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_sdk.remote import Session, Target  # noqa: E402
+from edge_sdk.remote import Session, DeployTarget  # noqa: E402
 from edge_sdk.remote.loopback import start_loopback_sshd  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main() -> int:
         size = src.stat().st_size
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
         dest_dir = Path(tempfile.mkdtemp(prefix="edge-sdk-upload-dest-", dir="/tmp"))
-        target = Target(name="bench", host=srv.host, port=srv.port, user=user, identity_file=str(srv.client_key),
+        target = DeployTarget(name="bench", host=srv.host, port=srv.port, user=user, identity_file=str(srv.client_key),
                         known_hosts=str(srv.known_hosts), ssh_config=str(work / "empty_ssh_config"), profile="host")
         (work / "empty_ssh_config").write_text("")
 

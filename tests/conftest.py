@@ -125,7 +125,7 @@ def sshd():
 
 def minimal_plan(device: str = "host"):
     """A hand-made Plan: bundles for transfer tests need a valid manifest, not a planned model."""
-    from edge_sdk.planner.schema import Plan
+    from edge_sdk.schemas.plan import Plan
 
     return Plan.model_validate({
         "model": "test-model", "model_name": "test-model", "device": device, "precision": "fp32",

@@ -126,8 +126,8 @@ def tiny_tflite(cache_dir: Path, seq: int = TFLITE_SEQ) -> Path:
 
 def make_plan(fmt: str = "onnx", provider: str = "CPUExecutionProvider", latency_ms: float = 2.0,
               device: str = "host", batch: int = 1, seq_len: int = 32):
-    from edge_sdk.passes.configs import ExportOnnxConfig, ExportTfliteConfig
-    from edge_sdk.planner.schema import MemoryBreakdown, Plan, Prediction, QualityEstimate, RuntimeChoice
+    from edge_sdk.schemas.passes import ExportOnnxConfig, ExportTfliteConfig
+    from edge_sdk.schemas.plan import MemoryBreakdown, Plan, Prediction, QualityEstimate, RuntimeChoice
 
     runtime = "onnxruntime" if fmt == "onnx" else "litert"
     passes = [ExportOnnxConfig()] if fmt == "onnx" else [ExportTfliteConfig(seq_len=seq_len)]
@@ -144,7 +144,7 @@ def make_bundle(out_dir: Path, fmt: str = "onnx", provider: str | None = None, l
                 samples: dict | None = None, cache_dir: Path | None = None) -> Path:
     """A real bundle written by bundle.write_bundle (which also copies the runner in)."""
     from edge_sdk.bundle import write_bundle
-    from edge_sdk.bundle.manifest import Artifact, TensorSig
+    from edge_sdk.schemas.bundle import Artifact, TensorSig
 
     cache_dir = cache_dir or out_dir.parent
     if fmt == "onnx":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_sdk.build import build
+from edge_sdk.builder import build
 from edge_sdk.bundle import MANIFEST_NAME, extract_archive, pack_archive, verify_bundle
 from edge_sdk.errors import InputError
 from edge_sdk.planner import load_plan
@@ -58,7 +58,7 @@ def test_built_onnx_matches_pytorch(tiny_bundle, tmp_path):
     """The fp32 export of the same random model reproduces PyTorch; the quantized artifact stays close."""
     import numpy as np
 
-    from edge_sdk.build.sources import load_for_build
+    from edge_sdk.builder.sources import load_for_build
     from edge_sdk.quality import onnx_embed_fn, torch_embed_fn
 
     loaded = load_for_build(str(CONFIGS / "tiny-bert.json"), corpus=["a few words of text"])

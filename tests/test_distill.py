@@ -13,7 +13,7 @@ import torch
 from edge_sdk.data import load_calibration_texts
 from edge_sdk.data.calibration import held_out_sentences
 from edge_sdk.errors import InputError
-from edge_sdk.passes.configs import DistillConfig, StructuredPruneConfig, UnstructuredSparsityConfig
+from edge_sdk.schemas.passes import DistillConfig, StructuredPruneConfig, UnstructuredSparsityConfig
 from edge_sdk.passes.distill import (_QKVCapture, default_layer_map, distill,
                                      distillation_loss, hidden_loss)
 from edge_sdk.passes.prune import encoder_shape, structured_prune

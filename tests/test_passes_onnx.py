@@ -20,7 +20,7 @@ from transformers.pytorch_utils import prune_linear_layer
 from edge_sdk.errors import InputError
 from edge_sdk.modelspec.sources import builtin_model_dir
 from edge_sdk.passes import registry
-from edge_sdk.passes.configs import ExportOnnxConfig, QuantizeOnnxConfig
+from edge_sdk.schemas.passes import ExportOnnxConfig, QuantizeOnnxConfig
 from edge_sdk.passes.export_onnx import ExportError, export_onnx, heads_per_layer
 from edge_sdk.passes.quantize_onnx import ffn_down_projections
 from edge_sdk.passes.registry import apply_fn_for, apply_pass, register

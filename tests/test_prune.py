@@ -12,7 +12,7 @@ import torch
 from pydantic import ValidationError
 
 from edge_sdk.errors import InputError
-from edge_sdk.passes.configs import StructuredPruneConfig
+from edge_sdk.schemas.passes import StructuredPruneConfig
 from edge_sdk.passes.prune import count_parameters, encoder_shape, structured_prune
 from edge_sdk.passes.prune_surgery import PruningRecord, _base, apply_keep, layout_of
 from edge_sdk.passes.pruned_io import load_pruned, save_pruned

@@ -1,4 +1,4 @@
-"""Target files, SSH-config aliases and remote command quoting — no network needed."""
+"""Deploy-target files, SSH-config aliases and remote command quoting — no network needed."""
 
 from __future__ import annotations
 
@@ -150,7 +150,7 @@ def test_remote_command_keeps_every_word_literal(tmp_path):
 
 def test_device_release_id_is_the_bundle_id():
     from edge_sdk.bundle import bundle_id
-    from edge_sdk.bundle.manifest import FileEntry
+    from edge_sdk.schemas.bundle import FileEntry
     from edge_sdk.remote import device_release
 
     files = {"model.onnx": "a" * 64, "tokenizer/vocab.txt": "b" * 64, "ü/x y": "c" * 64}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edge_sdk.bench.schema import BenchResult
+from edge_sdk.schemas.bench import BenchResult
 from edge_sdk.report.measured import collect_results
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge_sdk.bench.parse import result_from_runner
-from edge_sdk.bench.schema import BenchSettings
+from edge_sdk.schemas.bench import BenchSettings
 from edge_sdk.runner import RUNNER_PATH
 from test_bench_inputs import TFLITE_SEQ, make_bundle, sample_arrays
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from edge_sdk.errors import InputError
-from edge_sdk.passes.configs import UnstructuredSparsityConfig
+from edge_sdk.schemas.passes import UnstructuredSparsityConfig
 from edge_sdk.passes.sparsity import apply_sparsity, reapply_masks, sparsity_masks, target_linears
 
 from tiny_models import one_torch_thread, text_inputs, tiny_bert  # noqa: F401

@@ -22,7 +22,7 @@ from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, ViTCon
 
 from edge_sdk.errors import EdgeSdkError, InputError
 from edge_sdk.modelspec.sources import builtin_model_dir
-from edge_sdk.passes.configs import ExportTfliteConfig
+from edge_sdk.schemas.passes import ExportTfliteConfig
 from edge_sdk.passes.export_tflite import LITERT_PYTHON_ENV, LiteRtEnvError, litert_python
 from edge_sdk.passes.prune_surgery import PruningRecord, apply_record, attach_record
 from edge_sdk.passes.registry import apply_pass
@@ -177,7 +177,7 @@ def test_missing_converter_env_names_the_fix(pruned_bert, tokenizer, tmp_path, m
     monkeypatch.setenv(LITERT_PYTHON_ENV, str(tmp_path / "no-such-python"))
     with pytest.raises(LiteRtEnvError, match="scripts/setup-litert") as info:
         apply_pass(ExportTfliteConfig(), _state(pruned_bert, tmp_path, tokenizer))
-    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    assert info.value.exit_code == 7 and "\n" not in str(info.value)  # a tool failure, not bad input
 
 
 def test_converter_failure_is_one_clear_error(pruned_bert, tokenizer, tmp_path, monkeypatch):

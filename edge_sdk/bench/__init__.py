@@ -3,7 +3,7 @@
 from .inputs import save_sample_inputs
 from .local import bench_local
 from .results import load_result, save_result
-from .schema import BatchResult, BenchResult, BenchSettings, LatencyStats, SkippedRun, TegraStats
+from ..schemas.bench import BatchResult, BenchResult, BenchSettings, LatencyStats, SkippedRun, TegraStats
 from .stats import latency_stats
 
 

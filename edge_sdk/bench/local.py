@@ -22,7 +22,7 @@ from typing import Callable
 from ..bundle import bundle_id, extract_archive, verify_dir
 from ..bundle.verify import BundleError
 from .parse import result_from_runner
-from .schema import BenchResult, BenchSettings
+from ..schemas.bench import BenchResult, BenchSettings
 from .stream import RunnerStream
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import RemoteError
-from .schema import BatchResult, BenchResult, BenchSettings, SkippedRun, TegraStats
+from ..schemas.bench import BatchResult, BenchResult, BenchSettings, SkippedRun, TegraStats
 from .stats import latency_stats, throughput_per_s
 
 

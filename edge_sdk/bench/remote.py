@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from ..errors import InputError, RemoteError
-from ..remote import RemoteTimeout, Session, Target, open_bundle, resolve_target
+from ..remote import RemoteTimeout, Session, DeployTarget, open_bundle, resolve_target
 from ..runner import RUNNER_BUNDLE_PATH
 from .parse import result_from_runner
-from .schema import BenchResult, BenchSettings
+from ..schemas.bench import BenchResult, BenchSettings
 from .stream import RunnerStream
 
 _RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -25,14 +25,14 @@ def _release_of_bundle(bundle: str | Path) -> str:
         return bundle_id(manifest.files)
 
 
-def bench_remote(target: Target | str, release: str | None = None, settings: BenchSettings | None = None, *,
+def bench_remote(target: DeployTarget | str, release: str | None = None, settings: BenchSettings | None = None, *,
                  bundle: str | Path | None = None, targets_dirs: list[str] | None = None,
                  accept_new_host_key: bool = False, session: Session | None = None,
                  show_progress: bool | None = None, **settings_kw) -> BenchResult:
     """Run the runner of a release on `target` (default: its current release; `bundle`: the release deployed from
     that local bundle). `settings_kw` are BenchSettings fields."""
     settings = settings or BenchSettings(**settings_kw)
-    t = target if isinstance(target, Target) else resolve_target(target, targets_dirs)
+    t = target if isinstance(target, DeployTarget) else resolve_target(target, targets_dirs)
     if bundle is not None:
         release = _release_of_bundle(bundle)
     if release is not None and not _RELEASE.match(release):

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..artifacts import atomic_write_text, load_artifact
-from .schema import BenchResult
+from ..schemas.bench import BenchResult
 
 DEFAULT_RESULTS_DIR = "results"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")

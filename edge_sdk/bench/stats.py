@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .schema import LatencyStats
+from ..schemas.bench import LatencyStats
 
 
 def latency_stats(latencies_ms: Sequence[float]) -> LatencyStats:

@@ -2,7 +2,7 @@
 
 from .archive import extract_archive, inspect_archive
 from .hashing import bundle_id, sha256_file
-from .manifest import MANIFEST_NAME, Artifact, FileEntry, Manifest, QualityMetric, QualityReport, TensorSig
+from ..schemas.bundle import MANIFEST_NAME, Artifact, FileEntry, Manifest, QualityMetric, QualityReport, TensorSig
 from .verify import BundleError, read_manifest, verify_bundle, verify_dir
 from .writer import pack_archive, write_bundle
 

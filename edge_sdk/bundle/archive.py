@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
-from .manifest import MANIFEST_NAME
+from ..schemas.bundle import MANIFEST_NAME
 
 # Slack over what the manifest claims: the manifest itself plus tar padding is tiny; anything beyond is suspicious.
 SIZE_SLACK_BYTES = 4 << 20

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ..errors import InputError, format_validation_error
 from .archive import extract_archive
 from .hashing import sha256_file
-from .manifest import MANIFEST_NAME, Manifest
+from ..schemas.bundle import MANIFEST_NAME, Manifest
 
 
 class BundleError(InputError):

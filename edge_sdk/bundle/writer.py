@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .hashing import sha256_file
-from .manifest import MANIFEST_NAME, FileEntry, Manifest
+from ..schemas.bundle import MANIFEST_NAME, FileEntry, Manifest
 
 RUNNER_SRC = Path(__file__).resolve().parents[1] / "runner"
 

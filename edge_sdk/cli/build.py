@@ -34,7 +34,7 @@ def build_cmd(
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
     """Compress and export MODEL for a device, measure quality, and write a verifiable bundle."""
-    from ..build import build
+    from ..builder import build
     from ..planner import load_plan
 
     plan = load_plan(plan_file) if plan_file else None

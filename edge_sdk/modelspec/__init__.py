@@ -2,7 +2,7 @@
 or nn.Module — never needing its weights. See `inspect.py` for the FLOP formula."""
 
 from .inspect import inspect_model, inspect_module
-from .schema import LAYER_KINDS, LayerSpec, ModelSpec, TensorSig, TransformerInfo
+from ..schemas.modelspec import LAYER_KINDS, LayerSpec, ModelSpec, TensorSig, TransformerInfo
 from .sources import BUILTIN_MODELS, builtin_model_dir, find_weights, require_weights
 
 __all__ = ["BUILTIN_MODELS", "LAYER_KINDS", "LayerSpec", "ModelSpec", "TensorSig", "TransformerInfo",

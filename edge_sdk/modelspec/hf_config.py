@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from ..errors import InputError
 from .naming import GATE_LEAVES
-from .schema import TransformerInfo
+from ..schemas.modelspec import TransformerInfo
 from .sources import one_line
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .schema import ModelSpec, TransformerInfo
+from ..schemas.modelspec import ModelSpec, TransformerInfo
 
 DEFAULT_SEQ_LEN = 128
 

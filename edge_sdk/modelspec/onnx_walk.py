@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import InputError
 from . import flops as F
 from .naming import block_from_path, classify_linear, classify_param_holder
-from .schema import LayerSpec, ModelSpec, TensorSig, TransformerInfo
+from ..schemas.modelspec import LayerSpec, ModelSpec, TensorSig, TransformerInfo
 from .sources import one_line
 
 _MATMUL_OPS = {"MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "MatMulNBits", "QGemm"}

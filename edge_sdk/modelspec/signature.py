@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect as _pyinspect
 from typing import Any
 
-from .schema import TensorSig, TransformerInfo
+from ..schemas.modelspec import TensorSig, TransformerInfo
 
 
 def _forward_params(model: Any) -> set[str]:

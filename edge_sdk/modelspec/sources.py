@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .schema import ModelSpec
+    from ..schemas.modelspec import ModelSpec
 
 #: Builtin name → (display name, how to locate it).
 BUILTIN_MODELS: dict[str, str] = {"minilm": "all-MiniLM-L6-v2", "all-minilm-l6-v2": "all-MiniLM-L6-v2"}
@@ -105,7 +105,7 @@ def require_weights(spec_or_path: "ModelSpec | str | os.PathLike[str]") -> Path:
 
     Inspection works from a config alone; building needs the trained weights.
     """
-    from .schema import ModelSpec
+    from ..schemas.modelspec import ModelSpec
 
     if isinstance(spec_or_path, ModelSpec):
         spec = spec_or_path

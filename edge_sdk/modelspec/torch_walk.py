@@ -14,7 +14,7 @@ from typing import Any
 
 from . import flops as F
 from .naming import classify_linear, classify_param_holder
-from .schema import LayerSpec, TransformerInfo
+from ..schemas.modelspec import LayerSpec, TransformerInfo
 
 _BLOCK_LIST_NAMES = {"layer", "layers", "h", "block", "blocks"}
 

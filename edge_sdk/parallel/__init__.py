@@ -8,11 +8,11 @@ stages), tensor (DTensor column/row sharding), pipeline (PipelineStage + GPipe),
 worker (one rank), launch (processes, deadline, watchdog), failure (who failed first), compare (measured vs plan).
 """
 
-from .failure import ParallelRunError
+from ..errors import ParallelRunError
 from .launch import Launch
 from .layout_plan import layout_plan, parse_layout
 from .run import DEFAULT_TOLERANCE, run_plan
-from .schema import ParallelRunResult, RunSpec
+from ..schemas.parallel import ParallelRunResult, RunSpec
 from .topology import parse_stages
 
 __all__ = ["DEFAULT_TOLERANCE", "Launch", "ParallelRunError", "ParallelRunResult", "RunSpec", "layout_plan",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 
-from .schema import CommReport, OutputCheck, ParallelRunResult, RankReport, RunSpec, StageReport
+from ..schemas.parallel import CommReport, OutputCheck, ParallelRunResult, RankReport, RunSpec, StageReport
 
 
 def _med(xs: list[float]) -> float:

@@ -21,14 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EdgeSdkError
 from .status import RankStatus
-
-
-class ParallelRunError(EdgeSdkError):
-    """A rank failed or hung; the message names it (exit 6)."""
-
-    exit_code = 6
 
 
 @dataclass

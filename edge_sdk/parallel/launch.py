@@ -26,8 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .failure import ParallelRunError, RankOutcome, diagnose
-from .schema import RunSpec
+from ..errors import ParallelRunError
+from .failure import RankOutcome, diagnose
+from ..schemas.parallel import RunSpec
 from .status import read as read_status
 
 GRACE_S = 5.0

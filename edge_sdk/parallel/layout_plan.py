@@ -62,7 +62,7 @@ def layout_plan(model: str, layout: str | tuple[int, int, int], *, device: str =
     from ..modelspec import inspect_model
     from ..planner.costmodel import block_costs, predict
     from ..planner.priors import risk_label
-    from ..planner.schema import (MemoryBreakdown, ParallelLayout, Plan, Prediction, QualityEstimate,
+    from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, Prediction, QualityEstimate,
                                   RuntimeChoice, Stage)
     from ..profiles import load_registry
 

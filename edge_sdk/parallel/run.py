@@ -12,7 +12,7 @@ import shutil
 
 from ..errors import InputError
 from .launch import Launch, launch
-from .schema import OutputCheck, ParallelRunResult, RunSpec
+from ..schemas.parallel import OutputCheck, ParallelRunResult, RunSpec
 from .topology import balanced_stages, check_layout, check_stages, default_microbatches
 
 DEFAULT_TOLERANCE = 1e-4

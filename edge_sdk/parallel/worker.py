@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     fault = faults.fault_for(rank)
     code = 0
     try:
-        from .schema import RunSpec
+        from ..schemas.parallel import RunSpec
 
         spec = RunSpec.model_validate_json((run_dir / "spec.json").read_text())
         report = run_rank(spec, rank, int(os.environ.get("LOCAL_RANK", rank)), int(os.environ["WORLD_SIZE"]),

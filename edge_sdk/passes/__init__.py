@@ -1,6 +1,6 @@
 """Compression and export passes: each a pydantic config (configs.py) plus one apply function."""
 
-from .configs import (PASS_KINDS, DistillConfig, ExportOnnxConfig, ExportTfliteConfig, PassConfig,
+from ..schemas.passes import (PASS_KINDS, DistillConfig, ExportOnnxConfig, ExportTfliteConfig, PassConfig,
                       QuantizeOnnxConfig, StructuredPruneConfig, UnstructuredSparsityConfig)
 
 __all__ = ["PASS_KINDS", "DistillConfig", "ExportOnnxConfig", "ExportTfliteConfig", "PassConfig",

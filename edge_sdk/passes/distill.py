@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
-from .configs import DistillConfig
+from ..schemas.passes import DistillConfig
 from .prune_importance import Batch, pooled_embedding
 from .prune_surgery import _base, layout_of
 from .registry import register
@@ -258,7 +258,7 @@ def apply(config: DistillConfig, state: BuildState) -> BuildState:
     import copy
 
     from ._inputs import calibration_batches, training_stream
-    from .configs import StructuredPruneConfig
+    from ..schemas.passes import StructuredPruneConfig
     from .prune_surgery import PruningRecord, attach_record, record_of
     from .sparsity import SPARSITY_ATTR, sparsity_masks
 

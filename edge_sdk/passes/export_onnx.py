@@ -37,10 +37,10 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from ..quiet import quiet
-from ..errors import EdgeSdkError, InputError
+from ..errors import InputError, ToolError
 from ..quality.outputs import detect_head, wrap
 from ..quality.runners import ort_session
-from .configs import ExportOnnxConfig
+from ..schemas.passes import ExportOnnxConfig
 from .registry import register
 from .state import ArtifactRecord, BuildState
 
@@ -49,7 +49,7 @@ MAX_SINGLE_FILE_BYTES = 2_000_000_000 - 50_000_000  # protobuf's 2 GiB limit, mi
 MODEL_FILE = "model.onnx"
 
 
-class ExportError(EdgeSdkError):
+class ExportError(ToolError):
     """The model could not be exported faithfully (exporter failure, or ONNX output differs from PyTorch)."""
 
 

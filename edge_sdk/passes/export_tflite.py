@@ -42,10 +42,10 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from ..errors import EdgeSdkError, InputError
+from ..errors import InputError, ToolError
 from ..quality.outputs import detect_head, wrap
 from ..quality.runners_litert import dequantize, litert_interpreter
-from .configs import ExportTfliteConfig
+from ..schemas.passes import ExportTfliteConfig
 from .registry import register
 from .state import ArtifactPrecision, ArtifactRecord, BuildState
 
@@ -59,11 +59,11 @@ PRECISION: dict[str, ArtifactPrecision] = {"none": "fp32", "fp16": "fp16", "dyna
                                            "full_int8": "int8_static"}
 
 
-class TfliteExportError(EdgeSdkError):
+class TfliteExportError(ToolError):
     """The model could not be converted faithfully (converter failure, or the .tflite differs from PyTorch)."""
 
 
-class LiteRtEnvError(EdgeSdkError):
+class LiteRtEnvError(ToolError):
     """The isolated LiteRT converter environment is missing or unusable."""
 
 

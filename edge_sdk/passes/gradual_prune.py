@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 from torch import nn
 
-from .configs import DistillConfig, StructuredPruneConfig
+from ..schemas.passes import DistillConfig, StructuredPruneConfig
 from .distill import DistillResult, Progress, distill
 from .prune import structured_prune
 from .prune_importance import Batch

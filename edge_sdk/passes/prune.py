@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from .configs import StructuredPruneConfig
+from ..schemas.passes import StructuredPruneConfig
 from .prune_importance import Batch, head_ffn_scores, layers_to_drop
 from .prune_surgery import PruningRecord, _base, apply_keep, attach_record, layout_of, record_of
 from .registry import register

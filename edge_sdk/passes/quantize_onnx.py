@@ -43,9 +43,9 @@ from typing import Sequence
 import numpy as np
 
 from ..quiet import quiet
-from ..errors import EdgeSdkError, InputError
+from ..errors import InputError, ToolError
 from ..quality.runners import ort_session, tokenize
-from .configs import QuantizeOnnxConfig
+from ..schemas.passes import QuantizeOnnxConfig
 from .registry import register
 from .state import ArtifactRecord, BuildState
 
@@ -65,7 +65,7 @@ _ACTIVATIONS = {"Erf", "Tanh", "Sigmoid", "Relu", "Gelu", "FastGelu", "BiasGelu"
 _ELEMENTWISE = {"Mul", "Add", "Div", "Sub", "Pow", "Sqrt", "Cast", "Identity"}
 
 
-class QuantizeError(EdgeSdkError):
+class QuantizeError(ToolError):
     """onnxruntime could not quantize or run the quantized model."""
 
 
@@ -253,7 +253,7 @@ def quantize_onnx(src: Path, config: QuantizeOnnxConfig, *, smoke_feed: dict[str
             details = quantize_int4(src, tmp, block_size=config.block_size)
         _smoke_run(tmp, [smoke_feed])
         os.replace(tmp, dst)
-    except EdgeSdkError:
+    except (InputError, ToolError):
         raise
     except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are deep; say which mode and file
         raise QuantizeError(f"quantize_onnx {config.mode} of {src.name} failed: {type(exc).__name__}: "

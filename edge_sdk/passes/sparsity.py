@@ -22,7 +22,7 @@ from torch.ao.pruning import WeightNormSparsifier
 from torch.nn.utils import prune
 
 from ..errors import InputError
-from .configs import UnstructuredSparsityConfig
+from ..schemas.passes import UnstructuredSparsityConfig
 from .registry import register
 from .state import BuildState
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .schema import ParallelLayout, Plan, PlanSet
+from ..schemas.plan import ParallelLayout, Plan, PlanSet
 from .search import DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, Constraints, plan_for_profile
 
 __all__ = ["Constraints", "DEFAULT_MAX_QUALITY_DROP", "OBJECTIVES", "ParallelLayout", "Plan", "PlanSet", "load_plan",

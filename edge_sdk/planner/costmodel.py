@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..profiles.schema import ComputeUnit, DeviceProfile, Efficiency, Runtime
+from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
 
 DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
     # CPU: ORT/XNNPACK GEMMs reach ~40-50 % of AVX2 FMA peak on MiniLM (toolchain-facts: 31-36 ms for 2.9 GFLOP).
@@ -169,7 +169,7 @@ class BlockCosts:
 
 
 @dataclass(slots=True)
-class Prediction:
+class CostEstimate:
     latency_ms: float
     throughput_per_s: float
     weights_mb: float
@@ -321,7 +321,7 @@ def balance_stages(block_ms: float, num_blocks: int, pp: int, first_extra_ms: fl
 def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
             *, head_ratio: float = 0.0, ffn_ratio: float = 0.0, drop_layers: int = 0, tp: int = 1, pp: int = 1,
             dp: int = 1, decode: bool = False, kv_bytes_per_elem: float = 2.0,
-            sparse_24: bool = False) -> Prediction:
+            sparse_24: bool = False) -> CostEstimate:
     heads = spec.transformer.num_heads if spec.transformer else 0
     head_keep = (heads - round(heads * head_ratio)) / heads if heads else 1.0
     ffn_keep = 1.0 - ffn_ratio
@@ -382,7 +382,7 @@ def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, p
     eff_total = costs.attn.compute_s * head_keep + costs.ffn.compute_s * ffn_keep + costs.other.compute_s
     mem_total = costs.attn.memory_s * head_keep + costs.ffn.memory_s * ffn_keep + costs.other.memory_s
     n_ops = costs.attn.ops + costs.ffn.ops + costs.other.ops
-    return Prediction(
+    return CostEstimate(
         latency_ms=latency_s * 1e3, throughput_per_s=throughput, weights_mb=weights_mb,
         activations_mb=activations_mb, kv_cache_mb=kv_mb, overhead_mb=overhead_mb, per_device_mb=per_device_mb,
         size_mb=size_mb, compute_ms=(eff_total * n_blocks + costs.outside.compute_s) * 1e3 / tp,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..profiles.schema import DeviceProfile
-from .schema import Rejection
+from ..schemas.profile import DeviceProfile
+from ..schemas.plan import Rejection
 
 CONSTRAINT_FLAG = {"memory": "usable memory", "latency": "--latency-ms", "size": "--max-size-mb",
                    "quality": "--max-quality-drop"}

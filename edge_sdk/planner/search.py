@@ -9,15 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import InfeasibleError, InputError
-from ..passes.configs import (DistillConfig, ExportOnnxConfig, ExportTfliteConfig, QuantizeOnnxConfig,
+from ..schemas.passes import (DistillConfig, ExportOnnxConfig, ExportTfliteConfig, QuantizeOnnxConfig,
                               StructuredPruneConfig, UnstructuredSparsityConfig)
-from ..profiles.schema import DeviceProfile
+from ..schemas.profile import DeviceProfile
 from . import priors
-from .costmodel import BlockCosts, Prediction, block_costs, predict
-from .schema import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction as PlanPrediction,
+from .costmodel import BlockCosts, CostEstimate, block_costs, predict
+from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
-from .space import (PLAN_PRECISIONS, Target, layouts, precision_support, pruning_grid, static_int8_is_mixed,
-                    targets)
+from .space import (PLAN_PRECISIONS, RuntimeUnit, layouts, precision_support, pruning_grid, static_int8_is_mixed,
+                    runtime_units)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
 DEFAULT_MAX_QUALITY_DROP = 0.02
@@ -41,7 +41,7 @@ class Constraints:
 
 @dataclass
 class Candidate:
-    target: Target
+    target: RuntimeUnit
     precision: str
     head_ratio: float
     ffn_ratio: float
@@ -50,7 +50,7 @@ class Candidate:
     dp: int
     tp: int
     pp: int
-    pred: Prediction
+    pred: CostEstimate
     quality_drop: float
     quality_basis: str
     failed: list[str] = field(default_factory=list)  # constraint names it violates
@@ -76,7 +76,7 @@ class Candidate:
         return " ".join(bits)
 
 
-def _quality(cand_precision: str, target: Target, hr: float, fr: float, drop: int, n_layers: int,
+def _quality(cand_precision: str, target: RuntimeUnit, hr: float, fr: float, drop: int, n_layers: int,
              sparsity: str) -> tuple[float, str]:
     if cand_precision == "int8_dynamic" and target.runtime.name == "litert":
         p = priors.LITERT_INT8_DYNAMIC
@@ -109,7 +109,7 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     """All costed candidates (supported ones), rejected-before-costing reasons, and unsupported-but-costed
     candidates (for 'int4 would need X GB but...' hints)."""
     decode = spec.transformer is not None and spec.transformer.family == "decoder"
-    tgts, rejected = targets(profile)
+    tgts, rejected = runtime_units(profile)
     if cons.runtime:
         want = cons.runtime.lower()
         keep = [t for t in tgts if want in (t.runtime.name.lower(), t.runtime.provider.lower(), t.label.lower())]
@@ -131,7 +131,7 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
                             "quantization and parallel layouts for decoders", []).append("heads/FFN/layer pruning")
     cache: dict[tuple, BlockCosts] = {}
 
-    def costs(t: Target, prec: str, sparse: bool, dp: int = 1) -> BlockCosts:
+    def costs(t: RuntimeUnit, prec: str, sparse: bool, dp: int = 1) -> BlockCosts:
         mixed = prec == "int8_static" and static_int8_is_mixed(t)
         key = (id(t), prec, sparse, mixed, dp)
         if key not in cache:
@@ -280,7 +280,7 @@ def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: 
         runtime=RuntimeChoice(name=rt.name, provider=rt.provider, unit=rt.unit, format=rt.format, version=rt.version),
         passes=_passes(c, spec),
         layout=ParallelLayout(dp=c.dp, tp=c.tp, pp=c.pp, stages=stages, communication_ms=round(p.comm_ms, 4)),
-        predicted=PlanPrediction(
+        predicted=Prediction(
             latency_ms=round(p.latency_ms, 4), throughput_per_s=round(p.throughput_per_s, 3),
             memory_mb=MemoryBreakdown(weights_mb=round(p.weights_mb, 3), activations_mb=round(p.activations_mb, 3),
                                       kv_cache_mb=round(p.kv_cache_mb, 3), overhead_mb=round(p.overhead_mb, 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..profiles.schema import ComputeUnit, DeviceProfile, Runtime
+from ..schemas.profile import ComputeUnit, DeviceProfile, Runtime
 
 PLAN_PRECISIONS = ("fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only")
 RUNTIME_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "int8_dynamic": "int8", "int8_static": "int8",
@@ -21,8 +21,8 @@ BUILDABLE_FORMATS = {"onnx", "tflite", "engine"}
 DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu"}
 
 
-@dataclass(frozen=True, eq=False)  # identity: one Target per profile runtime in a search
-class Target:
+@dataclass(frozen=True, eq=False)  # identity: one RuntimeUnit per profile runtime in a search
+class RuntimeUnit:
     runtime: Runtime
     unit: ComputeUnit
 
@@ -31,7 +31,7 @@ class Target:
         return f"{self.runtime.name}/{self.runtime.provider}"
 
 
-def precision_support(profile: DeviceProfile, target: Target, precision: str) -> str | None:
+def precision_support(profile: DeviceProfile, target: RuntimeUnit, precision: str) -> str | None:
     """None when `precision` runs on this runtime+unit; otherwise the reason it does not (phrased so that the same
     reason groups several runtimes: "fp16 rejected: ...")."""
     rt, unit = target.runtime, target.unit
@@ -60,12 +60,12 @@ def precision_support(profile: DeviceProfile, target: Target, precision: str) ->
     return None
 
 
-def targets(profile: DeviceProfile) -> tuple[list[Target], dict[str, list[str]]]:
+def runtime_units(profile: DeviceProfile) -> tuple[list[RuntimeUnit], dict[str, list[str]]]:
     """Runtimes edge-sdk can build for on this profile, and those it cannot (reason → runtimes)."""
-    ok: list[Target] = []
+    ok: list[RuntimeUnit] = []
     rejected: dict[str, list[str]] = {}
     for rt in profile.runtimes:
-        t = Target(rt, profile.unit(rt.unit))
+        t = RuntimeUnit(rt, profile.unit(rt.unit))
         if rt.format not in BUILDABLE_FORMATS:
             rejected.setdefault(f"{rt.format} artifacts: edge-sdk cannot build them yet (it builds ONNX and "
                                 f"LiteRT)", []).append(t.label)
@@ -136,6 +136,6 @@ def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, in
 MIXED_STATIC_PROVIDERS = {"CPUExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
 
 
-def static_int8_is_mixed(target: Target) -> bool:
+def static_int8_is_mixed(target: RuntimeUnit) -> bool:
     rt = target.runtime
     return rt.provider in MIXED_STATIC_PROVIDERS or (rt.name == "tensorrt" and target.unit.kind == "gpu")

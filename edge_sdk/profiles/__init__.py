@@ -1,7 +1,7 @@
 """Device profiles: schema, loading, aliases."""
 
 from .loader import ProfileRegistry, load_profile_file, load_registry
-from .schema import ComputeUnit, DeviceClass, DeviceProfile, Runtime
+from ..schemas.profile import ComputeUnit, DeviceClass, DeviceProfile, Runtime
 
 __all__ = ["ComputeUnit", "DeviceClass", "DeviceProfile", "ProfileRegistry", "Runtime", "load_profile_file",
            "load_registry"]

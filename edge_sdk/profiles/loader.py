@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import InputError, format_validation_error
-from .schema import DeviceClass, DeviceProfile
+from ..schemas.profile import DeviceClass, DeviceProfile
 
 ENV_VAR = "EDGE_SDK_PROFILES"
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..bundle.manifest import QualityMetric, QualityReport
+from ..schemas.bundle import QualityMetric, QualityReport
 from ..errors import QualityGateError
 from . import metrics
 from .eval_data import EvalData

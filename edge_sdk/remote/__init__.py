@@ -31,11 +31,11 @@ from .deploy import deploy, open_bundle
 from .endpoint import Endpoint, resolve_endpoint
 from .preflight import check_target
 from .releases import release_status, rollback, verify_release
-from .schema import Release, ReleaseCheck, RemoteFacts, Rollback, TargetCheck
+from ..schemas.release import Release, ReleaseCheck, RemoteFacts, Rollback, TargetCheck
 from .session import LineCallback, RemoteTimeout, RunResult, Session, remote_command
-from .targets import Target, load_target_file, load_targets, resolve_target, targets_dirs
+from .targets import DeployTarget, load_target_file, load_targets, resolve_target, targets_dirs
 
 __all__ = ["Endpoint", "LineCallback", "Release", "ReleaseCheck", "RemoteFacts", "RemoteTimeout", "Rollback",
-           "RunResult", "Session", "Target", "TargetCheck", "check_target", "deploy", "load_target_file",
+           "RunResult", "Session", "DeployTarget", "TargetCheck", "check_target", "deploy", "load_target_file",
            "load_targets", "open_bundle", "release_status", "remote_command", "resolve_endpoint", "resolve_target",
            "rollback", "targets_dirs", "verify_release"]

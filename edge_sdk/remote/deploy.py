@@ -23,9 +23,9 @@ from typing import Callable, Iterator
 from ..bundle import MANIFEST_NAME, Manifest, bundle_id, extract_archive, sha256_file, verify_dir
 from ..errors import InputError, RemoteError
 from .device_release import DeviceError, check_relpath
-from .schema import Release
+from ..schemas.release import Release
 from .session import Session
-from .targets import Target
+from .targets import DeployTarget
 
 ProgressCallback = Callable[[str, int, int], None]
 """on_progress(relpath, bytes_done, bytes_total) during uploads."""
@@ -45,7 +45,7 @@ def open_bundle(path: str | Path) -> Iterator[tuple[Path, Manifest]]:
         yield d, verify_dir(d)
 
 
-def check_bundle_device(manifest: Manifest, target: Target, registry) -> None:
+def check_bundle_device(manifest: Manifest, target: DeployTarget, registry) -> None:
     """Refuse a bundle built for another device profile than the one the target is (aliases resolved)."""
     want = registry.resolve(target.profile)[0].name
     try:
@@ -57,7 +57,7 @@ def check_bundle_device(manifest: Manifest, target: Target, registry) -> None:
                          f"'{target.profile}'; rebuild for '{want}' or pass --force to deploy anyway")
 
 
-def deploy(bundle: str | Path, target: Target, *, accept_new_host_key: bool = False, registry=None,
+def deploy(bundle: str | Path, target: DeployTarget, *, accept_new_host_key: bool = False, registry=None,
            force: bool = False, on_progress: ProgressCallback | None = None,
            session: Session | None = None) -> Release:
     """Deploy a bundle directory or .edgepkg to a target; returns the Release (what is `current` now, and costs).
@@ -92,7 +92,7 @@ def deploy(bundle: str | Path, target: Target, *, accept_new_host_key: bool = Fa
         return release
 
 
-def _deploy_files(s: Session, target: Target, bdir: Path, manifest: Manifest, files: dict, rid: str,
+def _deploy_files(s: Session, target: DeployTarget, bdir: Path, manifest: Manifest, files: dict, rid: str,
                   on_progress: ProgressCallback | None, t0: float) -> Release:
     token = secrets.token_hex(4)
     wire = {rel: list(v) for rel, v in files.items()}

@@ -1,4 +1,4 @@
-"""Where to connect and as whom: a Target's fields merged with ~/.ssh/config, the way `ssh` merges them.
+"""Where to connect and as whom: a DeployTarget's fields merged with ~/.ssh/config, the way `ssh` merges them.
 
 Users already describe their devices in ~/.ssh/config (`Host jetson / HostName 10.0.0.7 / User nvidia`); a target
 may just say `host: jetson`. Precedence is OpenSSH's: explicit target fields (like command-line flags) win over
@@ -15,7 +15,7 @@ from pathlib import Path
 import paramiko
 
 from ..errors import InputError
-from .targets import Target
+from .targets import DeployTarget
 
 SSH_PORT = 22
 
@@ -38,7 +38,7 @@ class Endpoint:
         return f"{self.username}@{self.hostname}:{self.port}"
 
 
-def resolve_endpoint(target: Target, *, check_files: bool = True) -> Endpoint:
+def resolve_endpoint(target: DeployTarget, *, check_files: bool = True) -> Endpoint:
     """Merge target fields with the SSH config's HostName, Port, User, IdentityFile (and UserKnownHostsFile).
 
     check_files=False only describes the endpoint (for listings) without requiring the key file to exist here.

@@ -11,9 +11,9 @@ import time
 
 from ..errors import RemoteError
 from ..profiles import DeviceProfile
-from .schema import RemoteFacts, TargetCheck
+from ..schemas.release import RemoteFacts, TargetCheck
 from .session import Session
-from .targets import Target
+from .targets import DeployTarget
 
 ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8l": "aarch64", "armv7l": "armv7",
                 "armhf": "armv7"}
@@ -44,7 +44,7 @@ def probe(session: Session) -> RemoteFacts:
                        kernel=parts[1] if len(parts) > 2 else None, python=None)
 
 
-def contradictions(facts: RemoteFacts, profile: DeviceProfile, target: Target) -> tuple[list[str], list[str]]:
+def contradictions(facts: RemoteFacts, profile: DeviceProfile, target: DeployTarget) -> tuple[list[str], list[str]]:
     """(problems, warnings) from comparing measured facts with the profile's claims."""
     problems: list[str] = []
     warnings: list[str] = []
@@ -91,7 +91,7 @@ def contradictions(facts: RemoteFacts, profile: DeviceProfile, target: Target) -
     return problems, warnings
 
 
-def check_target(target: Target, profile: DeviceProfile, *, accept_new_host_key: bool = False,
+def check_target(target: DeployTarget, profile: DeviceProfile, *, accept_new_host_key: bool = False,
                  session: Session | None = None) -> TargetCheck:
     """Connect, probe, compare. Connection failures raise RemoteError; contradictions are returned, not raised."""
     t0 = time.monotonic()

@@ -8,12 +8,12 @@ from __future__ import annotations
 import secrets
 import time
 
-from .schema import ReleaseCheck, Rollback
+from ..schemas.release import ReleaseCheck, Rollback
 from .session import Session
-from .targets import Target
+from .targets import DeployTarget
 
 
-def rollback(target: Target, *, to: str | None = None, accept_new_host_key: bool = False,
+def rollback(target: DeployTarget, *, to: str | None = None, accept_new_host_key: bool = False,
              session: Session | None = None) -> Rollback:
     """Switch `current` back to the release deployed before it (or to release `to`), after re-verifying it."""
     t0 = time.monotonic()
@@ -28,7 +28,7 @@ def rollback(target: Target, *, to: str | None = None, accept_new_host_key: bool
                     previous_release=out["previous"], seconds=round(time.monotonic() - t0, 3))
 
 
-def verify_release(target: Target, *, release: str | None = None, accept_new_host_key: bool = False,
+def verify_release(target: DeployTarget, *, release: str | None = None, accept_new_host_key: bool = False,
                    session: Session | None = None) -> ReleaseCheck:
     """Re-hash a release (default: current) on the device against its manifest; ok=False lists what differs."""
     s = session or Session(target, accept_new_host_key=accept_new_host_key)
@@ -43,7 +43,7 @@ def verify_release(target: Target, *, release: str | None = None, accept_new_hos
                         extra=out["extra"], id_matches=out["id_matches"], error=out.get("error"))
 
 
-def release_status(target: Target, *, accept_new_host_key: bool = False, session: Session | None = None) -> dict:
+def release_status(target: DeployTarget, *, accept_new_host_key: bool = False, session: Session | None = None) -> dict:
     """current, the releases on the device, and the recent deploy/rollback events (plain dict from the device)."""
     s = session or Session(target, accept_new_host_key=accept_new_host_key)
     try:

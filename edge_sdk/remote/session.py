@@ -28,7 +28,7 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 from ..errors import RemoteError
 from .endpoint import Endpoint, resolve_endpoint
 from .hostkeys import PinnedHostKeyPolicy, changed_key_message
-from .targets import Target
+from .targets import DeployTarget
 
 # paramiko's transport thread logs failures (with tracebacks) at ERROR; with no handler configured, Python's
 # last-resort handler would print them on stderr next to our one-line error. Callers that configure logging still
@@ -160,7 +160,7 @@ class Session:
     ...     rc, out, err = s.run(["uname", "-m"], timeout=10)
     """
 
-    def __init__(self, target: Target, *, accept_new_host_key: bool = False, endpoint: Endpoint | None = None):
+    def __init__(self, target: DeployTarget, *, accept_new_host_key: bool = False, endpoint: Endpoint | None = None):
         self.target = target
         self.endpoint = endpoint or resolve_endpoint(target)
         self.accept_new_host_key = accept_new_host_key

@@ -19,7 +19,7 @@ ENV_VAR = "EDGE_SDK_TARGETS"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class Target(BaseModel):
+class DeployTarget(BaseModel):
     """One SSH-reachable device. Unset port/user/identity come from ~/.ssh/config, then from OpenSSH's defaults."""
 
     model_config = ConfigDict(extra="forbid")
@@ -113,7 +113,7 @@ class Target(BaseModel):
         return self.workdir[2:] if self.workdir.startswith("~/") else self.workdir
 
 
-def load_target_file(path: str | Path, registry=None) -> Target:
+def load_target_file(path: str | Path, registry=None) -> DeployTarget:
     """Read and validate one target file; the profile is checked against the device-profile registry."""
     from ..profiles.loader import read_yaml
 
@@ -123,7 +123,7 @@ def load_target_file(path: str | Path, registry=None) -> Target:
         raise InputError(f"{path}: expected a YAML mapping with target fields (name, host, profile, ...), "
                          f"got {type(data).__name__}")
     try:
-        target = Target.model_validate(data)
+        target = DeployTarget.model_validate(data)
     except ValidationError as exc:
         raise InputError(format_validation_error(str(path), exc)) from None
     target._source = path.resolve()
@@ -149,9 +149,9 @@ def targets_dirs(cli_dirs: list[str] | None = None) -> list[Path]:
     return dirs
 
 
-def load_targets(dirs: list[Path], registry=None) -> dict[str, Target]:
+def load_targets(dirs: list[Path], registry=None) -> dict[str, DeployTarget]:
     """All targets of the directories; a later directory overrides an earlier one's target of the same name."""
-    out: dict[str, Target] = {}
+    out: dict[str, DeployTarget] = {}
     for d in dirs:
         seen: dict[str, Path] = {}
         for f in sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
@@ -164,7 +164,7 @@ def load_targets(dirs: list[Path], registry=None) -> dict[str, Target]:
     return out
 
 
-def resolve_target(name_or_path: str, cli_dirs: list[str] | None = None, registry=None) -> Target:
+def resolve_target(name_or_path: str, cli_dirs: list[str] | None = None, registry=None) -> DeployTarget:
     """`--target` accepts a target name (looked up in the targets directories) or a path to a target file."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or os.sep in name_or_path or p.is_file():

@@ -6,7 +6,7 @@ report.md and a self-contained report.html (inline CSS and SVG plots, no network
 """
 
 from .compose import build_report
-from .schema import CompatReport, DeviceReport, RuntimeCoverage
+from ..schemas.report import CompatReport, DeviceReport, RuntimeCoverage
 from .write import load_report, write_report
 
 __all__ = ["CompatReport", "DeviceReport", "RuntimeCoverage", "build_report", "load_report", "write_report"]

@@ -18,20 +18,20 @@ from pathlib import Path
 
 from ..errors import InfeasibleError, InputError
 from ..planner import DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, Constraints
-from ..planner.schema import Plan, PlanSet
+from ..schemas.plan import Plan, PlanSet
 from ..planner.search import enumerate_candidates, plan_for_profile
 from ..planner.space import RUNTIME_PRECISION
-from ..profiles.schema import DeviceProfile
+from ..schemas.profile import DeviceProfile
 from .coverage import ACCELERATOR_KINDS, runtime_coverage
 from .graph import ModelGraph, model_graph
 from .measured import MatchedResult, collect_results
 from .op_data import support_lists, tflite_mapping
 from .ort_check import check_ort_cpu
-from .schema import (PLAN_FLAG, CompatReport, DeviceReport, MemoryFit, OpDataSource, ParetoPoint, PlanLine,
+from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, MemoryFit, OpDataSource, ParetoPoint, PlanLine,
                      RuntimeCoverage, UnitPrecision)
 from .tflite_convert import ConvertedTflite, convert, litert_env_problem
 from .tflite_map import TfliteNode, count_builtins, map_nodes, unmapped_ops
-from .versions import tool_versions
+from ..versions import tool_versions
 
 UNCOMPRESSED = {"fp32", "fp16", "bf16"}
 TFLITE_MODES = ("auto", "map")

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..profiles.schema import ComputeUnit, Runtime
+from ..schemas.profile import ComputeUnit, Runtime
 from .graph import ModelGraph, Node
 from .op_data import PartialOp, SupportList, support_for, tflite_mapping
-from .schema import OpIssue, OrtCpuCheck, RuntimeCoverage
+from ..schemas.report import OpIssue, OrtCpuCheck, RuntimeCoverage
 from .tflite_convert import ConvertedTflite
 from .tflite_map import TfliteNode
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..quiet import quiet
-from .schema import GraphOps, OpCount
+from ..schemas.report import GraphOps, OpCount
 
 STAND_IN_MAX_BYTES = 1_500_000_000  # fp32 weights above this are not exported at full size
 STAND_IN_MAX_PARAMS = 20_000_000  # a stand-in that did not shrink (unknown config field names) is refused
@@ -171,7 +171,7 @@ def _stand_in(model_source: str, spec, path: Path) -> tuple[str, str, object | N
 
     from ..modelspec.hf_config import load_config, model_class, quiet_transformers
     from ..modelspec.sources import resolve_source
-    from ..passes.configs import ExportOnnxConfig
+    from ..schemas.passes import ExportOnnxConfig
     from ..passes.export_onnx import export_onnx
 
     src = resolve_source(model_source)
@@ -199,8 +199,8 @@ def _stand_in(model_source: str, spec, path: Path) -> tuple[str, str, object | N
 
 
 def _export_real(model_source: str, spec, path: Path) -> tuple[str, str, object, str, object]:
-    from ..build.sources import load_for_build
-    from ..passes.configs import ExportOnnxConfig
+    from ..builder.sources import load_for_build
+    from ..schemas.passes import ExportOnnxConfig
     from ..passes.export_onnx import export_onnx
 
     from transformers.utils import logging as hf_logging

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from .schema import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport, RuntimeCoverage
+from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport, RuntimeCoverage
 from .svg import (LatencyRow, MemoryRow, ParetoPointRow, fmt_mb, latency_chart, memory_chart, pareto_chart)
 
 SHORT_PROVIDERS = {"CPUExecutionProvider": "cpu-ep", "TensorrtExecutionProvider": "trt-ep",

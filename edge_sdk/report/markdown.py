@@ -4,7 +4,7 @@ HTML minus the plots."""
 from __future__ import annotations
 
 from .html import short_summary
-from .schema import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport
+from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport
 from .svg import fmt_mb
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..bench.schema import BenchResult
+from ..schemas.bench import BenchResult
 from ..errors import format_validation_error
-from .schema import IgnoredResult, Measurement
+from ..schemas.report import IgnoredResult, Measurement
 
 
 @dataclass

@@ -14,18 +14,15 @@ from pathlib import Path
 from typing import Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from ..schemas.base import Strict
 
 from ..errors import InputError, format_validation_error
 
 OP_SUPPORT_DIR = Path(__file__).resolve().parent.parent / "data" / "op_support"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AppliesTo(_Strict):
+class AppliesTo(Strict):
     runtime: str
     provider: str
     versions: tuple[int, int] | None = Field(None, description="major versions [low, high] this list is for")
@@ -35,7 +32,7 @@ class AppliesTo(_Strict):
     note: str | None = None
 
 
-class PartialOp(_Strict):
+class PartialOp(Strict):
     status: Literal["partial"] = "partial"
     note: str
     const_inputs: list[int] = Field(default_factory=list,
@@ -45,7 +42,7 @@ class PartialOp(_Strict):
 OpEntry = Union[None, str, PartialOp]
 
 
-class SupportList(_Strict):
+class SupportList(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["support"] = "support"
     title: str
@@ -75,13 +72,13 @@ class SupportList(_Strict):
 MapEntry = Union[list[str], "ConditionalMap"]
 
 
-class ConditionalMap(_Strict):
+class ConditionalMap(Strict):
     const_input: int
     then: list[str]
     else_: list[str] = Field(alias="else")
 
 
-class TfliteMapping(_Strict):
+class TfliteMapping(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["mapping"] = "mapping"
     title: str

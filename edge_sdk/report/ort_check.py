@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 
 from .graph import Node
-from .schema import OrtCpuCheck
+from ..schemas.report import OrtCpuCheck
 
 
 @functools.lru_cache(maxsize=1)

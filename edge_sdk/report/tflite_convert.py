@@ -76,7 +76,7 @@ def _native_stderr_silenced():
 def convert(model, kind: str, tokenizer, seq_len: int, work_dir: Path) -> ConvertedTflite:
     from importlib import metadata
 
-    from ..passes.configs import ExportTfliteConfig
+    from ..schemas.passes import ExportTfliteConfig
     from ..passes.export_tflite import export_tflite
 
     path = work_dir / "model.tflite"

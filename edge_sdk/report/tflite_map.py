@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .graph import Node
 from .op_data import ConditionalMap, tflite_mapping
-from .schema import OpCount
+from ..schemas.report import OpCount
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from ..artifacts import atomic_write_text, load_artifact
 from ..errors import InputError
 from .html import render_html
 from .markdown import render_markdown
-from .schema import CompatReport
+from ..schemas.report import CompatReport
 
 FILES = ("report.json", "report.md", "report.html")
 

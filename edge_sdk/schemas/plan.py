@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+from .base import Strict
 
-from ..passes.configs import PassConfig
+from .passes import PassConfig
 
 Precision = Literal["fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only", "fp8"]
 Objective = Literal["latency", "throughput", "size", "quality"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RuntimeChoice(_Strict):
+class RuntimeChoice(Strict):
     name: str = Field(description="onnxruntime, litert, tensorrt, ...")
     provider: str = Field(description="execution provider / delegate")
     unit: str = Field(description="compute unit name in the profile")
@@ -28,7 +25,7 @@ class RuntimeChoice(_Strict):
     version: str | None = None
 
 
-class Stage(_Strict):
+class Stage(Strict):
     """One pipeline stage: transformer blocks [first_layer, last_layer] inclusive (+ embeddings/head on the ends)."""
 
     index: int = Field(ge=0)
@@ -38,7 +35,7 @@ class Stage(_Strict):
     memory_mb: float = Field(ge=0)
 
 
-class ParallelLayout(_Strict):
+class ParallelLayout(Strict):
     dp: int = Field(1, ge=1, description="data-parallel replicas (batch split)")
     tp: int = Field(1, ge=1, description="tensor-parallel degree (attention/FFN linears sharded)")
     pp: int = Field(1, ge=1, description="pipeline stages (layer stack split)")
@@ -60,7 +57,7 @@ class ParallelLayout(_Strict):
         return " × ".join(parts) + f" ({self.world_size} devices)"
 
 
-class MemoryBreakdown(_Strict):
+class MemoryBreakdown(Strict):
     weights_mb: float
     activations_mb: float
     kv_cache_mb: float = 0.0
@@ -69,7 +66,7 @@ class MemoryBreakdown(_Strict):
     per_device_mb: list[float] = Field(default_factory=list, description="one entry per device for parallel layouts")
 
 
-class QualityEstimate(_Strict):
+class QualityEstimate(Strict):
     """A prior from measurements on similar models (planner/priors.py), not a measurement of this model."""
 
     expected_cosine: float = Field(ge=-1, le=1)
@@ -79,7 +76,7 @@ class QualityEstimate(_Strict):
     kind: Literal["estimate"] = "estimate"
 
 
-class Prediction(_Strict):
+class Prediction(Strict):
     latency_ms: float
     throughput_per_s: float
     memory_mb: MemoryBreakdown
@@ -89,7 +86,7 @@ class Prediction(_Strict):
     kind: Literal["prediction"] = "prediction"
 
 
-class Plan(_Strict):
+class Plan(Strict):
     schema_version: Literal[1] = 1
     model: str = Field(description="model source as given (name, path or config)")
     model_name: str
@@ -135,12 +132,12 @@ class Plan(_Strict):
         return ", ".join(bits)
 
 
-class Rejection(_Strict):
+class Rejection(Strict):
     reason: str
     alternatives: list[str]
 
 
-class PlanSet(_Strict):
+class PlanSet(Strict):
     """What `edge-sdk plan` returns for one device: the ranked plans, the Pareto front and what was rejected."""
 
     model: str

@@ -8,19 +8,18 @@ attempt go into the bundle's manifest. Nothing is written to `out_dir` until a p
 
 from __future__ import annotations
 
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from ..bundle import pack_archive, write_bundle
-from ..bundle.manifest import Artifact, Manifest, QualityReport, TensorSig
+from ..schemas.bundle import Artifact, Manifest, QualityReport, TensorSig
 from ..errors import InputError, QualityGateError
-from ..planner.schema import Plan
+from ..versions import tool_versions
+from ..schemas.plan import Plan
 
 DEFAULT_MAX_QUALITY_DROP = 0.02
 SAMPLE_ROWS = 16
@@ -43,17 +42,6 @@ class BuildResult:
     archive: Path | None
     attempts: list[Attempt] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("edge-sdk", "torch", "transformers", "onnx", "onnxruntime", "onnxscript", "onnxconverter-common",
-                 "ai-edge-litert", "numpy", "tokenizers"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _check_plan_fits(plan: Plan, spec) -> None:
@@ -284,7 +272,7 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, at
                                  for a in attempts]
         manifest = write_bundle(out, files, dict(
             model_id=model, model_name=spec.name, device=prof.name, plan=plan, artifacts=[artifact],
-            preprocessing=preprocessing, sample_inputs="sample_inputs.npz", versions=versions(), quality=report,
+            preprocessing=preprocessing, sample_inputs="sample_inputs.npz", versions=tool_versions(), quality=report,
             build_log=log))
         say(f"bundle written: {out}")
         arc = None

@@ -12,30 +12,22 @@ from typing import Literal
 
 from pathlib import PurePosixPath
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+from .base import Strict
 
-from ..planner.schema import Plan
+from .modelspec import TensorSig
+from .plan import Plan
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FileEntry(_Strict):
+class FileEntry(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0)
 
 
-class TensorSig(_Strict):
-    name: str
-    dtype: str
-    shape: list[int | str]
-
-
-class Artifact(_Strict):
+class Artifact(Strict):
     """One runnable model file. The first artifact is the one the plan asked for."""
 
     path: str
@@ -47,13 +39,13 @@ class Artifact(_Strict):
     outputs: list[TensorSig]
 
 
-class QualityMetric(_Strict):
+class QualityMetric(Strict):
     name: str = Field(description="mean_cosine | spearman | top1_agreement")
     value: float
     reference: str = Field("uncompressed model", description="what it is measured against")
 
 
-class QualityReport(_Strict):
+class QualityReport(Strict):
     eval_data: str = Field(description="what the metrics were measured on")
     samples: int
     metrics: list[QualityMetric]
@@ -63,7 +55,7 @@ class QualityReport(_Strict):
     kind: Literal["measured"] = "measured"
 
 
-class Manifest(_Strict):
+class Manifest(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     model_id: str = Field(description="model source as given to the build")
     model_name: str

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from pydantic import Field
+from .base import Strict
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class Release(_Strict):
+class Release(Strict):
     """One deploy: which bundle is now `current` on which device, and what it cost to get it there."""
 
     target: str
@@ -46,7 +43,7 @@ class Release(_Strict):
     kind: str = "release"
 
 
-class Rollback(_Strict):
+class Rollback(Strict):
     target: str
     endpoint: str
     release_id: str = Field(description="what `current` points at now")
@@ -56,7 +53,7 @@ class Rollback(_Strict):
     rolled_back_at: str = Field(default_factory=_now)
 
 
-class ReleaseCheck(_Strict):
+class ReleaseCheck(Strict):
     """A release re-hashed on the device against its own manifest.json."""
 
     target: str
@@ -71,7 +68,7 @@ class ReleaseCheck(_Strict):
     error: str | None = None
 
 
-class RemoteFacts(_Strict):
+class RemoteFacts(Strict):
     arch: str
     os: str
     kernel: str | None = None
@@ -85,7 +82,7 @@ class RemoteFacts(_Strict):
     packages: dict[str, str | None] = Field(default_factory=dict, description="module → version (None: absent)")
 
 
-class TargetCheck(_Strict):
+class TargetCheck(Strict):
     """Preflight: can we reach the target, and is it the device its profile says it is?"""
 
     target: str

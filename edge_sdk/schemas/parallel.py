@@ -9,16 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from .base import Strict
 
 Backend = Literal["gloo", "nccl"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RunSpec(_Strict):
+class RunSpec(Strict):
     """Everything a rank needs to build its share of the model and run it."""
 
     model: str = Field(description="minilm, a HF model directory or a transformers config.json")
@@ -40,7 +37,7 @@ class RunSpec(_Strict):
         return self.dp * self.tp * self.pp
 
 
-class RankReport(_Strict):
+class RankReport(Strict):
     """One rank's measurements. Times are per forward over the replica's batch, one entry per timed iteration."""
 
     rank: int
@@ -69,7 +66,7 @@ class RankReport(_Strict):
     cuda_peak_mb: float | None = Field(None, description="torch.cuda.max_memory_allocated on GPU runs")
 
 
-class StageReport(_Strict):
+class StageReport(Strict):
     index: int
     first_layer: int
     last_layer: int
@@ -82,7 +79,7 @@ class StageReport(_Strict):
     measured_share: float
 
 
-class CommReport(_Strict):
+class CommReport(Strict):
     predicted_ms: float = Field(description="plan.layout.communication_ms")
     measured_ms: float = Field(description="isolated tensor-parallel all-reduces on the critical path + pipeline "
                                            "hand-offs: the quantity the plan predicts")
@@ -93,7 +90,7 @@ class CommReport(_Strict):
     dp_gather_ms: float = 0.0
 
 
-class OutputCheck(_Strict):
+class OutputCheck(Strict):
     shape: list[int]
     max_abs_diff: float
     tolerance: float
@@ -101,7 +98,7 @@ class OutputCheck(_Strict):
     ok: bool
 
 
-class ParallelRunResult(_Strict):
+class ParallelRunResult(Strict):
     kind: Literal["measurement"] = "measurement"
     model: str
     model_name: str

@@ -9,7 +9,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+from .base import Strict
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4")
@@ -18,10 +19,6 @@ IsaFeature = Literal[
     "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
     "amx_bf16", "amx_int8", "neon", "neon_dotprod", "neon_fp16", "neon_i8mm", "neon_bf16", "sve", "sve2",
 ]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 class DeviceClass(str, Enum):
@@ -39,19 +36,19 @@ class Confidence(str, Enum):
     unverified = "unverified"  # general knowledge or conflicting sources: check before relying on it
 
 
-class Source(_Strict):
+class Source(Strict):
     id: str = Field(description="Short id, e.g. J2 (see shared/reference/device-specs.md §8)")
     title: str
     url: str | None = None
 
 
-class Citation(_Strict):
+class Citation(Strict):
     source: str | None = Field(None, description="Id of an entry in `sources`; None for derived/unverified values")
     confidence: Confidence
     note: str | None = None
 
 
-class Efficiency(_Strict):
+class Efficiency(Strict):
     """Fractions of peak the roofline may assume; `calibrate` replaces them with measured values."""
 
     compute: float = Field(gt=0, le=1, description="fraction of dense peak reached by GEMMs")
@@ -62,7 +59,7 @@ class Efficiency(_Strict):
 UnitKind = Literal["cpu", "gpu", "npu", "dla", "tpu", "dsp"]
 
 
-class ComputeUnit(_Strict):
+class ComputeUnit(Strict):
     name: str = Field(description="Unique within the profile, e.g. 'gpu', 'dla', 'cpu'")
     kind: UnitKind
     description: str | None = None
@@ -103,7 +100,7 @@ RuntimeName = Literal["onnxruntime", "litert", "tensorrt", "pytorch", "qnn", "co
 ArtifactFormat = Literal["onnx", "tflite", "engine", "pt", "dlc", "mlpackage"]
 
 
-class Runtime(_Strict):
+class Runtime(Strict):
     name: RuntimeName
     version: str | None = None
     provider: str = Field(description="Execution provider or delegate, e.g. CPUExecutionProvider, xnnpack, edgetpu")
@@ -117,7 +114,7 @@ class Runtime(_Strict):
     note: str | None = None
 
 
-class PowerRange(_Strict):
+class PowerRange(Strict):
     min_w: float = Field(gt=0)
     max_w: float = Field(gt=0)
 
@@ -128,7 +125,7 @@ class PowerRange(_Strict):
         return self
 
 
-class DeviceProfile(_Strict):
+class DeviceProfile(Strict):
     schema_version: Literal[1] = 1
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Command-line name, e.g. jetson-orin-nano")
     display_name: str

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+from .base import Strict
 
 
-class _PassConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StructuredPruneConfig(_PassConfig):
+class StructuredPruneConfig(Strict):
     """Remove whole attention heads, FFN neurons and transformer layers (the model really gets smaller/faster)."""
 
     kind: Literal["structured_prune"] = "structured_prune"
@@ -27,7 +24,7 @@ class StructuredPruneConfig(_PassConfig):
     calibration_samples: int = Field(64, ge=1)
 
 
-class UnstructuredSparsityConfig(_PassConfig):
+class UnstructuredSparsityConfig(Strict):
     """Magnitude sparsity (torch.nn.utils.prune, made permanent). Does NOT speed up dense kernels; 2:4 needs sparse
     tensor cores (Ampere+)."""
 
@@ -38,7 +35,7 @@ class UnstructuredSparsityConfig(_PassConfig):
         "layer", description="unstructured: the same fraction in every Linear, or one global magnitude threshold")
 
 
-class DistillConfig(_PassConfig):
+class DistillConfig(Strict):
     """Label-free recovery: distil the pruned student towards the unpruned teacher on unlabeled text."""
 
     kind: Literal["distill"] = "distill"
@@ -54,7 +51,7 @@ class DistillConfig(_PassConfig):
     gradual_steps: int = Field(1, ge=1, description="prune in this many increments, distilling between them")
 
 
-class ExportOnnxConfig(_PassConfig):
+class ExportOnnxConfig(Strict):
     kind: Literal["export_onnx"] = "export_onnx"
     opset: int = Field(17, ge=13, le=23)
     dynamic_axes: bool = True
@@ -72,7 +69,7 @@ class ExportOnnxConfig(_PassConfig):
         return self
 
 
-class QuantizeOnnxConfig(_PassConfig):
+class QuantizeOnnxConfig(Strict):
     """onnxruntime.quantization: dynamic int8 (per-channel), static int8 QDQ, fp16, or int4 weight-only."""
 
     kind: Literal["quantize_onnx"] = "quantize_onnx"
@@ -91,7 +88,7 @@ class QuantizeOnnxConfig(_PassConfig):
         return self
 
 
-class ExportTfliteConfig(_PassConfig):
+class ExportTfliteConfig(Strict):
     """LiteRT (.tflite) through litert-torch; int8/fp16 through ai-edge-quantizer (see passes/export_tflite.py)."""
 
     kind: Literal["export_tflite"] = "export_tflite"

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+from .base import Strict
 
 InputChoice = Literal["auto", "real", "padded", "all"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BenchSettings(_Strict):
+class BenchSettings(Strict):
     """How to benchmark: the runner's flags, validated once for the local and the remote path."""
 
     warmup: int = Field(10, ge=0, description="untimed runs before each timed series")
@@ -56,7 +53,7 @@ class BenchSettings(_Strict):
         return args
 
 
-class LatencyStats(_Strict):
+class LatencyStats(Strict):
     """Milliseconds over the timed iterations; percentiles by linear interpolation (numpy)."""
 
     mean: float
@@ -69,7 +66,7 @@ class LatencyStats(_Strict):
     std: float
 
 
-class BatchResult(_Strict):
+class BatchResult(Strict):
     batch: int = Field(ge=1)
     inputs: str = Field(description="sample-input kind: real | padded")
     shapes: dict[str, list[int]] = Field(description="input name → shape fed to the model")
@@ -80,13 +77,13 @@ class BatchResult(_Strict):
     samples_ms: list[float] = Field(description="raw per-iteration latencies, in order")
 
 
-class SkippedRun(_Strict):
+class SkippedRun(Strict):
     batch: int
     inputs: str
     reason: str
 
 
-class TegraStats(_Strict):
+class TegraStats(Strict):
     """Jetson power and temperatures read with `tegrastats` during the benchmark (warm-up included)."""
 
     samples: int
@@ -98,7 +95,7 @@ class TegraStats(_Strict):
     temperatures_c_max: dict[str, float]
 
 
-class BenchResult(_Strict):
+class BenchResult(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["measured"] = "measured"
     model: str | None = Field(description="model source the bundle was built from")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from .base import Strict
 
 LayerKind = Literal[
     "embedding", "attention_qkv", "attention_scores", "attention_context", "attention_out", "ffn_up", "ffn_down",
@@ -23,11 +24,7 @@ Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
 BYTES_PER_PARAM: dict[str, float] = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TensorSig(_Strict):
+class TensorSig(Strict):
     """A model input or output. Symbolic dimensions are strings ("batch", "sequence")."""
 
     name: str
@@ -35,7 +32,7 @@ class TensorSig(_Strict):
     shape: list[int | str]
 
 
-class LayerSpec(_Strict):
+class LayerSpec(Strict):
     """One operator of the forward pass: a module with weights, or a weightless op inside attention/FFN."""
 
     name: str = Field(description="Module path (e.g. encoder.layer.0.attention.self.query) or a synthetic op name")
@@ -55,7 +52,7 @@ class LayerSpec(_Strict):
     tied_to: str | None = Field(None, description="Owner of the shared weight when this entry reuses one")
 
 
-class TransformerInfo(_Strict):
+class TransformerInfo(Strict):
     model_type: str
     family: Family
     num_layers: int = Field(ge=0)
@@ -73,7 +70,7 @@ class TransformerInfo(_Strict):
     tie_word_embeddings: bool = False
 
 
-class ModelSpec(_Strict):
+class ModelSpec(Strict):
     schema_version: Literal[1] = 1
     name: str
     source: str = Field(description="What was inspected: builtin name, path, or module class")

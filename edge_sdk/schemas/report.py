@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from .base import Strict
 
 Verdict = Literal["runs_as_is", "runs_with_plan", "cannot_run"]
 VERDICT_TEXT = {"runs_as_is": "runs as is", "runs_with_plan": "runs with a plan", "cannot_run": "cannot run"}
@@ -21,16 +22,12 @@ PLAN_FLAG = "[plan runtime] "  # prefix of a fallback flag about the best plan's
 CoverageVerdict = Literal["full", "partial", "none", "fails", "unknown", "not_applicable"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OpCount(_Strict):
+class OpCount(Strict):
     op: str = Field(description="op type; 'domain:op' outside the default ONNX domain")
     count: int = Field(ge=0)
 
 
-class GraphOps(_Strict):
+class GraphOps(Strict):
     """The operators of the model's graph, as exported once for this report."""
 
     status: Literal["exported", "onnx_file", "stand_in", "not_checked"]
@@ -50,7 +47,7 @@ class GraphOps(_Strict):
     seconds: float = 0.0
 
 
-class OrtCpuCheck(_Strict):
+class OrtCpuCheck(Strict):
     """A real onnxruntime CPU session created on this machine for the exported graph."""
 
     kind: Literal["measured"] = "measured"
@@ -62,14 +59,14 @@ class OrtCpuCheck(_Strict):
     machine: str
 
 
-class OpIssue(_Strict):
+class OpIssue(Strict):
     op: str
     nodes: int = Field(ge=0, description="nodes of this op type that do not run on the runtime's unit")
     status: Literal["unsupported", "partial", "after_first_unsupported", "no_builtin"]
     reason: str
 
 
-class RuntimeCoverage(_Strict):
+class RuntimeCoverage(Strict):
     """Operator coverage of one runtime of one device."""
 
     runtime: str
@@ -102,7 +99,7 @@ class RuntimeCoverage(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
-class UnitPrecision(_Strict):
+class UnitPrecision(Strict):
     unit: str
     kind: str
     precisions: list[str]
@@ -112,7 +109,7 @@ class UnitPrecision(_Strict):
     supported: bool | None = None
 
 
-class MemoryFit(_Strict):
+class MemoryFit(Strict):
     kind: Literal["prediction"] = "prediction"
     weights_mb: float
     activations_mb: float
@@ -125,7 +122,7 @@ class MemoryFit(_Strict):
     basis: str = Field(description="which plan the numbers belong to")
 
 
-class PlanLine(_Strict):
+class PlanLine(Strict):
     summary: str
     precision: str
     runtime: str
@@ -140,7 +137,7 @@ class PlanLine(_Strict):
     kind: Literal["prediction"] = "prediction"
 
 
-class Measurement(_Strict):
+class Measurement(Strict):
     kind: Literal["measured"] = "measured"
     file: str
     target: str
@@ -163,7 +160,7 @@ class Measurement(_Strict):
     other_runs: list[str] = Field(default_factory=list, description="the result's other batch/input runs")
 
 
-class ParetoPoint(_Strict):
+class ParetoPoint(Strict):
     kind: Literal["prediction"] = "prediction"
     summary: str
     precision: str
@@ -175,7 +172,7 @@ class ParetoPoint(_Strict):
     is_best: bool = False
 
 
-class DeviceReport(_Strict):
+class DeviceReport(Strict):
     device: str
     display_name: str
     device_class: str
@@ -204,12 +201,12 @@ class DeviceReport(_Strict):
         return max(self.measured, key=lambda m: (m.predicted_over_measured is not None, m.started_at))
 
 
-class IgnoredResult(_Strict):
+class IgnoredResult(Strict):
     file: str
     reason: str
 
 
-class OpDataSource(_Strict):
+class OpDataSource(Strict):
     file: str
     title: str
     kind: str
@@ -219,7 +216,7 @@ class OpDataSource(_Strict):
     checked: str
 
 
-class CompatReport(_Strict):
+class CompatReport(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["compat_report"] = "compat_report"
     created_at: str
