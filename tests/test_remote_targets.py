@@ -151,7 +151,7 @@ def test_remote_command_keeps_every_word_literal(tmp_path):
 def test_device_release_id_is_the_bundle_id():
     from edge_sdk.bundle import bundle_id
     from edge_sdk.schemas.bundle import FileEntry
-    from edge_sdk.remote import device_release
+    from edge_sdk.device import release as device_release
 
     files = {"model.onnx": "a" * 64, "tokenizer/vocab.txt": "b" * 64, "ü/x y": "c" * 64}
     entries = {k: FileEntry(sha256=v, size_bytes=1) for k, v in files.items()}

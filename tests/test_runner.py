@@ -1,10 +1,9 @@
-"""The on-device runner, run as the device runs it: `python3 runner/edge_runner.py --bundle DIR` in a subprocess,
-on real bundles (tiny BERT in onnxruntime, a static-shape graph in ai-edge-litert)."""
+"""The device side's benchmark, run as the device runs it: `python3 -m edge_device bench --bundle DIR` from the bundle
+directory in a subprocess, on real bundles (tiny BERT in onnxruntime, a static-shape graph in ai-edge-litert)."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_sdk.bench.parse import result_from_runner
+from edge_sdk.benchmark.parse import result_from_runner
 from edge_sdk.schemas.bench import BenchSettings
-from edge_sdk.runner import RUNNER_PATH
+from edge_sdk.bundle.device_package import PACKAGE_SRC
 from test_bench_inputs import TFLITE_SEQ, make_bundle, sample_arrays
 
 PY = sys.executable
@@ -39,33 +38,33 @@ def tflite_bundle(work):
 
 
 def run_runner(bundle: Path, *args: str, env: dict | None = None, timeout: float = 120):
-    """(exit code, [events], stderr) of one runner process."""
-    proc = subprocess.run([PY, str(bundle / "runner" / "edge_runner.py"), "--bundle", str(bundle), *args],
+    """(exit code, [events], stderr) of one `edge_device bench` process, started from the bundle directory."""
+    proc = subprocess.run([PY, "-B", "-m", "edge_device", "bench", "--bundle", str(bundle), *args],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=bundle)
     events = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
     return proc.returncode, events, proc.stderr
 
 
-def load_runner_module():
-    spec = importlib.util.spec_from_file_location("edge_runner_under_test", RUNNER_PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_runner_is_standalone_python38_source():
-    src = RUNNER_PATH.read_text()
-    tree = ast.parse(src, feature_version=(3, 8))  # no syntax newer than Python 3.8
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add((node.module or "").split(".")[0] if node.level == 0 else ".")
-    assert "edge_sdk" not in imported and "." not in imported
-    allowed_third_party = {"numpy", "onnxruntime"}
-    stdlib = set(sys.stdlib_module_names)
-    assert imported - stdlib <= allowed_third_party, imported - stdlib
+def test_device_package_is_standalone_python38_source():
+    """Every module: Python 3.8 syntax, only relative imports inside the package, else stdlib + numpy + a runtime."""
+    files = sorted(PACKAGE_SRC.rglob("*.py"))
+    assert len(files) >= 15
+    for path in files:
+        depth = len(path.relative_to(PACKAGE_SRC).parts)  # 1 for top-level modules, 2 for engines/*
+        tree = ast.parse(path.read_text(), feature_version=(3, 8))  # no syntax newer than Python 3.8
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    assert node.level <= depth, f"{path}: relative import leaves the package"
+                else:
+                    imported.add((node.module or "").split(".")[0])
+        assert "edge_sdk" not in imported, path
+        allowed_third_party = {"numpy", "onnxruntime", "tokenizers"}
+        stdlib = set(sys.stdlib_module_names)
+        assert imported - stdlib <= allowed_third_party, (path, imported - stdlib)
 
 
 def test_onnx_runner_output_parses_into_bench_result(onnx_bundle, tmp_path):
@@ -225,7 +224,8 @@ def test_tegrastats_is_read_when_present_and_stopped_after(onnx_bundle, tmp_path
 
 
 def test_tegrastats_parser_on_older_jetson_format():
-    mod = load_runner_module()
+    from edge_sdk.device import power as mod
+
     line = textwrap.dedent("""\
         RAM 1234/3964MB (lfb 3x4MB) SWAP 0/1982MB CPU [5%@102,off,off,3%@102] EMC_FREQ 0% GR3D_FREQ 0% \
         PLL@33C CPU@36.5C PMIC@100C GPU@34C AO@41.5C thermal@35.25C POM_5V_IN 2410/2410 POM_5V_GPU 0/0 \
@@ -239,7 +239,9 @@ def test_tegrastats_parser_on_older_jetson_format():
 
 
 def test_inputs_match_by_name_undecorated_name_then_manifest_order():
-    mod = load_runner_module()
+    from edge_sdk.device import inputs as mod
+    from edge_sdk.device.errors import DeviceError
+
     arrays = {"input_ids": "ids", "attention_mask": "mask", "token_type_ids": "types"}
     specs = lambda *names: [{"name": n} for n in names]  # noqa: E731
     assert mod.match_inputs(specs("attention_mask", "input_ids"), arrays, []) == {"attention_mask": "mask",
@@ -248,5 +250,5 @@ def test_inputs_match_by_name_undecorated_name_then_manifest_order():
     assert got == {"serving_default_input_ids:0": "ids", "serving_default_attention_mask:0": "mask"}
     got = mod.match_inputs(specs("args_0", "args_1"), arrays, ["input_ids", "attention_mask"])
     assert got == {"args_0": "ids", "args_1": "mask"}
-    with pytest.raises(mod.RunnerError, match="cannot match the model's inputs"):
+    with pytest.raises(DeviceError, match="cannot match the model's inputs"):
         mod.match_inputs(specs("args_0", "args_1"), arrays, ["args_0", "args_1"])

@@ -9,10 +9,9 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from .device_package import copy_package
 from .hashing import sha256_file
 from ..schemas.bundle import MANIFEST_NAME, FileEntry, Manifest
-
-RUNNER_SRC = Path(__file__).resolve().parents[1] / "runner"
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:
@@ -37,7 +36,8 @@ def _normal_permissions(root: Path) -> None:
 
 
 def write_bundle(out_dir: str | Path, files: dict[str, Path], manifest_fields: dict) -> Manifest:
-    """Copy `files` (bundle-relative POSIX path → source file) plus the on-device runner into a new bundle.
+    """Copy `files` (bundle-relative POSIX path → source file) plus the device package (`edge_device/`) into a new
+    bundle.
 
     `manifest_fields` are the Manifest fields except `files`; hashes are computed here from what was written.
     """
@@ -49,10 +49,7 @@ def write_bundle(out_dir: str | Path, files: dict[str, Path], manifest_fields: d
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-        runner_dst = tmp / "runner"
-        runner_dst.mkdir(exist_ok=True)
-        for f in sorted(RUNNER_SRC.glob("*.py")):
-            shutil.copy2(f, runner_dst / f.name)
+        copy_package(tmp)
         entries: dict[str, FileEntry] = {}
         for p in sorted(tmp.rglob("*")):
             if p.is_file() and p.name != MANIFEST_NAME:

@@ -42,9 +42,9 @@ def _host_key_note(fp: str | None, target) -> None:
 @contextmanager
 def _session(target, accept_new_host_key: bool):
     """A connected Session that says so when it pinned a new host key (trust on first use)."""
-    from ..remote import Session
+    from ..remote import connected
 
-    with Session(target, accept_new_host_key=accept_new_host_key) as s:
+    with connected(target, accept_new_host_key=accept_new_host_key) as s:
         _host_key_note(s.accepted_host_key, target)
         yield s
 

@@ -12,6 +12,7 @@ Stable API (other stages — `edge-sdk bench` over SSH — build on it):
                              cwd="/path/on/device", env={"OMP_NUM_THREADS": "2"}, stdin=b"...")
         s.put("local.bin", "/remote/path/local.bin")           # tuned SFTP (pipelined, large requests)
         s.sha256(["/remote/path/local.bin"])                   # {path: hex | None}, one remote command
+        run_device(s, "probe", "edge-sdk")                     # python3 -m edge_device probe edge-sdk (device.py)
 
     release = deploy("out/minilm-jetson", target)   # -> Release (pydantic); `<workdir>/current` is the bundle now
 
@@ -24,18 +25,23 @@ Session.run contract:
 - a lost connection raises RemoteError; check=True turns a non-zero rc into RemoteError.
 - The device's login shell must be POSIX (sh, bash, dash, ash); output a login script prints is not filtered.
 
-Device layout (target.workdir): releases/<release id>/, current -> releases/<id>, releases.json.
+Every device-side command (bench, release operations, kill, probe) starts through device.run_device:
+`python3 -m edge_device COMMAND ...`, from a release (its own package) or from the host's package uploaded once to
+<workdir>/.edge_device/<hash>/.
+
+Device layout (target.workdir): releases/<release id>/, current -> releases/<id>, releases.json, .edge_device/.
 """
 
 from .deploy import deploy, open_bundle
+from .device import call_json, run_device
 from .endpoint import Endpoint, resolve_endpoint
 from .preflight import check_target
 from .releases import release_status, rollback, verify_release
 from ..schemas.release import Release, ReleaseCheck, RemoteFacts, Rollback, TargetCheck
-from .session import LineCallback, RemoteTimeout, RunResult, Session, remote_command
+from .session import LineCallback, RemoteTimeout, RunResult, Session, connected, remote_command
 from .targets import DeployTarget, load_target_file, load_targets, resolve_target, targets_dirs
 
 __all__ = ["Endpoint", "LineCallback", "Release", "ReleaseCheck", "RemoteFacts", "RemoteTimeout", "Rollback",
-           "RunResult", "Session", "DeployTarget", "TargetCheck", "check_target", "deploy", "load_target_file",
-           "load_targets", "open_bundle", "release_status", "remote_command", "resolve_endpoint", "resolve_target",
-           "rollback", "targets_dirs", "verify_release"]
+           "RunResult", "Session", "DeployTarget", "TargetCheck", "call_json", "check_target", "connected", "deploy",
+           "load_target_file", "load_targets", "open_bundle", "release_status", "remote_command", "resolve_endpoint",
+           "resolve_target", "rollback", "run_device", "targets_dirs", "verify_release"]

@@ -2,7 +2,7 @@
 
 Order of operations, and why:
 1. Verify the bundle locally (every sha256) — never ship something already broken.
-2. ONE remote command (device_release.py prepare) hashes what the device has: files already in this release are
+2. ONE remote command (edge_device release prepare) hashes what the device has: files already in this release are
    skipped, identical files in other releases are hard-linked, only the rest is sent. Re-deploying an unchanged
    bundle therefore sends nothing.
 3. Upload over SFTP into releases/.incoming-<id>-<rand>/, a directory nothing else reads. A cut connection or
@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..bundle import MANIFEST_NAME, Manifest, bundle_id, extract_archive, sha256_file, verify_dir
+from ..device.errors import DeviceError
+from ..device.release import check_relpath
 from ..errors import InputError, RemoteError
-from .device_release import DeviceError, check_relpath
 from ..schemas.release import Release
-from .session import Session
+from .device import release_op
+from .session import Session, connected
 from .targets import DeployTarget
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -81,23 +83,15 @@ def deploy(bundle: str | Path, target: DeployTarget, *, accept_new_host_key: boo
         files = {rel: (e.sha256, e.size_bytes) for rel, e in manifest.files.items()}
         files[MANIFEST_NAME] = (sha256_file(bdir / MANIFEST_NAME), (bdir / MANIFEST_NAME).stat().st_size)
         rid = bundle_id(manifest.files)
-        own = session is None
-        s = session or Session(target, accept_new_host_key=accept_new_host_key)
-        try:
-            s.connect()
-            release = _deploy_files(s, target, bdir, manifest, files, rid, on_progress, t0)
-        finally:
-            if own:
-                s.close()
-        return release
+        with connected(target, session, accept_new_host_key=accept_new_host_key) as s:
+            return _deploy_files(s, target, bdir, manifest, files, rid, on_progress, t0)
 
 
 def _deploy_files(s: Session, target: DeployTarget, bdir: Path, manifest: Manifest, files: dict, rid: str,
                   on_progress: ProgressCallback | None, t0: float) -> Release:
     token = secrets.token_hex(4)
     wire = {rel: list(v) for rel, v in files.items()}
-    prep = s.device_call("device_release", "prepare",
-                         {"workdir": target.remote_workdir, "release": rid, "files": wire, "token": token})
+    prep = release_op(s, "prepare", {"workdir": target.remote_workdir, "release": rid, "files": wire, "token": token})
     status: dict[str, str] = prep["status"]
     todo = sorted((rel for rel, st in status.items() if st == "missing"), key=lambda r: (r == MANIFEST_NAME, r))
     sent_bytes = 0
@@ -118,7 +112,7 @@ def _deploy_files(s: Session, target: DeployTarget, bdir: Path, manifest: Manife
         act = {"workdir": prep["workdir"], "release_dir": prep["release_dir"], "previous": rid, "switched": False,
                "verified": len(files), "pruned": []}
     else:
-        act = s.device_call("device_release", "activate", {
+        act = release_op(s, "activate", {
             "workdir": target.remote_workdir, "release": rid, "incoming": prep["incoming"], "files": wire,
             "keep": target.keep_releases, "token": token,
             "meta": {"model": manifest.model_name, "device": manifest.device, "files_sent": len(todo)}})

@@ -2,8 +2,8 @@
 
 Why not a mock: host-key checks, authentication, SFTP and process lifetimes are exactly what deploy must get right,
 and only a real sshd behaves like a device. OpenSSH has no "run a throw-away server" mode, so this module writes the
-minimal private config (keys in a temp dir, no PAM, internal-sftp) that `toolchain-facts.md` found to work, starts
-`sshd -D -e` on a free port and stops it by PID.
+minimal private config (keys in a temp dir, no PAM, internal-sftp) that works on this project's CI machines,
+starts `sshd -D -e` on a free port and stops it by PID.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import time
 from ..errors import RemoteError
 from ..profiles import DeviceProfile
 from ..schemas.release import RemoteFacts, TargetCheck
-from .session import Session
+from .device import run_device
+from .session import Session, connected
 from .targets import DeployTarget
 
 ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8l": "aarch64", "armv7l": "armv7",
@@ -27,12 +28,9 @@ GIB = 1 << 30
 
 
 def probe(session: Session) -> RemoteFacts:
-    """Run device_probe.py with the target's python; without python, fall back to `uname` for what it can say."""
-    from pathlib import Path
-
-    src = Path(__file__).with_name("device_probe.py").read_text()
+    """`edge_device probe` with the target's python; without python, fall back to `uname` for what it can say."""
     t = session.target
-    res = session.run([t.python, "-c", src, t.remote_workdir], timeout=min(t.command_timeout_s, 120))
+    res = run_device(session, "probe", t.remote_workdir, timeout=min(t.command_timeout_s, 120))
     if res.rc == 0:
         try:
             return RemoteFacts.model_validate(json.loads(res.stdout.strip().splitlines()[-1]))
@@ -95,12 +93,8 @@ def check_target(target: DeployTarget, profile: DeviceProfile, *, accept_new_hos
                  session: Session | None = None) -> TargetCheck:
     """Connect, probe, compare. Connection failures raise RemoteError; contradictions are returned, not raised."""
     t0 = time.monotonic()
-    s = session or Session(target, accept_new_host_key=accept_new_host_key)
-    try:
-        facts = probe(s.connect())
-    finally:
-        if session is None:
-            s.close()
+    with connected(target, session, accept_new_host_key=accept_new_host_key) as s:
+        facts = probe(s)
     problems, warnings = contradictions(facts, profile, target)
     return TargetCheck(target=target.name, endpoint=str(s.endpoint), profile=profile.name, ok=not problems,
                        facts=facts, problems=problems, warnings=warnings, host_key_accepted=s.accepted_host_key,

@@ -5,27 +5,26 @@ while what we need on top of paramiko is small and must be exact:
 - every remote command is built from an argv list with shlex.join — nothing user-supplied reaches a shell unquoted;
 - output is streamed line by line to a callback while it runs (benchmarks print progress);
 - at a deadline, on Ctrl-C, or when the callback raises, the remote command *and everything it started* is killed
-  (closing a channel does not stop a process on the device); see device_kill.py;
+  (closing a channel does not stop a process on the device); see edge_sdk/device/kill.py;
 - host keys are pinned (hostkeys.py) and the transport is tuned so SFTP uploads keep up with `scp`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import select
 import shlex
 import socket
 import time
-from pathlib import Path
-from typing import Callable, NamedTuple
+from contextlib import contextmanager
+from typing import Callable, Iterator, NamedTuple
 
 import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from ..errors import RemoteError
+from .command import PID_RE as _PID_RE, remote_command
 from .endpoint import Endpoint, resolve_endpoint
 from .hostkeys import PinnedHostKeyPolicy, changed_key_message
 from .targets import DeployTarget
@@ -48,11 +47,6 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128
 SFTP_DEFAULT_REQUEST = 32768  # the size every SFTP server must accept
 SFTP_MAX_REQUEST = 255 * 1024  # OpenSSH accepts 256 KiB messages; stay under it with room for the header
 READ_CHUNK = 4 << 20
-_PID_MARK = "__edge_sdk_pid__="
-_PID_RE = re.compile(r"^__edge_sdk_pid__=(\d+)$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 class RunResult(NamedTuple):
     rc: int  # exit status; -1 when the process died from a signal
     stdout: str
@@ -65,28 +59,6 @@ class RemoteTimeout(RemoteError):
     def __init__(self, message: str, *, stdout: str = "", stderr: str = "", killed: int = 0):
         super().__init__(message)
         self.stdout, self.stderr, self.killed = stdout, stderr, killed
-
-
-def remote_command(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None) -> str:
-    """The one string sent to the device's login shell, built only from quoted argv words.
-
-    The wrapper prints its PID on stderr (so a deadline can kill the command's process tree), optionally changes
-    directory, and then execs the command, so the PID stays the command's own.
-    """
-    if not argv or not all(isinstance(a, str) for a in argv):
-        raise RemoteError(f"remote command must be a non-empty list of strings, got {argv!r}")
-    script = f'printf "%s\\n" "{_PID_MARK}$$" >&2; '
-    words: list[str] = []
-    if cwd is not None:
-        script += 'cd -- "$1" || exit 125; shift; '
-        words.append(cwd)
-    if env:
-        for k in env:
-            if not _ENV_NAME.match(k):
-                raise RemoteError(f"invalid environment variable name {k!r}")
-        words += ["env"] + [f"{k}={v}" for k, v in env.items()]
-    script += 'exec "$@"'
-    return shlex.join(["sh", "-c", script, "edge-sdk", *words, *argv])
 
 
 def _display(argv: list[str]) -> str:
@@ -328,48 +300,16 @@ class Session:
         return res
 
     def _kill(self, pid: int | None, grace_s: float) -> int:
-        """Kill pid's session/process group and descendants on the device (see device_kill.py). Returns a count."""
-        if pid is None:
-            return 0
-        src = (Path(__file__).with_name("device_kill.py")).read_text()
-        argv = [self.target.python, "-c", src, str(pid), str(grace_s)]
-        chan = self.transport.open_session(timeout=self.target.connect_timeout_s)
-        chan.exec_command(shlex.join(argv) + " || " + shlex.join(["kill", "-KILL", "--", f"-{pid}", str(pid)]))
-        chan.settimeout(grace_s + 30)
-        data = b""
-        try:
-            while True:
-                b = chan.recv(4096)
-                if not b:
-                    break
-                data += b
-        except socket.timeout:
-            pass
-        chan.close()
-        try:
-            return int(data.split()[-1])
-        except (ValueError, IndexError):
-            return 1
+        """Kill pid's session/process group and descendants on the device (edge_device kill). Returns a count."""
+        from .device import kill_tree
 
-    def device_call(self, script: str, op: str, payload: dict, *, timeout: float | None = None) -> dict:
-        """Run one of our stdlib-only device scripts (device_*.py) with the target's python; JSON in, JSON out."""
-        src = Path(__file__).with_name(f"{script}.py").read_text()
-        res = self.run([self.target.python, "-c", src, op], stdin=json.dumps(payload).encode(), timeout=timeout)
-        if res.rc == 127:
-            raise RemoteError(f"'{self.target.python}' not found on {self.endpoint} (target field 'python')")
-        lines = res.stdout.strip().splitlines()
-        try:
-            out = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            tail = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RemoteError(f"{script} {op} failed on {self.target.name} (exit {res.rc}): {tail[:300]}") from None
-        if isinstance(out, dict) and "error" in out:
-            raise RemoteError(f"{op} on {self.target.name}: {out['error']}")
-        return out
+        return kill_tree(self, pid, grace_s)
 
     def sha256(self, remote_paths: list[str]) -> dict[str, str | None]:
         """sha256 of each remote file in ONE command ({path: hex, or None when missing}); relative to the home."""
-        return self.device_call("device_release", "hash", {"paths": list(remote_paths)})["sha256"]
+        from .device import sha256_remote
+
+        return sha256_remote(self, remote_paths)
 
     # ---- files ----
 
@@ -450,3 +390,14 @@ class Session:
             raise RemoteError(f"download of {self.endpoint.hostname}:{remote} failed after {done} bytes: "
                               f"{exc or type(exc).__name__}") from None
         return done
+
+
+@contextmanager
+def connected(target: DeployTarget, session: Session | None = None, *,
+              accept_new_host_key: bool = False) -> Iterator[Session]:
+    """The caller's `session` (connected, left open), or a new Session that is closed on the way out."""
+    if session is not None:
+        yield session.connect()
+        return
+    with Session(target, accept_new_host_key=accept_new_host_key) as s:
+        yield s

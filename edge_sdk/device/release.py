@@ -1,9 +1,9 @@
-"""Runs ON THE DEVICE (stdlib only, Python 3.6+): stage, verify, switch, roll back and prune releases.
+"""`release OP`: stage, verify, switch, roll back and prune releases (stdlib only).
 
-Why a script on the device instead of many small commands: every step that must be atomic or consistent (hash a
+Why one device command instead of many small shell commands: every step that must be atomic or consistent (hash a
 file list, move a verified release into place, swap the `current` symlink, rewrite releases.json, prune) happens
 inside one process under one lock, and all user-supplied values (paths, ids) arrive as JSON on stdin — never
-through a shell. The deploy side sends this file's source as `python3 -c SOURCE OP` and reads one JSON line back.
+through a shell. The host runs `python3 -m edge_device release OP` and reads one JSON line back.
 
 Layout under WORKDIR:
     releases/<id>/                  one release per bundle content (id = release_id(manifest files))
@@ -14,12 +14,14 @@ Layout under WORKDIR:
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import sys
 import time
+
+from .errors import EXIT_INTEGRITY, DeviceError
+from .integrity import content_id, sha256_of as sha256_file
 
 MANIFEST_NAME = "manifest.json"
 HISTORY_NAME = "releases.json"
@@ -28,11 +30,7 @@ STALE_INCOMING_S = 24 * 3600
 LOCK_TIMEOUT_S = 120
 
 
-class DeviceError(Exception):
-    pass
-
-
-# ---- shared with the deploying side (imported from edge_sdk.remote.device_release) ----
+# ---- shared with the deploying side (imported from edge_sdk.device.release) ----
 
 def check_relpath(rel):
     """A manifest path must stay inside the release: relative, POSIX, no '..', no empty or control parts."""
@@ -47,22 +45,8 @@ def check_relpath(rel):
 
 
 def release_id(files):
-    """First 16 hex of sha256 over the sorted `path NUL sha256 LF` list of the manifest's files (manifest.json
-    itself excluded): the same id as edge_sdk.bundle.bundle_id, so a bundle and its release share one name."""
-    h = hashlib.sha256()
-    for rel in sorted(files):
-        h.update(rel.encode("utf-8") + b"\0" + files[rel].encode("ascii") + b"\n")
-    return h.hexdigest()[:16]
-
-
-def sha256_file(path, _bufsize=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(_bufsize)
-            if not b:
-                return h.hexdigest()
-            h.update(b)
+    """The release's name: the bundle's content id (integrity.content_id; edge_sdk.bundle.bundle_id on the host)."""
+    return content_id(files)
 
 
 # ---- helpers ----
@@ -185,7 +169,8 @@ def _prune(wd, h, keep):
         return h["activated"].get(n) or time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                       time.gmtime(os.path.getmtime(os.path.join(rd, n))))
 
-    ranked = sorted(names, key=last_active, reverse=True)
+    # activation times have 1 s resolution: among releases activated in the same second, the later in the stack wins
+    ranked = sorted(names, key=lambda n: (last_active(n), stack.index(n) if n in stack else -1), reverse=True)
     keep_set = set(ranked[:keep]) | protected
     pruned = []
     for n in names:
@@ -420,19 +405,15 @@ OPS = {"hash": op_hash, "prepare": op_prepare, "activate": op_activate, "rollbac
        "verify": op_verify, "status": op_status}
 
 
-def main():
+def run(op, stdin=None):
+    """Run release operation `op` on the JSON object read from stdin; print one JSON line; return the exit code."""
     try:
-        op = OPS[sys.argv[1]]
-        args = json.loads(sys.stdin.read() or "{}")
-        out = op(args)
+        out = OPS[op](json.loads((stdin if stdin is not None else sys.stdin).read() or "{}"))
     except DeviceError as exc:
         sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
-        sys.exit(3)
+        return EXIT_INTEGRITY
     except (IOError, OSError) as exc:
         sys.stdout.write(json.dumps({"error": "%s: %s" % (getattr(exc, "filename", "") or "", exc)}) + "\n")
-        sys.exit(3)
+        return EXIT_INTEGRITY
     sys.stdout.write(json.dumps(out) + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

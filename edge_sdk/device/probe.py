@@ -1,10 +1,10 @@
-"""Runs ON THE DEVICE (stdlib only, Python 3.6+): what is this machine, really?
+"""`probe [WORKDIR]`: what is this machine, really? (stdlib only)
 
 `targets check` compares these facts with the device profile the target claims to be. Versions come from package
 metadata where possible (importing onnxruntime or torch just to read __version__ takes seconds on a small board),
 falling back to an import for packages installed without metadata (e.g. TensorRT from Debian packages).
 
-Usage: python3 -c "$(cat device_probe.py)" WORKDIR   → prints one JSON object.
+Usage: python3 -m edge_device probe WORKDIR   → prints one JSON object.
 """
 
 import json
@@ -99,7 +99,3 @@ def probe(workdir):
         "disk_free_bytes": disk_free,
         "packages": dict((m, _version(m, d)) for m, d in PACKAGES.items()),
     }
-
-
-if __name__ == "__main__":
-    sys.stdout.write(json.dumps(probe(sys.argv[1] if len(sys.argv) > 1 else ".")) + "\n")

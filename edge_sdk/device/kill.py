@@ -1,11 +1,11 @@
-"""Runs ON THE DEVICE (stdlib only, Python 3.6+): stop a remote command and everything it started.
+"""`kill PID [GRACE_S]`: stop a remote command and everything it started (stdlib only).
 
 Why by hand: closing an SSH channel does not stop the process behind it (without a pty nothing gets SIGHUP), and
 `kill -- -PGID` misses children that left the process group (setsid, job control). No tool on a bare device does
 "this process, its session, its group and all their descendants", so this walks /proc: freeze the tree with SIGSTOP
 (so nothing forks while we look), send SIGTERM + SIGCONT, wait a grace period, then SIGKILL what is left.
 
-Usage: python3 -c "$(cat device_kill.py)" PID [GRACE_S]   → prints the number of processes signalled.
+Usage: python3 -m edge_device kill PID [GRACE_S]   → prints the number of processes signalled.
 """
 
 import os
@@ -111,7 +111,3 @@ def kill_tree(root, grace_s=2.0):
         _signal(alive, signal.SIGKILL)
         time.sleep(0.05)
     return len(seen)
-
-
-if __name__ == "__main__":
-    print(kill_tree(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 2.0))

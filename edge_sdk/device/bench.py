@@ -1,0 +1,251 @@
+"""`bench`: time the bundle's model on this device, per (input kind, batch size), and report one result line.
+
+    python3 -m edge_device bench --bundle DIR [--artifact PATH] [--warmup 10] [--iterations 100 | --duration 30]
+                                 [--batch 1,8] [--threads N] [--inputs auto|real|padded|all] [--deadline-s S]
+
+Output: JSON lines on stdout (events.py):
+  {"event": "start", ...}
+  {"event": "progress", "done": D, "total": T, "unit": "iterations" | "seconds"}   about every 10 %
+  {"event": "result", ..., "runs": [{"inputs", "batch", "shapes", "iterations", "wall_s",
+                                     "latencies_ms": [raw per-iteration latencies]} | {..., "skipped": why}]}
+  {"event": "error", "message": "...", "code": N}
+Each (input kind, batch size) pair is one run: its own warm-up, then --iterations timed runs, or timed runs for
+--duration seconds. Exit codes: see errors.py (2 bad arguments or bundle, 3 integrity, 4 runtime, 124 deadline).
+"""
+
+import argparse
+import os
+import platform
+import time
+
+from .engines import open_engine
+from .errors import EXIT_RUNTIME, DeviceError
+from .events import emit, utc_now
+from .inputs import INPUT_KINDS, load_sample_inputs, make_feed, match_inputs, select_kinds
+from .integrity import choose_artifact, content_id, read_manifest, verify_model_files
+from .power import Tegrastats
+from .stats import board_model, cpu_model, current_rss_mb, peak_rss_mb, ru_maxrss_mb
+
+RUNNER_VERSION = "1"
+
+
+# ----------------------------------------------------------------------------------------------- arguments
+
+
+def _batches(text):
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated positive integers, got %r" % text)
+    if not sizes or any(b < 1 for b in sizes):
+        raise argparse.ArgumentTypeError("expected comma-separated positive integers, got %r" % text)
+    return sizes
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("expected a positive number, got %r" % text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError("expected a positive number, got %r" % text)
+        return value
+    return parse
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 0, got %r" % text)
+    return value
+
+
+def add_arguments(p):
+    p.add_argument("--bundle", required=True, help="bundle directory (holds manifest.json)")
+    p.add_argument("--artifact", help="model file to run, relative to the bundle (default: the first artifact)")
+    p.add_argument("--warmup", type=_non_negative_int, default=10, help="untimed runs before each timed series")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--iterations", type=positive(int), help="timed runs per batch size (default 100)")
+    g.add_argument("--duration", type=positive(float), help="seconds of timed runs per batch size")
+    p.add_argument("--batch", type=_batches, default=[1], help="batch sizes, e.g. 1,8")
+    p.add_argument("--threads", type=positive(int), help="runtime CPU threads (default: the runtime's choice)")
+    p.add_argument("--inputs", choices=("auto",) + INPUT_KINDS + ("all",), default="auto",
+                   help="which sample inputs: auto = padded if the bundle has them, else real")
+    p.add_argument("--deadline-s", type=positive(float), help="give up (exit 124) after this many seconds")
+    p.add_argument("--tegrastats-interval-ms", type=positive(int), default=100, help=argparse.SUPPRESS)
+
+
+# ----------------------------------------------------------------------------------------------- measuring
+
+
+class Progress(object):
+    def __init__(self, total, unit):
+        self.total = total
+        self.unit = unit
+        self.step = total / 10.0
+        self.next = self.step
+        self.done = 0
+
+    def add(self, amount):
+        self.done += amount
+        if self.done + 1e-9 >= self.next:
+            while self.next <= self.done + 1e-9:
+                self.next += self.step
+            done = self.done if self.unit == "iterations" else round(min(self.done, self.total), 3)
+            emit("progress", done=done, total=self.total, unit=self.unit)
+
+
+def time_series(run, warmup, iterations, duration_s, progress):
+    """(per-iteration latencies in ms, wall seconds of the timed part), after `warmup` untimed runs."""
+    for _ in range(warmup):
+        run()
+    clock = time.perf_counter_ns
+    latencies = []
+    start = clock()
+    if duration_s:
+        end = start + int(duration_s * 1e9)
+        last = start
+        while True:
+            t0 = clock()
+            run()
+            t1 = clock()
+            latencies.append(round((t1 - t0) / 1e6, 4))
+            progress.add((min(t1, end) - last) / 1e9)
+            last = min(t1, end)
+            if t1 >= end:
+                break
+    else:
+        for _ in range(iterations):
+            t0 = clock()
+            run()
+            t1 = clock()
+            latencies.append(round((t1 - t0) / 1e6, 4))
+            progress.add(1)
+    return latencies, round((clock() - start) / 1e9, 4)
+
+
+def plan_prediction(manifest):
+    """What the bundle's plan predicted (latency at its batch and seq_len), for the caller to compare."""
+    plan = manifest.get("plan") if isinstance(manifest.get("plan"), dict) else {}
+    predicted = plan.get("predicted") if isinstance(plan.get("predicted"), dict) else {}
+    if not isinstance(predicted.get("latency_ms"), (int, float)):
+        return None
+    return {"latency_ms": predicted["latency_ms"], "batch": plan.get("batch", 1), "seq_len": plan.get("seq_len"),
+            "device": plan.get("device")}
+
+
+def _round1(x):
+    return None if x is None else round(x, 1)
+
+
+def _one_run(engine, kind, batch, samples, manifest_names, args, progress):
+    """(run entry, first-call ms or None when the pair could not run)."""
+    arrays = match_inputs(engine.inputs, samples[kind], manifest_names)
+    entry = {"inputs": kind, "batch": batch}
+    static_batch = [s["shape"][0] for s in engine.inputs if s["shape"] and s["shape"][0]]
+    feeds = dict((s["name"], make_feed(arrays[s["name"]], batch, s)) for s in engine.inputs)
+    entry["shapes"] = dict((n, list(a.shape)) for n, a in feeds.items())
+    try:
+        run = engine.prepare(feeds)
+        t0 = time.perf_counter_ns()
+        run()
+        once_ms = (time.perf_counter_ns() - t0) / 1e6
+    except Exception as exc:  # e.g. a static-batch LiteRT graph asked for batch 8
+        lines = str(exc).strip().splitlines()
+        why = "%s: %s" % (type(exc).__name__, lines[0] if lines else "")
+        if static_batch and batch != static_batch[0]:
+            why = "the model has a static batch of %d (%s)" % (static_batch[0], why)
+        entry["skipped"] = why
+        progress.add(args.duration or args.iterations)
+        return entry, None
+    entry["latencies_ms"], entry["wall_s"] = time_series(run, args.warmup, args.iterations, args.duration, progress)
+    entry["iterations"] = len(entry["latencies_ms"])
+    return entry, once_ms
+
+
+def benchmark(args):
+    """The result record (see the module docstring); raises DeviceError with the exit code on failure."""
+    started_at = utc_now()
+    bundle = os.path.abspath(args.bundle)
+    manifest, manifest_sha = read_manifest(bundle)
+    art = choose_artifact(manifest, args.artifact)
+    model_path = verify_model_files(bundle, manifest, art["path"])
+    samples = load_sample_inputs(bundle, manifest)
+    kinds = select_kinds(samples, args.inputs)
+    emit("start", runner_version=RUNNER_VERSION, pid=os.getpid(), bundle=bundle, artifact=art["path"],
+         inputs=kinds, batches=args.batch, warmup=args.warmup, iterations=args.iterations, duration_s=args.duration,
+         threads=args.threads, deadline_s=args.deadline_s)
+
+    rss_before = current_rss_mb()
+    engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads)
+    manifest_names = [s.get("name") for s in art.get("inputs") or [] if isinstance(s, dict)]
+
+    pairs = [(k, b) for k in kinds for b in args.batch]
+    if args.duration:
+        progress = Progress(len(pairs) * args.duration, "seconds")
+    else:
+        progress = Progress(len(pairs) * args.iterations, "iterations")
+    tegra = Tegrastats(args.tegrastats_interval_ms)
+    runs = []
+    first_ms = None
+    try:
+        for kind, batch in pairs:
+            entry, once_ms = _one_run(engine, kind, batch, samples, manifest_names, args, progress)
+            runs.append(entry)
+            if first_ms is None and once_ms is not None:
+                first_ms = once_ms
+    finally:
+        tegra_summary = tegra.stop()
+    if first_ms is None:
+        raise DeviceError("no batch size could run: %s" % "; ".join("batch %d: %s" % (r["batch"], r["skipped"])
+                                                                  for r in runs), EXIT_RUNTIME)
+    peak, peak_source = peak_rss_mb()
+    return {
+        "runner_version": RUNNER_VERSION,
+        "manifest_sha256": manifest_sha,
+        "bundle_id": content_id(manifest["files"]),
+        "bundle_dir": os.path.realpath(bundle),
+        "model_name": manifest.get("model_name"),
+        "model_id": manifest.get("model_id"),
+        "device": manifest.get("device"),
+        "plan_prediction": plan_prediction(manifest),
+        "artifact": {"path": art["path"], "format": art.get("format"), "precision": art.get("precision")},
+        "runtime": engine.runtime,
+        "runtime_module": engine.module,
+        "runtime_version": engine.version,
+        "provider_requested": engine.provider_requested,
+        "provider_used": engine.provider_used,
+        "fell_back": engine.fallback_reason is not None,
+        "fallback_reason": engine.fallback_reason,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "board": board_model(),
+        "arch": platform.machine(),
+        "os": platform.platform(),
+        "python_version": platform.python_version(),
+        "numpy_version": __import__("numpy").__version__,
+        "model_load_ms": round(engine.load_ms, 3),
+        "first_inference_ms": round(first_ms, 3),
+        "rss_before_load_mb": _round1(rss_before),
+        "peak_rss_mb": _round1(peak),
+        "peak_rss_source": peak_source,
+        "ru_maxrss_mb": _round1(ru_maxrss_mb()),
+        "warmup": args.warmup,
+        "iterations": args.iterations,
+        "duration_s": args.duration,
+        "tegrastats": tegra_summary,
+        "started_at": started_at,
+        "finished_at": utc_now(),
+        "runs": runs,
+    }
+
+
+def run(args):
+    if args.iterations is None and args.duration is None:
+        args.iterations = 100
+    return benchmark(args)
