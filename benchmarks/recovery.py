@@ -32,8 +32,7 @@ from edge_sdk.data.calibration import held_out_sentences  # noqa: E402
 from edge_sdk.modelspec.sources import builtin_model_dir  # noqa: E402
 from edge_sdk.schemas.passes import DistillConfig, StructuredPruneConfig  # noqa: E402
 from edge_sdk.passes.distill import distill  # noqa: E402
-from edge_sdk.passes.gradual_prune import prune_gradually  # noqa: E402
-from edge_sdk.passes.prune import count_parameters, structured_prune  # noqa: E402
+from edge_sdk.passes.prune import count_parameters, prune_gradually, structured_prune  # noqa: E402
 from edge_sdk.passes.prune_importance import pooled_embedding  # noqa: E402
 
 
@@ -111,13 +110,15 @@ def main() -> None:
         return text_batches(tokenizer, length_grouped(train_texts, args.batch_size, seed=epoch),
                             batch_size=args.batch_size, max_length=args.max_length)
 
-    prune_cfg = StructuredPruneConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
-                                      drop_layers=args.drop_layers, importance=args.importance,
-                                      calibration_samples=args.calibration_samples)
     distill_cfg = DistillConfig(max_steps=args.max_steps, max_seconds=args.budget_seconds, learning_rate=args.lr,
                                 batch_size=args.batch_size, max_length=args.max_length,
                                 hidden_loss_weight=args.hidden_weight, embedding_loss_weight=args.embedding_weight,
-                                attention_loss_weight=args.attention_weight, gradual_steps=args.gradual_steps)
+                                attention_loss_weight=args.attention_weight)
+    # --gradual-steps K: the prune pass itself prunes in K increments with `recovery` after each (budget split K ways)
+    prune_cfg = StructuredPruneConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
+                                      drop_layers=args.drop_layers, importance=args.importance,
+                                      calibration_samples=args.calibration_samples, increments=args.gradual_steps,
+                                      recovery=distill_cfg if args.gradual_steps > 1 else None)
     ref = embed(teacher, tokenizer, held_out)
 
     t0 = time.monotonic()
@@ -137,8 +138,9 @@ def main() -> None:
             print(f"  step {step}, {info['seconds']:.0f} s, loss {info['loss']:.4f}", flush=True)
 
     if args.gradual_steps > 1:
-        student, record, results = prune_gradually(teacher, prune_cfg, distill_cfg, calibration=calib,
-                                                   training=training, progress=progress, log=print)
+        student = copy.deepcopy(teacher)
+        record, results = prune_gradually(student, teacher, prune_cfg, calibration=calib, training=training,
+                                          progress=progress, log=print)
         steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
         first, final = results[0].first_loss, results[-1].last_loss
     else:

@@ -18,7 +18,7 @@ from edge_sdk.passes.distill import (_QKVCapture, default_layer_map, distill,
                                      distillation_loss, hidden_loss)
 from edge_sdk.passes.prune import encoder_shape, structured_prune
 from edge_sdk.passes.prune_importance import pooled_embedding
-from edge_sdk.passes.prune_surgery import PruningRecord, apply_keep, record_of
+from edge_sdk.passes.prune_surgery import PruningRecord, apply_keep
 from edge_sdk.passes.sparsity import apply_sparsity, sparsity_masks
 
 from tiny_models import LAYERS, one_torch_thread, text_inputs, tiny_bert  # noqa: F401
@@ -152,7 +152,9 @@ def test_prune_then_distill_as_registered_passes(tmp_path, minilm_tokenizer):
     assert pruned.model is not state.model and encoder_shape(state.model)["layers"] == LAYERS   # input untouched
     assert state.teacher.config.num_hidden_layers == LAYERS
     assert encoder_shape(pruned.model) == {"layers": 2, "heads": [2, 2], "ffn": [32, 32]}
-    assert record_of(pruned.model) is not None and any("structured_prune" in l for l in pruned.log)
+    assert pruned.pruning is not None and any("structured_prune" in l for l in pruned.log)
+    assert len(pruned.pruning.kept_layers) == 2 and pruned.pruning.summary().startswith("layers 2/")
+    assert not any(isinstance(v, PruningRecord) for v in vars(pruned.model).values())   # in the state, not the module
 
     recovered = apply_pass(DistillConfig(max_steps=6, batch_size=8, learning_rate=1e-3), pruned)
     assert recovered.model is not pruned.model
@@ -161,9 +163,13 @@ def test_prune_then_distill_as_registered_passes(tmp_path, minilm_tokenizer):
     assert any(l.startswith("distill: step") for l in lines)                       # progress lines were shown
     assert all(torch.equal(v, state.teacher.state_dict()[k]) for k, v in teacher_before.items())
 
-    gradual = apply_pass(DistillConfig(max_steps=6, batch_size=8, gradual_steps=3), pruned)
+    # gradual pruning is the prune pass's own schedule (increments with recovery between), not distill's
+    gradual = apply_pass(prune_cfg.model_copy(update={"increments": 3, "recovery": DistillConfig(max_steps=6,
+                                                                                              batch_size=8)}), state)
     assert encoder_shape(gradual.model) == encoder_shape(pruned.model)
     assert sum("gradual 1/3" in l or "gradual 3/3" in l for l in gradual.log) == 2
+    assert gradual.pruning is not None and len(gradual.pruning.steps) == 3
+    assert all(torch.equal(v, state.teacher.state_dict()[k]) for k, v in teacher_before.items())
 
 
 def test_distill_pass_needs_a_teacher_and_vision_needs_images(tmp_path):

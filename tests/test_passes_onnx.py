@@ -26,7 +26,7 @@ from edge_sdk.passes.quantize_onnx import ffn_down_projections
 from edge_sdk.passes.registry import apply_fn_for, apply_pass, register
 from edge_sdk.passes.state import BuildState
 from edge_sdk.quality import builtin_sentences, check, evaluate, metric, onnx_embed_fn, ort_session, torch_embed_fn
-from edge_sdk.quality.outputs import wrap
+from edge_sdk.arch.outputs import wrap
 
 HIDDEN, LAYERS, HEADS, FFN = 64, 2, 4, 128
 

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from edge_sdk.errors import InputError
 from edge_sdk.schemas.passes import StructuredPruneConfig
 from edge_sdk.passes.prune import count_parameters, encoder_shape, structured_prune
-from edge_sdk.passes.prune_surgery import PruningRecord, _base, apply_keep, layout_of
+from edge_sdk.arch import base_model as _base
+from edge_sdk.passes.prune_surgery import PruningRecord, apply_keep, layout_of
 from edge_sdk.passes.pruned_io import load_pruned, save_pruned
 
 from tiny_models import (D, H, HEAD_DIM, INTER, LAYERS, image_inputs, one_torch_thread, text_inputs,  # noqa: F401

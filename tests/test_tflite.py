@@ -24,7 +24,7 @@ from edge_sdk.errors import EdgeSdkError, InputError
 from edge_sdk.modelspec.sources import builtin_model_dir
 from edge_sdk.schemas.passes import ExportTfliteConfig
 from edge_sdk.passes.export_tflite import LITERT_PYTHON_ENV, LiteRtEnvError, litert_python
-from edge_sdk.passes.prune_surgery import PruningRecord, apply_record, attach_record
+from edge_sdk.passes.prune_surgery import PruningRecord, apply_record
 from edge_sdk.passes.registry import apply_pass
 from edge_sdk.passes.state import BuildState
 from edge_sdk.quality import builtin_sentences, torch_embed_fn
@@ -56,7 +56,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def pruned_bert(tokenizer):
     """Tiny BERT cut by the pruning pass's own surgery to 1 head in layer 0 and 3 in layer 1 (of 4), FFN 128 → 96:
-    the per-layer shapes a pruned model has, plus the pruning record attached to the module."""
+    the per-layer shapes a pruned model has."""
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=128, max_position_embeddings=64)
@@ -66,7 +66,6 @@ def pruned_bert(tokenizer):
                                        "kept_ffn": [list(range(0, 128, 4)) + list(range(1, 128, 2)),
                                                     list(range(96))]})
     apply_record(model, record)
-    attach_record(model, record)
     return model.eval()
 
 

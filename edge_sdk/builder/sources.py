@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..arch import is_decoder, is_vision
 from ..errors import InputError
 from ..modelspec.hf_config import load_config, model_class, quiet_transformers
 from ..modelspec.sources import require_weights, resolve_source
@@ -36,12 +37,11 @@ class LoadedModel:
 
 
 def _kind(cfg) -> Literal["text", "vision"]:
-    return "vision" if getattr(cfg, "model_type", "") in ("vit", "deit", "dinov2", "beit", "swin") else "text"
+    return "vision" if is_vision(getattr(cfg, "model_type", None)) else "text"
 
 
 def _check_buildable(cfg, where: str) -> None:
-    if getattr(cfg, "is_decoder", False) or getattr(cfg, "model_type", "") in (
-            "llama", "mistral", "qwen2", "gpt2", "mixtral", "gemma", "phi"):
+    if getattr(cfg, "is_decoder", False) or is_decoder(getattr(cfg, "model_type", None)):
         raise InputError(f"{where}: '{cfg.model_type}' is a decoder; `edge-sdk build` compresses encoders and ViTs "
                          f"(decoders can be inspected, planned and run with `run-parallel`)")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import InputError
-from .naming import GATE_LEAVES
+from ..arch.naming import GATE_LEAVES
 from ..schemas.modelspec import TransformerInfo
 from .sources import one_line
 

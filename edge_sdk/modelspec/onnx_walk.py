@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import InputError
 from . import flops as F
-from .naming import block_from_path, classify_linear, classify_param_holder
+from ..arch.naming import block_from_path, classify_linear, classify_param_holder
 from ..schemas.modelspec import LayerSpec, ModelSpec, TensorSig, TransformerInfo
 from .sources import one_line
 

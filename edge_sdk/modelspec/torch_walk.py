@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import flops as F
-from .naming import classify_linear, classify_param_holder
+from ..arch.naming import classify_linear, classify_param_holder
 from ..schemas.modelspec import LayerSpec, TransformerInfo
 
 _BLOCK_LIST_NAMES = {"layer", "layers", "h", "block", "blocks"}

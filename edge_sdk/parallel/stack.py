@@ -4,10 +4,11 @@ Each stage is an nn.Module that takes one tensor (token ids on the first stage, 
 returns one tensor, which is what `torch.distributed.pipelining.PipelineStage` sends between stages. What a block
 needs besides the hidden states (the attention mask, rotary position embeddings) is recomputed on every stage from
 the hidden states' shape with the same transformers helpers the model's own forward uses, so nothing but
-activations crosses a stage boundary. Two families are supported, by structure rather than by class name:
+activations crosses a stage boundary. Where embeddings, blocks, the final norm and the head live, and what a block
+needs, is the family's `Layout` (edge_sdk/arch/); families with a `pipeline_role` run here, found by structure:
 
-- encoder (BERT-like): `embeddings`, `encoder.layer[i]`; output = the last hidden state (no pooler, no task head).
-- decoder (Llama-like): `embed_tokens`, `layers[i]`, `norm`, `rotary_emb`, and the `lm_head`; output = logits.
+- encoder (BERT-like, arch/bert.py): embeddings → blocks; output = the last hidden state (no pooler, no task head).
+- decoder (Llama-like, arch/llama.py): embeddings → blocks → final norm → `lm_head`; output = logits.
 
 Inputs carry no padding (every token attends), which is what the run's random token ids are.
 """
@@ -15,32 +16,25 @@ Inputs carry no padding (every token attends), which is what the run's random to
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from torch import nn
 
+from ..arch import Layout, base_model, find_layout
 from ..errors import InputError
 
 
-def family_parts(model) -> tuple[str, Any]:
-    """('encoder' | 'decoder', the base model holding embeddings and blocks)."""
-    base = getattr(model, "base_model", model)
-    if hasattr(base, "embeddings") and hasattr(getattr(base, "encoder", None), "layer"):
-        return "encoder", base
-    if all(hasattr(base, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
-        return "decoder", base
-    raise InputError(f"{type(model).__name__}: run-parallel knows BERT-like encoders (embeddings + encoder.layer) and "
-                     f"Llama-like decoders (embed_tokens + layers + norm + rotary_emb); this model is neither")
-
-
-def blocks_of(model) -> list[nn.Module]:
-    fam, base = family_parts(model)
-    return list(base.encoder.layer if fam == "encoder" else base.layers)
+def _layout(model) -> Layout:
+    layout = find_layout(model)
+    if layout is None or layout.pipeline_role is None:
+        raise InputError(f"{type(model).__name__}: run-parallel knows BERT-like encoders (embeddings + encoder.layer) "
+                         f"and Llama-like decoders (embed_tokens + layers + norm + rotary_emb); this model is neither")
+    return layout
 
 
 def output_name(model) -> str:
-    fam, _ = family_parts(model)
-    return "last_hidden_state" if fam == "encoder" or getattr(model, "lm_head", None) is None else "logits"
+    layout = _layout(model)
+    return "last_hidden_state" if layout.pipeline_role == "encoder" else layout.output_name(model)
 
 
 def output_width(model) -> int:
@@ -56,15 +50,18 @@ class StageModule(nn.Module):
 
     def __init__(self, model, first: int, last: int, *, is_first: bool, is_last: bool):
         super().__init__()
-        fam, base = family_parts(model)
-        self.family = fam
+        layout = _layout(model)
+        base = base_model(model)
+        self.layout = layout
+        self.family = layout.pipeline_role
         self.config = model.config
         self.first_layer, self.last_layer = first, last
-        self.embed = (base.embeddings if fam == "encoder" else base.embed_tokens) if is_first else None
-        self.blocks = nn.ModuleList(blocks_of(model)[first:last + 1])
-        self.rotary = base.rotary_emb if fam == "decoder" else None
-        self.norm = base.norm if (fam == "decoder" and is_last) else None
-        self.head = getattr(model, "lm_head", None) if (fam == "decoder" and is_last) else None
+        self.embed = layout.embeddings(base) if is_first else None
+        self.blocks = nn.ModuleList(list(layout.layers(base))[first:last + 1])
+        self.rotary = layout.rotary(base)
+        decoder = self.family == "decoder"
+        self.norm = layout.final_norm(base) if (decoder and is_last) else None
+        self.head = layout.head(model) if (decoder and is_last) else None
         self.on_enter: Callable[[], None] | None = None
         self.on_exit: Callable[[float, float], None] | None = None
 
@@ -78,24 +75,8 @@ class StageModule(nn.Module):
         return h
 
     def _forward(self, x):
-        import torch
-
-        if self.embed is not None:
-            h = self.embed(input_ids=x) if self.family == "encoder" else self.embed(x)
-        else:
-            h = x
-        if self.family == "encoder":
-            from transformers.masking_utils import create_bidirectional_mask
-
-            kw = {"attention_mask": create_bidirectional_mask(config=self.config, inputs_embeds=h,
-                                                              attention_mask=None)}
-        else:
-            from transformers.masking_utils import create_causal_mask
-
-            pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
-            kw = {"attention_mask": create_causal_mask(config=self.config, inputs_embeds=h, attention_mask=None,
-                                                       cache=None, position_ids=pos),
-                  "position_embeddings": self.rotary(h, position_ids=pos), "position_ids": pos}
+        h = self.layout.embed(self.embed, x) if self.embed is not None else x
+        kw = self.layout.block_kwargs(self.config, h, self.rotary)
         for block in self.blocks:
             out = block(h, **kw)
             h = out[0] if isinstance(out, tuple) else out

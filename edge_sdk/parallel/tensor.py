@@ -19,7 +19,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..errors import InputError
-from ..modelspec.naming import classify_linear
+from ..arch.naming import classify_linear
 
 COLWISE_KINDS = ("attention_qkv", "ffn_up")
 ROWWISE_KINDS = ("attention_out", "ffn_down")

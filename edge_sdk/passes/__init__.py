@@ -1,7 +1,7 @@
-"""Compression and export passes: each a pydantic config (configs.py) plus one apply function."""
+"""Compression and export passes: each a pydantic config (edge_sdk/schemas/passes.py) plus one apply function."""
 
-from ..schemas.passes import (PASS_KINDS, DistillConfig, ExportOnnxConfig, ExportTfliteConfig, PassConfig,
-                      QuantizeOnnxConfig, StructuredPruneConfig, UnstructuredSparsityConfig)
+from ..schemas.passes import (DistillConfig, ExportOnnxConfig, ExportTfliteConfig, PassConfig, QuantizeOnnxConfig,
+                              StructuredPruneConfig, UnstructuredSparsityConfig)
 
-__all__ = ["PASS_KINDS", "DistillConfig", "ExportOnnxConfig", "ExportTfliteConfig", "PassConfig",
-           "QuantizeOnnxConfig", "StructuredPruneConfig", "UnstructuredSparsityConfig"]
+__all__ = ["DistillConfig", "ExportOnnxConfig", "ExportTfliteConfig", "PassConfig", "QuantizeOnnxConfig",
+           "StructuredPruneConfig", "UnstructuredSparsityConfig"]

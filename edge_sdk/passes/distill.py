@@ -11,6 +11,10 @@ task label. Three terms (weights in DistillConfig):
 AdamW, gradient clipping, linear warm-up then linear decay over the budget; the budget is `max_steps` and/or
 `max_seconds`, whichever ends first (progress is measured against both, so the schedule fits a time budget too).
 Dropout stays off (student in eval mode): on a short budget the student should copy the teacher, not regularise.
+
+The pass recovers exactly the model it receives (pruned, sparsified, or both; the layer map comes from
+`state.pruning`, the zeros to keep from `state.sparsity_masks`). Gradual pruning calls `distill` between its
+increments from the prune pass (prune.py); this module imports nothing from pruning.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..schemas.passes import DistillConfig
+from ..arch import base_model, find_layout
 from .prune_importance import Batch, pooled_embedding
-from .prune_surgery import _base, layout_of
 from .registry import register
 from .state import BuildState
 
@@ -48,6 +52,13 @@ class DistillResult:
             return "distill: 0 steps"
         return (f"distill: {self.steps} steps in {self.seconds:.0f} s (stopped by {self.stopped_by}), "
                 f"loss {self.first_loss:.4f} → {self.last_loss:.4f}")
+
+
+def _layout(model: nn.Module):
+    layout = find_layout(model)
+    if layout is None or layout.kind == "decoder":
+        raise InputError(f"distill supports BERT-family encoders and ViT; got {type(model).__name__}")
+    return layout
 
 
 def default_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
@@ -81,8 +92,8 @@ class _QKVCapture:
     """Forward hooks that keep the q/k/v projections of one layer (for attention-relation distillation)."""
 
     def __init__(self, model: nn.Module, layer_index: int):
-        layout = layout_of(model)
-        layer = layout.layers(_base(model))[layer_index]
+        layout = _layout(model)
+        layer = layout.layers(base_model(model))[layer_index]
         self.heads = layout.num_heads(layer)
         self.out: list[torch.Tensor] = [None, None, None]  # type: ignore[list-item]
         self.handles = [layout.linear(ref).register_forward_hook(self._hook(i))
@@ -162,8 +173,8 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
     """
     max_steps = config.max_steps if max_steps is None else max_steps
     max_seconds = config.max_seconds if max_seconds is None else max_seconds
-    s_layers = len(layout_of(student).layers(_base(student)))
-    t_layers = len(layout_of(teacher).layers(_base(teacher)))
+    s_layers = len(_layout(student).layers(base_model(student)))
+    t_layers = len(_layout(teacher).layers(base_model(teacher)))
     layer_map = list(layer_map) if layer_map is not None else default_layer_map(s_layers, t_layers)
     if len(layer_map) != s_layers or max(layer_map, default=0) >= t_layers:
         raise InputError(f"distill: layer map {layer_map} does not fit a {s_layers}-layer student and "
@@ -231,7 +242,7 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
                          sum(tail) / len(tail) if tail else None, losses)
 
 
-def _line_progress(state: BuildState, budget_steps: int, budget_seconds: float | None) -> Progress:
+def line_progress(state: BuildState, budget_steps: int, budget_seconds: float | None) -> Progress:
     """Turn step callbacks into ~10 log lines per run (BuildState.progress takes lines)."""
     last = {"decile": -1, "step": 0}
 
@@ -250,52 +261,20 @@ def _line_progress(state: BuildState, budget_steps: int, budget_seconds: float |
 
 @register(DistillConfig)
 def apply(config: DistillConfig, state: BuildState) -> BuildState:
-    """Pass entry: recover a copy of state.model towards state.teacher.
-
-    gradual_steps > 1 and the model was structurally pruned from this teacher: the pruning is redone from the
-    teacher in increments with distillation between (prune_gradually) — same final architecture, better start.
-    """
+    """Pass entry: recover a copy of state.model towards state.teacher (layer map from state.pruning, sparsity
+    pattern kept from state.sparsity_masks)."""
     import copy
 
-    from ._inputs import calibration_batches, training_stream
-    from ..schemas.passes import StructuredPruneConfig
-    from .prune_surgery import PruningRecord, attach_record, record_of
-    from .sparsity import SPARSITY_ATTR, sparsity_masks
+    from ._inputs import training_stream
 
     if state.teacher is None:
         raise InputError("distill needs the uncompressed teacher model (BuildState.teacher is None)")
     training = training_stream(state, config.batch_size, config.max_length, config.seed)
-    record = record_of(state.model)
-    lines: list[str] = []
-    gradual = False
-    if config.gradual_steps > 1 and record is not None and record.steps:
-        t = PruningRecord.identity(state.teacher)
-        gradual = (t.num_layers, t.num_heads, t.intermediate_size) == \
-            (record.num_layers, record.num_heads, record.intermediate_size)
-    split = config.gradual_steps if gradual else 1
-    progress = _line_progress(state, max(config.max_steps // split, 1),
-                              config.max_seconds / split if config.max_seconds else None)
-    if gradual:
-        from .gradual_prune import prune_gradually
-
-        prune_config = StructuredPruneConfig(**record.steps[-1]["config"])
-        calib = (calibration_batches(state, prune_config.calibration_samples)
-                 if prune_config.importance != "weight_norm" else None)
-        student, new_record, results = prune_gradually(state.teacher, prune_config, config, calibration=calib,
-                                                       training=training, progress=progress, log=lines.append)
-        attach_record(student, new_record)
-        total = DistillResult(sum(r.steps for r in results), sum(r.seconds for r in results), results[-1].stopped_by,
-                              results[0].first_loss, results[-1].last_loss)
-        lines.append(f"gradual pruning in {config.gradual_steps} increments: {new_record.summary()}")
-    else:
-        if config.gradual_steps > 1:
-            lines.append("distill: gradual_steps ignored (the model was not structurally pruned from this teacher)")
-        student = copy.deepcopy(state.model)
-        masks = sparsity_masks(student) if getattr(student, SPARSITY_ATTR, None) else None
-        total = distill(student, state.teacher, training, config,
-                        layer_map=record.kept_layers if record is not None else None, masks=masks,
-                        progress=progress)
-    lines.append(total.summary())
-    for line in lines:
-        state = state.note(line)
+    record = state.pruning
+    progress = line_progress(state, max(config.max_steps, 1), config.max_seconds)
+    student = copy.deepcopy(state.model)
+    result = distill(student, state.teacher, training, config,
+                     layer_map=record.kept_layers if record is not None else None, masks=state.sparsity_masks,
+                     progress=progress)
+    state = state.note(result.summary())
     return state.evolve(model=student.eval())

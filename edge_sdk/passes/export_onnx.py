@@ -8,7 +8,7 @@ Decisions (measured with torch 2.13 / onnxruntime 1.32 on this project's machine
   0.4 s instead of 3.4 s and its graph is the one onnxruntime's transformer optimizer recognises (on the dynamo
   graph it fuses no SkipLayerNormalization and no Attention). `exporter="dynamo"` stays available for the
   day the TorchScript exporter is removed.
-- What the graph computes: see `quality/outputs.py` — text encoders output `last_hidden_state` and the
+- What the graph computes: see `arch/outputs.py` — text encoders output `last_hidden_state` and the
   mean-pooled, L2-normalised `embeddings`; ViT outputs `last_hidden_state` and the normalised CLS token as
   `embeddings`; classifiers output `logits`. Pooling lives in the graph so the device needs no pooling code.
 - Inputs: `input_ids`, `attention_mask`, and `token_type_ids` only when the model's forward takes them and the
@@ -38,7 +38,7 @@ import numpy as np
 
 from ..quiet import quiet
 from ..errors import InputError, ToolError
-from ..quality.outputs import detect_head, wrap
+from ..arch.outputs import detect_head, wrap
 from ..quality.runners import ort_session
 from ..schemas.passes import ExportOnnxConfig
 from .registry import register

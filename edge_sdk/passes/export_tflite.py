@@ -4,12 +4,13 @@ Decisions (measured with torch 2.13, litert-torch 0.10.0, ai-edge-quantizer 0.10
 
 - Converter: litert-torch (no TensorFlow needed). It cannot live in the main environment (it downgrades pydantic
   and typing-extensions and brings torchao, whose load warnings break one-line errors; see scripts/setup-litert),
-  so conversion runs in a child process with `.venv-litert/bin/python` (override: $EDGE_SDK_LITERT_PYTHON)
+  so conversion runs in a child process with the python of a `.venv-litert` (found by `litert_python`:
+  $EDGE_SDK_LITERT_PYTHON, else ./.venv-litert, else one beside the active venv, else the source checkout's)
   executing `tflite_child.py`.
 - Hand-over: this side traces the model with `torch.export` and saves the program (.pt2); the child loads and
   converts it. The program carries the exact traced graph and weights, so the child needs no model code, and
-  pruned models (per-layer head counts, the pruning record attached to the module) need nothing special.
-- What the graph computes: the same wrapper as the ONNX export (`quality/outputs.py`), returning a dict so the
+  pruned models (per-layer head counts) need nothing special.
+- What the graph computes: the same wrapper as the ONNX export (`arch/outputs.py`), returning a dict so the
   .tflite signature names its outputs: `last_hidden_state` and the pooled L2-normalised `embeddings` (mean over
   the mask for text, CLS for vision), or `logits`. The quality gate thus compares the same vector for both formats.
 - Shapes are static: batch 1, `seq_len` tokens (clipped to max_position_embeddings); vision [1, C, H, W].
@@ -34,6 +35,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -42,8 +44,8 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
+from ..arch.outputs import detect_head, wrap
 from ..errors import InputError, ToolError
-from ..quality.outputs import detect_head, wrap
 from ..quality.runners_litert import dequantize, litert_interpreter
 from ..schemas.passes import ExportTfliteConfig
 from .registry import register
@@ -52,7 +54,9 @@ from .state import ArtifactPrecision, ArtifactRecord, BuildState
 REL_TOLERANCE = 1e-4
 MODEL_FILE = "model.tflite"
 LITERT_PYTHON_ENV = "EDGE_SDK_LITERT_PYTHON"
-LITERT_VENV = Path(__file__).resolve().parents[2] / ".venv-litert"
+LITERT_VENV_NAME = ".venv-litert"
+#: only meaningful in a source checkout (edge_sdk/ sits in the repository root); an installed package has none
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[2]
 CHILD_SCRIPT = Path(__file__).with_name("tflite_child.py")
 CHILD_TIMEOUT_S = 3600
 PRECISION: dict[str, ArtifactPrecision] = {"none": "fp32", "fp16": "fp16", "dynamic_int8": "int8_dynamic",
@@ -86,15 +90,45 @@ class TfliteExportResult:
 
 
 # ---------------------------------------------------------------------------------------- the child environment
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _usable(python: Path) -> bool:
+    return python.is_file() and os.access(python, os.X_OK)
+
+
+def litert_candidates() -> list[Path]:
+    """Where a converter environment is looked for when $EDGE_SDK_LITERT_PYTHON is unset, in order: the current
+    directory, beside the active venv (sys.prefix's parent: `<project>/.venv` → `<project>/.venv-litert`), and the
+    source checkout edge_sdk was imported from."""
+    out: list[Path] = []
+    for root in (Path.cwd(), Path(sys.prefix).parent, SOURCE_CHECKOUT):
+        python = _venv_python(root / LITERT_VENV_NAME)
+        if python not in out:
+            out.append(python)
+    return out
+
+
 def litert_python() -> Path:
-    """The python that runs litert-torch: $EDGE_SDK_LITERT_PYTHON, else the repo's .venv-litert."""
+    """The python that runs litert-torch: $EDGE_SDK_LITERT_PYTHON when set (it must exist), else the first
+    `.venv-litert` of `litert_candidates()`. The error names every place looked and the fix."""
     override = os.environ.get(LITERT_PYTHON_ENV)
-    python = Path(override) if override else LITERT_VENV / "bin" / "python"
-    if not (python.is_file() and os.access(python, os.X_OK)):
-        where = f"${LITERT_PYTHON_ENV}={override}" if override else str(python)
-        raise LiteRtEnvError(f"export_tflite: the LiteRT converter environment is missing ({where} not found); "
-                             f"create it with scripts/setup-litert (./test and ./demo do it for you)")
-    return python
+    fix = "create it with scripts/setup-litert (./test and ./demo do it for you)"
+    if override:
+        python = Path(override)
+        if _usable(python):
+            return python
+        raise LiteRtEnvError(f"export_tflite: the LiteRT converter environment is missing (${LITERT_PYTHON_ENV}="
+                             f"{override} is not an executable python); point it at a .venv-litert python, or unset "
+                             f"it and {fix}")
+    looked = litert_candidates()
+    for python in looked:
+        if _usable(python):
+            return python
+    raise LiteRtEnvError(f"export_tflite: the LiteRT converter environment is missing (${LITERT_PYTHON_ENV} is unset; "
+                         f"looked for {', '.join(map(str, looked))}); {fix}, or set ${LITERT_PYTHON_ENV} to its "
+                         f"python")
 
 
 def _run_child(job: dict[str, Any], job_dir: Path) -> dict[str, Any]:

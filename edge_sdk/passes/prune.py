@@ -5,20 +5,29 @@ architecture as one-shot): per layer `round(head_ratio·H)` heads and `round(ffn
 and `drop_layers` whole layers. Layers go first (measured on the calibration data, or by rule), then heads and
 neurons are ranked on the model that remains. The physical cut and the record live in prune_surgery.py, the scores
 in prune_importance.py.
+
+Gradual pruning (`increments` > 1): one-shot pruning of 50 % of the FFN throws the student far from the teacher;
+pruning in K increments with distillation (`recovery`, distill.py's training loop) after each lets every step start
+from a recovered model and re-ranks what remains (importance is recomputed on the current student every time). The
+final architecture is exactly the one-shot one, and the recovery budget is split evenly over the increments. It is
+part of this pass, not of distill: a plan's pass list is exactly what runs, and each pass works on the state it
+receives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
+from ..arch import base_model
 from ..errors import InputError
 from ..schemas.passes import StructuredPruneConfig
+from .distill import DistillResult, Progress, distill, line_progress
 from .prune_importance import Batch, head_ffn_scores, layers_to_drop
-from .prune_surgery import PruningRecord, _base, apply_keep, attach_record, layout_of, record_of
+from .prune_surgery import PruningRecord, apply_keep, layout_of
 from .registry import register
 from .state import BuildState
 
@@ -125,27 +134,76 @@ def count_parameters(model: nn.Module) -> int:
 def encoder_shape(model: nn.Module) -> dict:
     """Per layer (heads, FFN width): what a person checks after pruning."""
     layout = layout_of(model)
-    layers = layout.layers(_base(model))
+    layers = layout.layers(base_model(model))
     return {"layers": len(layers),
             "heads": [layout.num_heads(l) for l in layers],
-            "ffn": [layout.linear(layout.ffn(l)[0]).out_features for l in layers]}
+            "ffn": [layout.ffn_width(l) for l in layers]}
+
+
+def prune_gradually(model: nn.Module, teacher: nn.Module, config: StructuredPruneConfig, *,
+                    calibration: Sequence[Batch] | None,
+                    training: Callable[[int], Iterable[Batch]] | Sequence[Batch],
+                    record: PruningRecord | None = None, keep_zeros: bool = False,
+                    progress: Progress | None = None,
+                    log: Callable[[str], None] | None = None) -> tuple[PruningRecord, list[DistillResult]]:
+    """Prune `model` in place in `config.increments` steps, distilling it towards `teacher` (never modified) with
+    `config.recovery` after each. `keep_zeros`: re-apply the sparsity pattern the model has during recovery."""
+    from .sparsity import sparsity_masks
+
+    recovery = config.recovery
+    if recovery is None:
+        raise InputError("structured_prune.recovery is required for gradual pruning")
+    k_total = config.increments
+    results: list[DistillResult] = []
+    for k in range(1, k_total + 1):
+        record = structured_prune(model, config, batches=calibration, record=record, fraction=k / k_total, log=log)
+        steps = recovery.max_steps * k // k_total - recovery.max_steps * (k - 1) // k_total
+        seconds = recovery.max_seconds / k_total if recovery.max_seconds else None
+        result = distill(model, teacher, training, recovery, layer_map=record.kept_layers,
+                         masks=sparsity_masks(model) if keep_zeros else None, progress=progress, max_steps=steps,
+                         max_seconds=seconds)
+        results.append(result)
+        if log:
+            log(f"gradual {k}/{k_total}: {result.summary()}")
+    assert record is not None
+    return record, results
 
 
 @register(StructuredPruneConfig)
 def apply(config: StructuredPruneConfig, state: BuildState) -> BuildState:
-    """Pass entry: prune a copy of state.model; the PruningRecord travels on the model (prune_surgery.record_of)."""
+    """Pass entry: prune a copy of state.model (already pruned: further, from `state.pruning`); the record goes
+    into `state.pruning`. With increments > 1 the copy is also recovered towards state.teacher between steps."""
     import copy
 
-    from ._inputs import calibration_batches
+    from ._inputs import calibration_batches, training_stream
+    from .sparsity import sparsity_masks
 
     model = copy.deepcopy(state.model)
     before = count_parameters(model)
     batches = calibration_batches(state, config.calibration_samples) if config.importance != "weight_norm" else None
     lines: list[str] = []
-    record = structured_prune(model, config, batches=batches, record=record_of(model), log=lines.append)
-    attach_record(model, record)
+    if config.increments > 1:
+        recovery = config.recovery
+        assert recovery is not None                       # the config validates it
+        if state.teacher is None:
+            raise InputError("gradual pruning distils between increments and needs the uncompressed teacher "
+                             "(BuildState.teacher is None)")
+        split = config.increments
+        progress = line_progress(state, max(recovery.max_steps // split, 1),
+                                 recovery.max_seconds / split if recovery.max_seconds else None)
+        record, results = prune_gradually(
+            model, state.teacher, config, calibration=batches, record=state.pruning,
+            training=training_stream(state, recovery.batch_size, recovery.max_length, recovery.seed),
+            keep_zeros=state.sparsity_masks is not None, progress=progress, log=lines.append)
+        total = DistillResult(sum(r.steps for r in results), sum(r.seconds for r in results), results[-1].stopped_by,
+                              results[0].first_loss, results[-1].last_loss)
+        lines.append(f"gradual pruning in {config.increments} increments: {record.summary()}")
+        lines.append(total.summary())
+    else:
+        record = structured_prune(model, config, batches=batches, record=state.pruning, log=lines.append)
     model.eval()
     lines.append(f"structured_prune: parameters {before:,} → {count_parameters(model):,}")
     for line in lines:
         state = state.note(line)
-    return state.evolve(model=model)
+    masks = sparsity_masks(model) if state.sparsity_masks is not None else None   # the cut renamed/reshaped them
+    return state.evolve(model=model, pruning=record, sparsity_masks=masks)

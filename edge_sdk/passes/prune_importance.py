@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .prune_surgery import _base, _Layout, layout_of
+from ..arch import Layout, base_model
+from .prune_surgery import layout_of
 
 Batch = dict[str, torch.Tensor]
 
@@ -75,7 +76,7 @@ def _frozen(model: nn.Module):
 
 
 @contextmanager
-def _gates(layout: _Layout, layers: Sequence[nn.Module], head_gates, ffn_gates, observe=None):
+def _gates(layout: Layout, layers: Sequence[nn.Module], head_gates, ffn_gates, observe=None):
     """Multiply each head's / neuron's output by its gate (forward pre-hooks on the o-proj and FFN down-proj)."""
     handles = []
     for li, layer in enumerate(layers):
@@ -110,7 +111,7 @@ def _gates(layout: _Layout, layers: Sequence[nn.Module], head_gates, ffn_gates, 
             h.remove()
 
 
-def _dims(layout: _Layout, layers) -> tuple[list[int], list[int]]:
+def _dims(layout: Layout, layers) -> tuple[list[int], list[int]]:
     heads = [layout.num_heads(layer) for layer in layers]
     ffn = [layout.linear(layout.ffn(layer)[0]).out_features for layer in layers]
     return heads, ffn
@@ -120,7 +121,7 @@ def weight_norm_scores(model: nn.Module) -> tuple[list[torch.Tensor], list[torch
     layout = layout_of(model)
     head_s, ffn_s = [], []
     with torch.no_grad():
-        for layer in layout.layers(_base(model)):
+        for layer in layout.layers(base_model(model)):
             d = layout.head_dim(layer)
             h = layout.num_heads(layer)
             v = layout.linear(layout.qkv(layer)[2]).weight.view(h, d, -1)
@@ -137,7 +138,7 @@ def fisher_scores(model: nn.Module, batches: Iterable[Batch], *, probes: int = 2
     """Gates are per sample (B × H, B × I), so one batched backward yields every sample's own gradient and the
     squared sum has no cross-sample terms; padding cannot leak (attention mask + masked pooling)."""
     layout = layout_of(model)
-    layers = list(layout.layers(_base(model)))
+    layers = list(layout.layers(base_model(model)))
     n_heads, n_ffn = _dims(layout, layers)
     head_s = [torch.zeros(n) for n in n_heads]
     ffn_s = [torch.zeros(n) for n in n_ffn]
@@ -159,7 +160,7 @@ def fisher_scores(model: nn.Module, batches: Iterable[Batch], *, probes: int = 2
 
 def activation_scores(model: nn.Module, batches: Iterable[Batch]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     layout = layout_of(model)
-    layers = list(layout.layers(_base(model)))
+    layers = list(layout.layers(base_model(model)))
     n_heads, n_ffn = _dims(layout, layers)
     head_s = [torch.zeros(n) for n in n_heads]
     ffn_s = [torch.zeros(n) for n in n_ffn]
@@ -205,7 +206,7 @@ def _embeddings(model: nn.Module, batches: Sequence[Batch]) -> list[torch.Tensor
 def measured_layers_to_drop(model: nn.Module, n_drop: int, batches: Sequence[Batch]) -> list[int]:
     """Greedy: repeatedly remove the layer whose absence keeps the embeddings closest (cosine) to the model's."""
     layout = layout_of(model)
-    base = _base(model)
+    base = base_model(model)
     original = layout.layers(base)
     kept = list(range(len(original)))
     with _frozen(model), torch.no_grad():
@@ -229,5 +230,5 @@ def layers_to_drop(model: nn.Module, n_drop: int, importance: str, batches: Sequ
     if n_drop <= 0:
         return []
     if importance == "weight_norm" or not batches:
-        return rule_layers_to_drop(len(layout_of(model).layers(_base(model))), n_drop)
+        return rule_layers_to_drop(len(layout_of(model).layers(base_model(model))), n_drop)
     return measured_layers_to_drop(model, n_drop, batches)

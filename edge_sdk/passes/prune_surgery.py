@@ -6,12 +6,12 @@ express per-layer head counts. So the cut is done here by hand with the library'
 `PruningRecord` — indices into the ORIGINAL model — from which `apply_record` rebuilds the same architecture
 from the base config (used by `pruned_io.load_pruned`).
 
-Supported layouts (found by structure, so subclasses and task heads work through `model.base_model`):
-  * BERT family (BertModel incl. MiniLM, RobertaModel, XLM-R, Electra): `encoder.layer[i].attention.self.{query,
-    key,value}`, `attention.output.dense`, `intermediate.dense`, `output.dense`.
-  * ViT (transformers 5 layout): `layers[i].attention.{q,k,v,o}_proj`, `mlp.fc1`, `mlp.fc2`.
-Both attention forwards reshape with `view(..., -1, head_dim)`, so after the cut only the head *count* changes;
-eager and SDPA paths both work (tested).
+Where heads, FFN neurons and layers live is model-architecture knowledge: the `Layout`s of `edge_sdk/arch/` (every
+family with `prunable = True`: BERT-family encoders and ViT today), found by structure, so subclasses and task heads
+work through `model.base_model`. Both attention forwards reshape with `view(..., -1, head_dim)`, so after the cut
+only the head *count* changes; eager and SDPA paths both work (tested).
+
+The record is a pass output: it lives in `BuildState.pruning`, never on the module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from transformers.pytorch_utils import prune_linear_layer
 
+from ..arch import Layout, base_model, find_layout
 from ..errors import InputError
 
 
@@ -47,10 +48,10 @@ class PruningRecord(BaseModel):
     def identity(cls, model: nn.Module) -> "PruningRecord":
         """The record of an unpruned model: everything kept."""
         layout = layout_of(model)
-        base = _base(model)
+        base = base_model(model)
         layers = layout.layers(base)
         n_heads = layout.num_heads(layers[0])
-        inter = layout.linear(layout.ffn(layers[0])[0]).out_features
+        inter = layout.ffn_width(layers[0])
         return cls(family=layout.family, model_class=type(model).__name__,
                    base_config=json.loads(model.config.to_json_string(use_diff=False)),  # as it will be stored
                    num_layers=len(layers), num_heads=n_heads, intermediate_size=inter,
@@ -64,111 +65,14 @@ class PruningRecord(BaseModel):
                 f"FFN/layer {ffn}/{self.intermediate_size}")
 
 
-def _base(model: nn.Module) -> nn.Module:
-    return getattr(model, "base_model", model)
-
-
-class _Layout:
-    """Where heads, FFN neurons and layers live in one model family."""
-
-    family = ""
-
-    def layers(self, base: nn.Module) -> nn.ModuleList: ...
-    def set_layers(self, base: nn.Module, layers: nn.ModuleList) -> None: ...
-    def attention(self, layer: nn.Module) -> nn.Module: ...
-    def qkv(self, layer: nn.Module) -> list[tuple[nn.Module, str]]: ...
-    def out_proj(self, layer: nn.Module) -> tuple[nn.Module, str]: ...
-    def ffn(self, layer: nn.Module) -> tuple[tuple[nn.Module, str], tuple[nn.Module, str]]: ...
-    def head_dim(self, layer: nn.Module) -> int: ...
-    def set_num_heads(self, layer: nn.Module, n: int) -> None: ...
-
-    def num_heads(self, layer: nn.Module) -> int:
-        owner, name = self.out_proj(layer)
-        return getattr(owner, name).in_features // self.head_dim(layer)
-
-    @staticmethod
-    def linear(ref: tuple[nn.Module, str]) -> nn.Linear:
-        return getattr(ref[0], ref[1])
-
-
-class _BertLayout(_Layout):
-    family = "bert"
-
-    def layers(self, base):
-        return base.encoder.layer
-
-    def set_layers(self, base, layers):
-        base.encoder.layer = layers
-
-    def attention(self, layer):
-        return layer.attention.self
-
-    def qkv(self, layer):
-        a = layer.attention.self
-        return [(a, "query"), (a, "key"), (a, "value")]
-
-    def out_proj(self, layer):
-        return (layer.attention.output, "dense")
-
-    def ffn(self, layer):
-        return (layer.intermediate, "dense"), (layer.output, "dense")
-
-    def head_dim(self, layer):
-        return layer.attention.self.attention_head_size
-
-    def set_num_heads(self, layer, n):
-        a = layer.attention.self
-        a.num_attention_heads = n           # read by nothing in forward (view(-1, head_size)) but kept truthful
-        a.all_head_size = n * a.attention_head_size
-
-
-class _VitLayout(_Layout):
-    family = "vit"
-
-    def layers(self, base):
-        return base.layers
-
-    def set_layers(self, base, layers):
-        base.layers = layers
-
-    def attention(self, layer):
-        return layer.attention
-
-    def qkv(self, layer):
-        a = layer.attention
-        return [(a, "q_proj"), (a, "k_proj"), (a, "v_proj")]
-
-    def out_proj(self, layer):
-        return (layer.attention, "o_proj")
-
-    def ffn(self, layer):
-        return (layer.mlp, "fc1"), (layer.mlp, "fc2")
-
-    def head_dim(self, layer):
-        return layer.attention.head_dim
-
-    def set_num_heads(self, layer, n):
-        layer.attention.num_attention_heads = n
-
-
-_LAYOUTS = {"bert": _BertLayout(), "vit": _VitLayout()}
-
-
-def layout_of(model: nn.Module) -> _Layout:
-    """The layout of `model`, found by structure; InputError for anything else."""
-    base = _base(model)
-    enc = getattr(base, "encoder", None)
-    layers = getattr(enc, "layer", None)
-    if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(getattr(layers[0], "attention", None), "self") \
-            and hasattr(layers[0].attention.self, "query") and hasattr(layers[0], "intermediate"):
-        if getattr(layers[0], "add_cross_attention", False):
+def layout_of(model: nn.Module) -> Layout:
+    """The prunable layout of `model`, found by structure; InputError for anything else."""
+    layout = find_layout(model)
+    if layout is not None and layout.prunable:
+        if layout.has_cross_attention(layout.layers(base_model(model))[0]):
             raise InputError(f"structured pruning: {type(model).__name__} has cross-attention (a decoder); "
                              "only encoders are supported")
-        return _LAYOUTS["bert"]
-    layers = getattr(base, "layers", None)
-    if isinstance(layers, nn.ModuleList) and len(layers) and hasattr(getattr(layers[0], "attention", None), "q_proj") \
-            and hasattr(getattr(layers[0], "mlp", None), "fc1"):
-        return _LAYOUTS["vit"]
+        return layout
     raise InputError(f"structured pruning supports BERT-family encoders (BertModel, MiniLM, RobertaModel) and "
                      f"ViTModel; got {type(model).__name__}")
 
@@ -177,7 +81,7 @@ def _index(idx: Sequence[int]) -> torch.LongTensor:
     return torch.as_tensor(sorted(int(i) for i in idx), dtype=torch.long)
 
 
-def keep_heads(layout: _Layout, layer: nn.Module, local_heads: Sequence[int]) -> None:
+def keep_heads(layout: Layout, layer: nn.Module, local_heads: Sequence[int]) -> None:
     """Keep only the given heads (indices into the layer's CURRENT heads) of one layer."""
     d = layout.head_dim(layer)
     heads = sorted(int(h) for h in local_heads)
@@ -191,7 +95,7 @@ def keep_heads(layout: _Layout, layer: nn.Module, local_heads: Sequence[int]) ->
     layout.set_num_heads(layer, len(heads))
 
 
-def keep_ffn(layout: _Layout, layer: nn.Module, local_neurons: Sequence[int]) -> None:
+def keep_ffn(layout: Layout, layer: nn.Module, local_neurons: Sequence[int]) -> None:
     """Keep only the given FFN intermediate neurons (indices into the CURRENT ones) of one layer."""
     if not len(local_neurons):
         raise InputError("structured pruning would leave a layer with 0 FFN neurons")
@@ -201,9 +105,9 @@ def keep_ffn(layout: _Layout, layer: nn.Module, local_neurons: Sequence[int]) ->
     setattr(down_o, down_n, prune_linear_layer(getattr(down_o, down_n), idx, dim=1))
 
 
-def keep_layers(layout: _Layout, model: nn.Module, local_layers: Sequence[int]) -> None:
+def keep_layers(layout: Layout, model: nn.Module, local_layers: Sequence[int]) -> None:
     """Keep only the given layers (indices into the CURRENT layers), in order; config.num_hidden_layers follows."""
-    base = _base(model)
+    base = base_model(model)
     layers = layout.layers(base)
     kept = sorted(int(i) for i in local_layers)
     layout.set_layers(base, nn.ModuleList([layers[i] for i in kept]))
@@ -224,7 +128,7 @@ def apply_keep(model: nn.Module, record: PruningRecord, new: PruningRecord) -> P
         raise ValueError("new record keeps layers the model no longer has")
     pos = {orig: i for i, orig in enumerate(record.kept_layers)}
     keep_layers(layout, model, [pos[o] for o in new.kept_layers])
-    layers = layout.layers(_base(model))
+    layers = layout.layers(base_model(model))
     for layer, orig, heads, ffn in zip(layers, new.kept_layers, new.kept_heads, new.kept_ffn):
         old_heads = record.kept_heads[pos[orig]]
         old_ffn = record.kept_ffn[pos[orig]]
@@ -240,18 +144,4 @@ def apply_keep(model: nn.Module, record: PruningRecord, new: PruningRecord) -> P
 def apply_record(model: nn.Module, record: PruningRecord) -> nn.Module:
     """Cut a freshly built UNPRUNED model (from `record.base_config`) to the architecture in `record`."""
     apply_keep(model, PruningRecord.identity(model), record)
-    return model
-
-
-#: The record travels with the (deep-copied) model through a build, so later passes (distill's layer map,
-#: gradual schedules, saving) know what was cut without reaching back into the pruning pass.
-RECORD_ATTR = "edge_sdk_pruning_record"
-
-
-def record_of(model: nn.Module) -> PruningRecord | None:
-    return getattr(model, RECORD_ATTR, None)
-
-
-def attach_record(model: nn.Module, record: PruningRecord) -> nn.Module:
-    object.__setattr__(model, RECORD_ATTR, record)
     return model

@@ -3,8 +3,8 @@
 Why it exists although it does not speed up dense kernels (measured: 50 % unstructured MiniLM runs as fast as
 dense): 2:4 runs ~1.5-2x faster on sparse tensor cores (Ampere and later, TensorRT / cuSPARSELt), and zeros compress
 well in a bundle. It costs quality (50 % l1 unstructured, no recovery: cosine 0.76 on MiniLM), so follow it with
-a DistillConfig — the student keeps its zeros only if recovery does not fill them back in; `sparsity_masks` /
-`reapply_masks` let distillation keep the pattern.
+a DistillConfig — the student keeps its zeros only if recovery does not fill them back in; `sparsity_masks` (kept in
+`BuildState.sparsity_masks`) / `reapply_masks` let distillation keep the pattern.
 
 Tools: `torch.nn.utils.prune` (l1_unstructured per layer, global_unstructured across layers, then `prune.remove`).
 For 2:4 torch DOES have a mask helper, `torch.ao.pruning.WeightNormSparsifier(sparse_block_shape=(1, 4),
@@ -88,18 +88,15 @@ def reapply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
         params[name].mul_(mask)
 
 
-#: Set on a sparsified model so a later distill pass keeps its zeros.
-SPARSITY_ATTR = "edge_sdk_sparsity"
-
-
 @register(UnstructuredSparsityConfig)
 def apply(config: UnstructuredSparsityConfig, state: BuildState) -> BuildState:
+    """Pass entry: sparsify a copy of state.model; where the zeros are goes into `state.sparsity_masks`, so a later
+    distill pass keeps them."""
     import copy
 
     model = copy.deepcopy(state.model)
     lines: list[str] = []
-    result = apply_sparsity(model, config, log=lines.append)
-    object.__setattr__(model, SPARSITY_ATTR, result)
+    apply_sparsity(model, config, log=lines.append)
     for line in lines:
         state = state.note(line)
-    return state.evolve(model=model.eval())
+    return state.evolve(model=model.eval(), sparsity_masks=sparsity_masks(model))

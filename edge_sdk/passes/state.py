@@ -5,10 +5,12 @@ The state holds what later passes and the quality gate need and nothing a pass c
 
 Passes treat the state as a value: they return a new one (`state.evolve(...)`, `state.with_artifact(...)`) instead
 of appending to the lists of the one they got, so a build that tries plan A, fails its quality gate and falls
-back to plan B never sees A's artifacts or log lines. The torch model is the exception that cannot be cheap:
-a pass that changes weights (prune, distill) must work on a copy (`copy.deepcopy(state.model)`) and put the copy
-in the new state, never modify `state.model` in place, and must never touch `state.teacher`, which is the
-uncompressed reference that quality is measured against.
+back to plan B never sees A's artifacts or log lines. Pass outputs besides the model (the pruning record, the
+sparsity masks) are fields of the state, never attributes set on the nn.Module.
+
+The torch model is the exception that cannot be cheap: a pass that changes weights (prune, distill) must work on a
+copy (`copy.deepcopy(state.model)`) and put the copy in the new state, never modify `state.model` in place, and
+must never touch `state.teacher`, which is the uncompressed reference that quality is measured against.
 
 No torch import at module level: the planner and CLI import pass configs without paying for torch.
 """
@@ -23,7 +25,10 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+    import torch
     from torch import nn
+
+    from .prune_surgery import PruningRecord
 
 ModelKind = Literal["text", "vision"]
 ArtifactFormat = Literal["onnx", "tflite"]
@@ -67,6 +72,10 @@ class BuildState:
     calibration_images  float32 (N, C, H, W) pixel_values, vision models
     log                 one line per decision, in order (goes into the manifest's build_log)
     progress            called with each log line as it happens (the CLI shows it); may be None
+    pruning             what structured pruning kept of the ORIGINAL model (indices), None when unpruned; later
+                        passes (distill's layer map) and the bundle's pruning.json read it from here
+    sparsity_masks      parameter name → bool mask of the weights a sparsity pass kept; recovery re-applies them
+                        after every step so the zeros survive. None when no sparsity pass ran
     """
 
     model: "nn.Module"
@@ -79,6 +88,8 @@ class BuildState:
     calibration_images: "np.ndarray | None" = None
     log: tuple[str, ...] = ()
     progress: Callable[[str], None] | None = None
+    pruning: "PruningRecord | None" = None
+    sparsity_masks: "dict[str, torch.Tensor] | None" = None
 
     def evolve(self, **changes: Any) -> "BuildState":
         return dataclasses.replace(self, **changes)

@@ -139,3 +139,16 @@ MIXED_STATIC_PROVIDERS = {"CPUExecutionProvider", "TensorrtExecutionProvider", "
 def static_int8_is_mixed(target: RuntimeUnit) -> bool:
     rt = target.runtime
     return rt.provider in MIXED_STATIC_PROVIDERS or (rt.name == "tensorrt" and target.unit.kind == "gpu")
+
+
+# x86 int8 GEMMs without VNNI multiply uint8×int8 with vpmaddubsw, which sums pairs into int16 and can saturate, so
+# ONNX Runtime recommends 7-bit weights (reduce_range) there. VNNI/AMX (vpdpbusd, tdpbusd) accumulate in int32, and
+# ARM (sdot/udot, smmla) and accelerators have no such overflow: full 8-bit weights there.
+# Source: onnxruntime docs, "Quantize ONNX models" → "When and why do I need to try U8U8?" / reduce_range notes.
+INT32_ACCUMULATE_ISA = {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+def int8_reduce_range(profile: DeviceProfile, target: RuntimeUnit) -> bool:
+    """True only for an x86-64 CPU unit without VNNI/AMX-INT8: quantize weights to 7 bits there."""
+    return (target.unit.kind == "cpu" and profile.architecture == "x86_64"
+            and not INT32_ACCUMULATE_ISA & set(profile.isa_features))

@@ -89,7 +89,7 @@ def torch_embed_fn(model, tokenizer=None, *, batch_size: int = 16, max_length: i
     """Run a PyTorch model with the same pooling head the ONNX export bakes in (`outputs.wrap`)."""
     import torch
 
-    from .outputs import detect_head, wrap
+    from ..arch.outputs import detect_head, wrap
 
     model = model.eval()
     kind = "text" if tokenizer is not None else "vision"

@@ -1,4 +1,5 @@
-"""What role does a layer play, judging by its module path? (Shared by the PyTorch and the ONNX walks.)
+"""What role does a layer play, judging by its module path? (Shared by the PyTorch and the ONNX walks of modelspec
+and by tensor-parallel sharding.)
 
 Covers the naming of BERT/RoBERTa/ELECTRA/DistilBERT, ViT/DeiT, GPT-2, OPT, Llama/Mistral/Qwen/Gemma, Falcon,
 GPT-NeoX, T5/BART. Anything else is `other`, which keeps its params but gets no attention-specific treatment.
