@@ -1,8 +1,11 @@
 """Quality priors: how much a knob is expected to cost, as cosine drop of embeddings against the fp32 model.
 
-These are ESTIMATES taken from measurements on all-MiniLM-L6-v2 on this project's machine
-(shared/reference/toolchain-facts.md) and, where marked, from general knowledge. The build measures the real
-quality and overrules them. Drops combine multiplicatively: cosine = Π (1 - drop_i).
+These are ESTIMATES taken from measurements on all-MiniLM-L6-v2 on this project's 2-vCPU VM (2026-11) and, where
+marked, from general knowledge. The int8 figures come from the same quantizers the build runs (`edge-sdk build
+--model minilm --device host`; `--device raspberry-pi-5 --runtime litert` for LiteRT), which print the measured
+cosine; the pruning figures from `benchmarks/recovery.py`; static QDQ on all ops and 50 % unstructured sparsity
+from one-off development runs with no committed script. The build measures the real quality and overrules them.
+Drops combine multiplicatively: cosine = Π (1 - drop_i).
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ class Confidence(str, Enum):
 
 
 class Source(Strict):
-    id: str = Field(description="Short id, e.g. J2 (see shared/reference/device-specs.md §8)")
+    id: str = Field(description="Short id, e.g. J2, that `citations` entries name; title and url say "
+                                "which public document (or which of this project's measurements) it is")
     title: str
     url: str | None = None
 
