@@ -8,7 +8,7 @@ and 1 and 2 threads. Sides: PyTorch fp32 eager (the baseline), the fp32 ONNX exp
 dynamic-int8 per-channel artifact — or any .onnx given with --artifact (a file, or a bundle directory whose
 manifest names its primary artifact).
 
-Fairness, per the toolchain facts:
+Fairness (what made earlier side-by-side runs on this 2-core machine unfair):
 - the same thread count on both sides (torch.set_num_threads / intra_op_num_threads), inter-op 1;
 - onnxruntime thread spinning OFF (spinning idle threads steal the cores PyTorch runs on next) and PyTorch's
   OpenMP wait policy PASSIVE (its spinning barriers collapse on a shared machine: 218 → 38 ms measured here);

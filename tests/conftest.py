@@ -188,3 +188,16 @@ def _no_stray_files_in_the_repo():
     new = sorted({p.name for p in root.iterdir()} - before - {"out", "results", ".pytest_cache"})
     if new:
         pytest.fail(f"the test run left files in the repository root: {new}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_graph_cache(tmp_path_factory):
+    """Op graphs made by this test session go to a cache of its own: a graph left in ~/.cache by an earlier run (or
+    another checkout) must never stand in for the export a test is about."""
+    old = os.environ.get("EDGE_SDK_CACHE")
+    os.environ["EDGE_SDK_CACHE"] = str(tmp_path_factory.mktemp("edge-sdk-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EDGE_SDK_CACHE", None)
+    else:
+        os.environ["EDGE_SDK_CACHE"] = old

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.bench.inputs import save_sample_inputs
+from edge_sdk.benchmark.inputs import save_sample_inputs
 from edge_sdk.errors import InputError
 
 VOCAB = 1000

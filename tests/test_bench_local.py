@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_sdk.bench import BenchResult, bench_local
-from edge_sdk.bundle import Manifest, pack_archive
+from edge_sdk.benchmark import BenchResult, bench_local
+from edge_sdk.bundle import Manifest, bundle_id, pack_archive
 from edge_sdk.errors import InputError, RemoteError
 from test_bench_inputs import make_bundle
 
@@ -41,7 +41,7 @@ def tree_snapshot(d: Path) -> dict[str, str]:
 HANGING_RUNNER = """import json, os, signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)   # only SIGKILL ends it
 child = subprocess.Popen(["sleep", "300"])       # and it leaves a child behind
-pidfile = os.environ.get("HANG_PIDFILE") or sys.argv[sys.argv.index("--bundle") + 1].rstrip("/") + ".pids"
+pidfile = os.environ.get("HANG_PIDFILE") or os.path.abspath(sys.argv[sys.argv.index("--bundle") + 1]) + ".pids"
 with open(pidfile, "w") as f:
     f.write("%d %d" % (os.getpid(), child.pid))
 print(json.dumps({"event": "start"}), flush=True)
@@ -51,14 +51,15 @@ while True:
 
 
 def with_runner(src_bundle: Path, dst: Path, runner_source: str) -> Path:
-    """A copy of a bundle whose runner is replaced, with the manifest updated so the bundle still verifies."""
+    """A copy of a bundle whose device entry point (edge_device/__main__.py) is replaced, with the manifest updated
+    so the bundle still verifies."""
     import shutil
 
     shutil.copytree(src_bundle, dst)
-    runner = dst / "runner" / "edge_runner.py"
+    runner = dst / "edge_device" / "__main__.py"
     runner.write_text(runner_source)
     m = Manifest.model_validate_json((dst / "manifest.json").read_text())
-    m.files["runner/edge_runner.py"] = m.files["runner/edge_runner.py"].model_copy(
+    m.files["edge_device/__main__.py"] = m.files["edge_device/__main__.py"].model_copy(
         update={"sha256": hashlib.sha256(runner.read_bytes()).hexdigest(), "size_bytes": runner.stat().st_size})
     (dst / "manifest.json").write_text(m.model_dump_json(indent=2))
     return dst
@@ -79,6 +80,8 @@ def test_bench_local_runs_a_copy_and_leaves_the_bundle_alone(bundle):
     assert [(b.inputs, b.batch, b.iterations) for b in r.batches] == [("padded", 1, 10), ("padded", 2, 10)]
     assert r.bundle_sha256 == hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
     assert len(r.bundle_id) == 16 and r.threads == 1 and not r.fell_back
+    assert r.bundle_id == bundle_id(Manifest.model_validate_json((bundle / "manifest.json").read_text()).files)
+    assert r.bundle_path == str(bundle.resolve())
     assert r.predicted_over_measured == pytest.approx(2.0 / r.batches[0].latency_ms.p50)
     assert tree_snapshot(bundle) == before  # nothing written into the user's bundle (no __pycache__ either)
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from edge_sdk.bench import BenchResult, bench_remote
+from edge_sdk.benchmark import BenchResult, bench_remote
 from edge_sdk.errors import RemoteError
 from test_bench_inputs import make_bundle
 from test_bench_local import HANGING_RUNNER, alive, with_runner
@@ -105,3 +105,28 @@ def test_cli_bench_target_json(target_file, deployed, tmp_path):
     r = BenchResult.model_validate(json.loads(proc.stdout))
     assert r.target == "loop" and r.release == deployed[1].release_id and len(r.batches) == 2
     assert len(list((tmp_path / "results" / "loop").glob("*.json"))) == 1
+
+
+def test_every_device_command_starts_through_one_path(target, deployed, work, monkeypatch):
+    """probe, bench, release operations and kill: all `python -B -m edge_device COMMAND` via remote.device, with the
+    host's package uploaded content-addressed under the workdir for the commands that need no release."""
+    from pathlib import Path
+
+    from edge_sdk.bundle.device_package import package_hash
+    from edge_sdk.profiles import load_registry
+    from edge_sdk.remote import RemoteTimeout, Session, check_target, device, verify_release
+
+    made, ran = [], []
+    real_argv, real_run = device.device_argv, Session.run
+    monkeypatch.setattr(device, "device_argv", lambda *a: made.append(a[1]) or real_argv(*a))
+    monkeypatch.setattr(Session, "run", lambda self, argv, **kw: ran.append(list(argv)) or real_run(self, argv, **kw))
+    assert check_target(target, load_registry().resolve(target.profile)[0]).facts.python
+    assert bench_remote(target, iterations=2, warmup=0, show_progress=False).batches
+    assert verify_release(target).ok
+    with Session(target) as s:
+        with pytest.raises(RemoteTimeout):
+            s.run(["sleep", "30"], timeout=1, kill_grace_s=0.5)
+    assert made == ["probe", "bench", "release", "kill"]
+    pythons = [a for a in ran if a[0] == target.python]
+    assert len(pythons) == 3 and all(a[1:4] == ["-B", "-m", "edge_device"] for a in pythons)
+    assert (Path(target.remote_workdir) / ".edge_device" / package_hash() / "edge_device" / "__main__.py").is_file()

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from edge_sdk.bench import BenchSettings, load_result, save_result
-from edge_sdk.bench.parse import result_from_runner
-from edge_sdk.bench.stats import latency_stats, throughput_per_s
+from edge_sdk.benchmark import BenchSettings, load_result, save_result
+from edge_sdk.benchmark.parse import result_from_runner
+from edge_sdk.benchmark.stats import latency_stats, throughput_per_s
 from edge_sdk.errors import InputError, RemoteError
 
 
@@ -44,7 +44,7 @@ def test_throughput_counts_items():
 
 
 def runner_record(**over):
-    """A runner result record as edge_runner.py prints it (shape pinned by test_runner's real runs)."""
+    """A result record as `edge_device bench` prints it (shape pinned by test_runner's real runs)."""
     rec = {
         "event": "result", "runner_version": "1", "manifest_sha256": "ab" * 32, "bundle_dir": "/x/releases/r1",
         "model_name": "m", "model_id": "m-src", "device": "host",

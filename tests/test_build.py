@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_sdk.builder import build
+from edge_sdk import build
 from edge_sdk.bundle import MANIFEST_NAME, extract_archive, pack_archive, verify_bundle
 from edge_sdk.errors import InputError
 from edge_sdk.planner import load_plan
@@ -43,9 +43,9 @@ def tiny_bundle(tmp_path_factory):
 
 def test_tiny_bert_build_writes_a_verifiable_bundle(tiny_bundle):
     res = tiny_bundle
-    m = verify_bundle(res.bundle_dir)
+    m = verify_bundle(res.path)
     assert m.primary.format == "onnx" and m.plan.device == "host"
-    assert (res.bundle_dir / "runner" / "edge_runner.py").is_file()
+    assert (res.path / "edge_device" / "__main__.py").is_file()
     assert "sample_inputs.npz" in m.files and any(k.startswith("tokenizer/") for k in m.files)
     assert m.quality is not None and m.quality.passed and m.quality.kind == "measured"
     assert {"torch", "onnx", "onnxruntime", "edge-sdk"} <= set(m.versions)
@@ -73,7 +73,7 @@ def test_built_onnx_matches_pytorch(tiny_bundle, tmp_path):
 
 def test_tampered_bundle_is_refused(tiny_bundle, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(tiny_bundle.bundle_dir, copy)
+    shutil.copytree(tiny_bundle.path, copy)
     with open(copy / "model.onnx", "r+b") as f:
         f.seek(100)
         b = f.read(1)
@@ -113,7 +113,7 @@ def test_unsafe_archives_are_refused_before_extraction(tiny_bundle, tmp_path, ki
             info.size = 64 << 20
             tar.addfile(info, io.BytesIO(bytes(info.size)))
 
-    arc = _archive_with(tmp_path, tiny_bundle.bundle_dir, add)
+    arc = _archive_with(tmp_path, tiny_bundle.path, add)
     dest = tmp_path / "out"
     r = cli("bundle", "verify", str(arc))
     assert r.returncode == 2
@@ -126,9 +126,9 @@ def test_unsafe_archives_are_refused_before_extraction(tiny_bundle, tmp_path, ki
 
 
 def test_archive_round_trip(tiny_bundle, tmp_path):
-    arc = pack_archive(tiny_bundle.bundle_dir, tmp_path / "x.edgepkg")
+    arc = pack_archive(tiny_bundle.path, tmp_path / "x.edgepkg")
     out = extract_archive(arc, tmp_path / "x")
-    assert verify_bundle(out).files == verify_bundle(tiny_bundle.bundle_dir).files
+    assert verify_bundle(out).files == verify_bundle(tiny_bundle.path).files
 
 
 def test_plan_that_prunes_more_heads_than_exist(tmp_path):
@@ -168,7 +168,7 @@ def test_bad_eval_data(tmp_path, content):
 def test_vit_from_config_builds(tmp_path):
     res = build(str(CONFIGS / "tiny-vit.json"), device="host", out_dir=tmp_path / "vit", eval_samples=8,
                 runtime="onnxruntime", archive=False)
-    m = verify_bundle(res.bundle_dir)
+    m = verify_bundle(res.path)
     assert m.primary.inputs[0].name == "pixel_values"
     assert m.quality.passed and "image" in m.preprocessing
 
@@ -199,10 +199,35 @@ def test_build_with_pruning_and_recovery(tmp_path, tiny_bundle):
     (tmp_path / "p.json").write_text(json.dumps(data))
     res = build(str(CONFIGS / "tiny-bert.json"), plan=load_plan(tmp_path / "p.json"), out_dir=tmp_path / "pruned",
                 eval_samples=16, max_quality_drop=0.9, archive=False, calibration_samples=64)
-    m = verify_bundle(res.bundle_dir)
+    m = verify_bundle(res.path)
     assert "pruning.json" in m.files
-    kept = json.loads((res.bundle_dir / "pruning.json").read_text())
+    kept = json.loads((res.path / "pruning.json").read_text())
     assert kept and "family" in kept
     assert any("distill" in line for line in m.build_log)
-    unpruned = verify_bundle(tiny_bundle.bundle_dir).files["model.onnx"].size_bytes
+    unpruned = verify_bundle(tiny_bundle.path).files["model.onnx"].size_bytes
     assert m.files["model.onnx"].size_bytes < unpruned
+
+
+def test_build_runs_the_plan_it_is_given_without_planning_or_inspecting(tmp_path, monkeypatch):
+    """A Plan carries its model source and ModelSpec: the build stage neither re-plans nor re-inspects."""
+    import edge_sdk
+    import edge_sdk.modelspec
+    import edge_sdk.modelspec.inspect as mi
+    import edge_sdk.planner
+    import edge_sdk.planner.search as ps
+
+    plans = edge_sdk.plan(str(CONFIGS / "tiny-bert.json"), device="host", runtime="onnxruntime")
+    best = plans.best
+    assert best.model_spec is not None and best.model == str(CONFIGS / "tiny-bert.json")
+
+    def forbidden(*a, **k):
+        raise AssertionError("build re-planned or re-inspected the model")
+
+    monkeypatch.setattr(ps, "plan_for_profile", forbidden)
+    monkeypatch.setattr(mi, "inspect_model", forbidden)
+    monkeypatch.setattr(edge_sdk.modelspec, "inspect_model", forbidden)
+    monkeypatch.setattr(edge_sdk.planner, "plan_for_profile", forbidden)
+    res = build(best, out_dir=tmp_path / "b", eval_samples=8, archive=False)
+    m = verify_bundle(res.path)
+    assert m.plan.summary() == best.summary() and [p.kind for p in m.plan.passes] == [p.kind for p in best.passes]
+    assert res.attempts and res.attempts[0].passed

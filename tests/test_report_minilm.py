@@ -15,7 +15,7 @@ import pytest
 from test_report_results import write_results
 
 from edge_sdk.profiles import load_registry
-from edge_sdk.report import build_report, load_report, write_report
+from edge_sdk.reporting import build_report, load_report, write_report
 
 
 @pytest.fixture(scope="module")

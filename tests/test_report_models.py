@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from edge_sdk.profiles import load_registry
-from edge_sdk.report import build_report
+from edge_sdk.reporting import build_report
 
 ALL = sorted(load_registry([], include_env=False).names())
 
@@ -52,7 +52,7 @@ def test_vit_every_device_has_a_verdict_reasons_and_coverage(vit):
 def test_vit_litert_ops_come_from_a_real_conversion(vit):
     """With the converter environment (scripts/setup-litert) the report converts the ViT and reads its builtins
     from the .tflite; without it, it maps them from ONNX and says why."""
-    from edge_sdk.report.tflite_convert import litert_env_problem
+    from edge_sdk.opgraph.tflite import litert_env_problem
 
     problem = litert_env_problem()
     g = vit.graph

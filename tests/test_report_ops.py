@@ -11,8 +11,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edge_sdk.report import build_report
-from edge_sdk.report.op_data import OP_SUPPORT_DIR, load_support_file, support_for, support_lists, tflite_mapping
+from edge_sdk.reporting import build_report
+from edge_sdk.reporting.op_data import OP_SUPPORT_DIR, load_support_file, support_for, support_lists, tflite_mapping
 
 DEVICES = "host,jetson-nano,jetson-orin-nx,apple-a17-pro,coral-dev-board"
 

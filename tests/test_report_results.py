@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from edge_sdk.schemas.bench import BenchResult
-from edge_sdk.report.measured import collect_results
+from edge_sdk.reporting.measured import collect_results
 
 
 def bench_result(**over) -> dict:

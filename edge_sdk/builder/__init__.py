@@ -1,5 +1,5 @@
-"""The build stage: Plan → compressed, exported, quality-checked Bundle."""
+"""The build stage: Plan(s) → compressed, exported, quality-checked Bundle."""
 
-from .pipeline import BuildResult, build
+from .pipeline import DEFAULT_MAX_QUALITY_DROP, BuildOptions, build
 
-__all__ = ["BuildResult", "build"]
+__all__ = ["DEFAULT_MAX_QUALITY_DROP", "BuildOptions", "build"]

@@ -1,9 +1,10 @@
-"""`build`: apply a Plan to a real model, measure quality against the uncompressed model, write a verifiable bundle.
+"""`build`: Plan(s) → a real, compressed model, its quality measured against the uncompressed one → a verifiable Bundle.
 
-Without a plan, the planner proposes its top plans and the build tries them in order: a plan whose measured
-quality misses `max_quality_drop` is reported and the next one is tried; if none passes, the build fails with
-every measurement (QualityGateError, exit 4). The measured quality, the plan actually built and a log of every
-attempt go into the bundle's manifest. Nothing is written to `out_dir` until a plan has passed.
+The build runs plans, it never makes them: it takes one Plan, or a PlanSet / list of plans to try in order (the
+planner's ranking). A plan whose measured quality misses `max_quality_drop` is reported and the next one is tried; if
+none passes, the build fails with every measurement (QualityGateError, exit 4). The model source and ModelSpec come
+from the plan itself. The measured quality, the plan actually built and a log of every attempt go into the bundle's
+manifest. Nothing is written to `out_dir` until a plan has passed.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+
+from pydantic import Field
 
 from ..bundle import pack_archive, write_bundle
-from ..schemas.bundle import Artifact, Manifest, QualityReport, TensorSig
 from ..errors import InputError, QualityGateError
+from ..schemas.base import Strict
+from ..schemas.bundle import Artifact, Attempt, Bundle, QualityReport, TensorSig
+from ..schemas.modelspec import ModelSpec
+from ..schemas.plan import Plan, PlanSet
 from ..versions import tool_versions
-from ..schemas.plan import Plan
 
 DEFAULT_MAX_QUALITY_DROP = 0.02
 SAMPLE_ROWS = 16
@@ -27,24 +31,21 @@ SAMPLE_ROWS = 16
 Progress = Callable[[str], None]
 
 
-@dataclass
-class Attempt:
-    plan: str
-    passed: bool
-    cosine: float | None
-    detail: str
+class BuildOptions(Strict):
+    """How a build measures and recovers; what it builds is the plan's business."""
+
+    max_quality_drop: float = Field(DEFAULT_MAX_QUALITY_DROP, ge=0, lt=1,
+                                    description="max measured mean-cosine drop vs the uncompressed model")
+    eval_data: str | None = Field(None, description="evaluation inputs: a text file (one per line) or images")
+    eval_samples: int | None = Field(None, ge=1)
+    calibration_data: str | None = Field(None, description="unlabeled text for calibration and recovery")
+    calibration_samples: int = Field(2000, ge=1)
+    distill_steps: int | None = Field(None, ge=0, description="recovery budget in steps (overrides the plan's)")
+    distill_seconds: float | None = Field(None, gt=0, description="recovery budget in seconds")
+    archive: bool = Field(True, description="also write BUNDLE.edgepkg")
 
 
-@dataclass
-class BuildResult:
-    manifest: Manifest
-    bundle_dir: Path
-    archive: Path | None
-    attempts: list[Attempt] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def _check_plan_fits(plan: Plan, spec) -> None:
+def _check_plan_fits(plan: Plan, spec: ModelSpec) -> None:
     """A plan made for another model, or one that prunes more than exists, is refused before any work."""
     t = spec.transformer
     prune = plan.pass_of("structured_prune")
@@ -119,7 +120,7 @@ def _sample_inputs(loaded, eval_inputs, seq_len: int, dest: Path) -> Path:
     """Ready-to-run inputs for the on-device benchmark: real sentence lengths and padded to the plan's seq_len."""
     import numpy as np
 
-    from ..bench.inputs import save_sample_inputs
+    from ..benchmark.inputs import save_sample_inputs
 
     if loaded.kind == "vision":
         arr = np.asarray(eval_inputs[:4], dtype=np.float32)
@@ -133,58 +134,70 @@ def _sample_inputs(loaded, eval_inputs, seq_len: int, dest: Path) -> Path:
     return save_sample_inputs(dest, arrays)
 
 
-def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = "out/bundle",
-          plan: Plan | None = None, max_quality_drop: float | None = None, eval_data: str | None = None,
-          eval_samples: int | None = None, calibration_data: str | None = None, calibration_samples: int = 2000,
-          distill_steps: int | None = None, distill_seconds: float | None = None, archive: bool = True,
-          top: int = 3, progress: Progress | None = None, profiles_dir=None,
-          runtime: str | None = None) -> BuildResult:
-    """Plan (unless a plan is given), compress, export, measure, bundle."""
+def _candidates(plans: Plan | PlanSet | Sequence[Plan]) -> list[Plan]:
+    if isinstance(plans, PlanSet):
+        out = plans.runnable()
+    elif isinstance(plans, Plan):
+        out = [plans]
+    else:
+        out = list(plans)
+    if not out:
+        raise InputError("build: no plan to build (expected a Plan, a PlanSet or a non-empty list of plans)")
+    first = out[0]
+    for p in out[1:]:
+        if (p.model, p.model_name) != (first.model, first.model_name):
+            raise InputError(f"build: the plans are for different models ({first.model_name} from '{first.model}' "
+                             f"and {p.model_name} from '{p.model}'); a build tries plans for one model")
+    return out
+
+
+def _spec_of(plan: Plan, say: Progress) -> ModelSpec:
+    """The plan's own ModelSpec; a plan file written before plans carried one is inspected once, and says so."""
+    if plan.model_spec is not None:
+        return plan.model_spec
     from ..modelspec import inspect_model
+
+    say(f"the plan carries no ModelSpec (written by an older edge-sdk): inspecting {plan.model}")
+    spec = inspect_model(plan.model, batch=plan.batch, seq_len=plan.seq_len)
+    if spec.name != plan.model_name:
+        raise InputError(f"plan: made for model '{plan.model_name}', but its model source '{plan.model}' is "
+                         f"'{spec.name}'")
+    return spec
+
+
+def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bundle", *,
+          options: BuildOptions | None = None, progress: Progress | None = None) -> Bundle:
+    """Run each plan in turn (compress, export, measure) until one passes the quality gate; bundle it."""
     from ..passes.registry import apply_pass
     from ..passes.state import BuildState
-    from ..planner import Constraints, plan_for_profile
-    from ..profiles import load_registry
     from ..quality import default_eval_data, evaluate, load_eval_data, torch_embed_fn
     from .sources import load_for_build
 
     t0 = time.perf_counter()
     say = progress or (lambda s: None)
-    budget = DEFAULT_MAX_QUALITY_DROP if max_quality_drop is None else max_quality_drop
-    if not 0 <= budget < 1:
-        raise InputError(f"--max-quality-drop must be in [0, 1), got {budget}")
-    reg = load_registry(profiles_dir or [])
+    opts = options or BuildOptions()
+    budget = opts.max_quality_drop
+    candidates = _candidates(plans)
+    model = candidates[0].model
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"-o {out}: exists and is not a directory")
-
-    # Evaluation data first: a bad file should fail before minutes of work.
-    spec = inspect_model(model, batch=plan.batch if plan else 1, seq_len=plan.seq_len if plan else 128)
-    if plan is not None:
-        prof, _ = reg.resolve(plan.device)
-        candidates = [plan]
-        if plan.model_name != spec.name:
-            raise InputError(f"plan: made for model '{plan.model_name}', but --model is '{spec.name}'")
-    else:
-        prof, how = reg.resolve(device)
-        if how:
-            say(how)
-        ps = plan_for_profile(spec, prof, model=model, top=top,
-                              constraints=Constraints(max_quality_drop=budget, runtime=runtime))
-        candidates = ps.plans
+    spec = _spec_of(candidates[0], say)
     for p in candidates:
         _check_plan_fits(p, spec)
+
+    # Evaluation data first: a bad file should fail before minutes of work.
     is_text = spec.transformer is None or spec.transformer.family != "vision"
-    if eval_data:
-        ev = load_eval_data(eval_data, eval_samples)
+    if opts.eval_data:
+        ev = load_eval_data(opts.eval_data, opts.eval_samples)
     else:
         image_size = spec.transformer.image_size if spec.transformer and spec.transformer.image_size else 224
-        ev = default_eval_data("text" if is_text else "vision", eval_samples, image_size=image_size)
+        ev = default_eval_data("text" if is_text else "vision", opts.eval_samples, image_size=image_size)
     calib: list[str] = []
     if is_text:
         from ..data.calibration import load_calibration_texts
 
-        calib = load_calibration_texts(calibration_data, limit=calibration_samples,
+        calib = load_calibration_texts(opts.calibration_data, limit=opts.calibration_samples,
                                        exclude=ev.inputs if isinstance(ev.inputs, list) else ())
     say(f"loading {model}")
     loaded = load_for_build(model, corpus=calib + (list(ev.inputs) if is_text else []))
@@ -203,14 +216,14 @@ def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = 
     work_root = Path(tempfile.mkdtemp(prefix="edge-sdk-build-"))
     try:
         for i, cand in enumerate(candidates, 1):
-            cand = _with_budget(cand, distill_steps, distill_seconds)
+            cand = _with_budget(cand, opts.distill_steps, opts.distill_seconds)
             say(f"plan {i}/{len(candidates)}: {cand.summary()}")
             work = work_root / f"plan{i}"
             work.mkdir()
             state = BuildState(model=loaded.model, teacher=loaded.model, tokenizer=loaded.tokenizer, work_dir=work,
                                model_kind=loaded.kind, calibration_texts=tuple(calib),
                                calibration_images=calib_images, progress=say)
-            for cfg in cand.passes:
+            for cfg in cand.passes:  # exactly the plan's passes, in its order
                 say(f"  pass {cfg.kind}")
                 state = apply_pass(cfg, state)
             rec = _primary(state, cand)
@@ -219,13 +232,13 @@ def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = 
             report: QualityReport = evaluate(reference_fn, cand_fn, ev, max_quality_drop=budget)
             cos = next((m.value for m in report.metrics if m.name == "mean_cosine"), None)
             detail = ", ".join(f"{m.name} {m.value:.4f}" for m in report.metrics)
-            attempts.append(Attempt(cand.summary(), report.passed, cos, detail))
+            attempts.append(Attempt(plan=cand.summary(), passed=report.passed, cosine=cos, detail=detail))
             if not report.passed:
                 say(f"  quality gate: cosine drop {report.cosine_drop:.4f} > budget {budget}: trying the next plan")
                 state = state.note(f"rejected {cand.summary()}: {detail}")
                 continue
             say(f"  quality gate passed: {detail}")
-            return _write(out, cand, rec, state, loaded, spec, prof, report, ev, attempts, archive, model, t0)
+            return _write(out, cand, rec, state, loaded, spec, report, ev, attempts, opts.archive, model, t0)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     tried = "; ".join(f"[{a.plan}] cosine {a.cosine:.4f}" if a.cosine is not None else f"[{a.plan}] {a.detail}"
@@ -235,8 +248,16 @@ def build(model: str = "minilm", *, device: str = "host", out_dir: str | Path = 
                            f"recovery (--distill-steps)")
 
 
-def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, attempts, archive: bool, model: str,
-           t0: float) -> BuildResult:
+def _id2label(model) -> dict[str, str] | None:
+    """The class labels a classifier's config names, shipped so `edge_device.Model.classify` can return them."""
+    if not type(model).__name__.endswith(("ForSequenceClassification", "ForImageClassification")):
+        return None
+    labels = getattr(getattr(model, "config", None), "id2label", None) or {}
+    return {str(k): str(v) for k, v in labels.items()} or None
+
+
+def _write(out: Path, plan: Plan, rec, state, loaded, spec: ModelSpec, report, ev, attempts: list[Attempt],
+           archive: bool, model: str, t0: float) -> Bundle:
     from .sources import tokenizer_files
 
     say = state.progress or (lambda s: None)
@@ -256,9 +277,7 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, at
         if plan.pass_of("structured_prune") is not None:
             # What survived pruning (kept heads/neurons/layers as indices into the original model): lets anyone
             # rebuild the pruned architecture (passes.pruned_io.load_pruned) and audit what was removed.
-            from ..passes.prune_surgery import record_of
-
-            record = record_of(state.model)
+            record = state.pruning
             if record is not None:
                 p = staging / "pruning.json"
                 p.write_text(record.model_dump_json(indent=2))
@@ -271,9 +290,9 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, at
         log = list(state.log) + [f"attempt: {a.plan}: {'passed' if a.passed else 'rejected'} ({a.detail})"
                                  for a in attempts]
         manifest = write_bundle(out, files, dict(
-            model_id=model, model_name=spec.name, device=prof.name, plan=plan, artifacts=[artifact],
+            model_id=model, model_name=spec.name, device=plan.device, plan=plan.model_copy(update={"model_spec": None}), artifacts=[artifact],
             preprocessing=preprocessing, sample_inputs="sample_inputs.npz", versions=tool_versions(), quality=report,
-            build_log=log))
+            build_log=log, id2label=_id2label(loaded.model)))
         say(f"bundle written: {out}")
         arc = None
         if archive:
@@ -281,5 +300,5 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec, prof, report, ev, at
             say(f"archive written: {arc}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return BuildResult(manifest=manifest, bundle_dir=out, archive=arc, attempts=attempts,
-                       seconds=time.perf_counter() - t0)
+    return Bundle(path=out, archive=arc, manifest=manifest, attempts=attempts,
+                  seconds=round(time.perf_counter() - t0, 2))

@@ -25,7 +25,7 @@ def _batches(text: str) -> list[int]:
 def _settings(**kw):
     from pydantic import ValidationError
 
-    from ..bench import BenchSettings
+    from ..benchmark import BenchSettings
     from ..errors import InputError
 
     if kw["iterations"] is not None and kw["duration_s"] is not None:
@@ -110,7 +110,7 @@ def bench_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Benchmark a bundle: latency percentiles, throughput, load time, memory (and power on Jetson)."""
-    from ..bench import bench_local, bench_remote, save_result
+    from ..benchmark import bench_local, bench_remote, save_result
     from ..errors import InputError
 
     if local == (target is not None):

@@ -15,7 +15,8 @@ app.add_typer(bundle_app, name="bundle")
 @app.command("build")
 @user_errors
 def build_cmd(
-    model: str = typer.Option("minilm", "--model", "-m", help="minilm, a HF model dir or a config.json"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="minilm, a HF model dir or a config.json "
+                                                                    "(default: the plan's model, else minilm)"),
     device: str = typer.Option("host", "--device", "-d", help="Profile to plan for (ignored with --plan)"),
     output: str = typer.Option("out/bundle", "-o", "--output", help="Bundle directory (an .edgepkg is written "
                                                                     "beside it)"),
@@ -34,7 +35,7 @@ def build_cmd(
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
     """Compress and export MODEL for a device, measure quality, and write a verifiable bundle."""
-    from ..builder import build
+    from .. import api
     from ..planner import load_plan
 
     plan = load_plan(plan_file) if plan_file else None
@@ -43,15 +44,13 @@ def build_cmd(
             console_err.print(f"[dim]{line}[/dim]", highlight=False)
             status.update(line[:100])
 
-        res = build(model, device=device, out_dir=output, plan=plan, max_quality_drop=max_quality_drop,
-                    eval_data=eval_data, eval_samples=eval_samples, calibration_data=calibration_data,
-                    distill_steps=distill_steps, distill_seconds=distill_seconds, archive=archive,
-                    progress=progress, profiles_dir=profiles_dir, runtime=runtime)
+        res = api.build(model, device=device, out_dir=output, plan=plan, max_quality_drop=max_quality_drop,
+                        eval_data=eval_data, eval_samples=eval_samples, calibration_data=calibration_data,
+                        distill_steps=distill_steps, distill_seconds=distill_seconds, archive=archive,
+                        progress=progress, profiles_dir=profiles_dir, runtime=runtime)
     m = res.manifest
     if as_json:
-        print_json({"bundle": str(res.bundle_dir), "archive": str(res.archive) if res.archive else None,
-                    "seconds": round(res.seconds, 1), "manifest": m,
-                    "attempts": [a.__dict__ for a in res.attempts]})
+        print_json(res)
         return
     q = m.quality
     console.print(f"[green]built[/green] {m.model_name} for {m.device}: {m.plan.summary()}")
@@ -63,7 +62,7 @@ def build_cmd(
     for a in res.attempts:
         if not a.passed:
             console.print(f"  [yellow]rejected[/yellow] {a.plan}: {a.detail}")
-    console.print(f"  bundle {res.bundle_dir}" + (f", archive {res.archive}" if res.archive else "")
+    console.print(f"  bundle {res.path}" + (f", archive {res.archive}" if res.archive else "")
                   + f" ({res.seconds:.0f} s)")
 
 

@@ -74,31 +74,26 @@ def plan_cmd(
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
     """Plan how to fit MODEL on a device (or every device with --devices)."""
+    from .. import api
     from ..errors import InputError
-    from ..modelspec import inspect_model
-    from ..planner import OBJECTIVES, Constraints, plan_for_profile, save_plan
-    from ..profiles import load_registry
+    from ..planner import OBJECTIVES, save_plan
 
     if device and devices:
         raise InputError("pass either --device or --devices, not both")
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop,
-                       runtime=runtime)
-    cons.validate()
-    reg = load_registry(profiles_dir or [])
-    spec = inspect_model(model, batch=batch, seq_len=seq_len)
+    kw = dict(batch=batch, seq_len=seq_len, objective=objective, latency_ms=latency_ms, max_size_mb=max_size_mb,
+              max_quality_drop=max_quality_drop, runtime=runtime, top=top, profiles_dir=profiles_dir)
     if devices:
-        _plan_many(reg.select(devices), spec, model, objective, cons, top, as_json)
+        _print_many(api.plan_devices(model, devices, **kw), objective, as_json)
         return
-    prof, how = reg.resolve(device or "host")
-    if how:
-        note(how)
-    elif device is None:
+    if device is None:
         note("no --device given: planning for 'host' (this machine's kind of CPU)")
-    ps = plan_for_profile(spec, prof, model=model, objective=objective, constraints=cons, top=top, device_note=how)
+    ps = api.plan(model, device or "host", **kw)
+    if ps.device_note:
+        note(ps.device_note)
     if output:
-        save_plan(ps.plans[0], output)
+        save_plan(ps.best, output)
         note(f"best plan written to {output} (edge-sdk build --plan {output})")
     if as_json:
         print_json(ps)
@@ -106,24 +101,17 @@ def plan_cmd(
         _print_planset(ps)
 
 
-def _plan_many(profiles, spec, model, objective, cons, top, as_json) -> None:
+def _print_many(rows, objective: str, as_json: bool) -> None:
     from ..errors import InfeasibleError
-    from ..planner import plan_for_profile
 
-    rows = []
-    for prof in profiles:
-        try:
-            rows.append((prof, plan_for_profile(spec, prof, model=model, objective=objective, constraints=cons,
-                                                top=top)))
-        except InfeasibleError as exc:
-            rows.append((prof, exc))
+    name = next((r.model_name for _, r in rows if not isinstance(r, Exception)), None)
     if as_json:
-        print_json({"model": spec.name, "devices": [
+        print_json({"model": name, "devices": [
             {"device": p.name, "device_class": p.device_class.value, "feasible": not isinstance(r, Exception),
              **({"plans": [x.model_dump(mode="json") for x in r.plans]} if not isinstance(r, Exception)
                 else {"reason": str(r)})} for p, r in rows]})
         return
-    t = Table(title=f"{spec.name}: best plan per device (objective {objective})")
+    t = Table(title=f"{name or 'the model'}: best plan per device (objective {objective})")
     for c in ("device", "class", "plan", "latency ms", "memory MB", "size MB", "est. drop"):
         t.add_column(c)
     for prof, r in rows:

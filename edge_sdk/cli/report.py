@@ -41,15 +41,20 @@ def report_cmd(
     max_quality_drop: float = typer.Option(0.02, "--max-quality-drop", help="Max est. embedding cosine drop"),
     tflite: str = typer.Option("auto", "--tflite", help="auto: convert to LiteRT and read the real ops when the "
                                                         "converter env exists (tens of seconds); map: map ONNX ops"),
+    graph: Optional[str] = typer.Option(None, "--graph", help="OpGraph from `edge-sdk graph` (graph.json or its "
+                                                              "directory); default: the graph cache, made if missing"),
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
     """Write a compatibility report of MODEL over device profiles and print the paths."""
-    from ..report import build_report, write_report
+    from .. import api
+    from ..opgraph import load_graph
+    from ..reporting import write_report
 
     sha = _bundle_sha(bundle) if bundle else None
-    rep = build_report(model, devices=devices, results_dir=results, bundle_sha256=sha, batch=batch, seq_len=seq_len,
-                       objective=objective, max_quality_drop=max_quality_drop, pareto_device=pareto_device,
-                       profiles_dir=profiles_dir, tflite=tflite)
+    rep = api.report(model, devices=devices, results_dir=results, bundle_sha256=sha, batch=batch, seq_len=seq_len,
+                     objective=objective, max_quality_drop=max_quality_drop, pareto_device=pareto_device,
+                     profiles_dir=profiles_dir, tflite=tflite, graph=load_graph(graph) if graph else None,
+                     progress=note)
     counts = {v: sum(d.verdict == v for d in rep.devices) for v in ("runs_as_is", "runs_with_plan", "cannot_run")}
     flagged = sum(bool(d.fallback_flags) for d in rep.devices)
     note(f"{rep.model_name}: {counts['runs_as_is']} run as is, {counts['runs_with_plan']} with a plan, "

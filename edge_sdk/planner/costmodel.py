@@ -14,20 +14,26 @@
   pipeline parallel splits the layer stack into stages balanced by predicted time and adds an activation hand-off
   per stage boundary. Communication uses the profile's interconnect bandwidth.
 
-Efficiency factors: per unit kind below (documented guesses from shared/reference/device-specs.md §6 and
-toolchain-facts.md); a profile's compute unit may override them; `calibrate` will replace them with measurements.
+Efficiency factors: per unit kind below, documented guesses. The CPU factor is fitted to this project's own MiniLM
+runs on its 2-vCPU VM (`benchmarks/build_speed.py --threads 1 2`, 2026-11); the accelerator factors are unverified
+starting derates with no public measurement behind them (the nearest public data, NonGEMM Bench, Karami et al.,
+arXiv 2404.11788, only shows non-GEMM ops taking 11.3-73.6 % of latency). A profile's compute unit may override
+them; `calibrate` will replace them with measurements.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
 
 DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
-    # CPU: ORT/XNNPACK GEMMs reach ~40-50 % of AVX2 FMA peak on MiniLM (toolchain-facts: 31-36 ms for 2.9 GFLOP).
+    # CPU: ORT/XNNPACK GEMMs reach ~40-50 % of AVX2 FMA peak on MiniLM
+    # (31-36 ms for 2.9 GFLOP, measured with benchmarks/build_speed.py).
     "cpu": Efficiency(compute=0.45, memory=0.7, per_op_overhead_us=5),
-    # GPU: batch-1 transformer encoders reach 20-35 % of dense tensor peak (device-specs §6); kernel launch ~8 µs.
+    # GPU: batch-1 transformer encoders reach 20-35 % of dense tensor peak (an unverified estimate; cf. NonGEMM
+    # Bench, arXiv 2404.11788); kernel launch ~8 µs.
     "gpu": Efficiency(compute=0.3, memory=0.7, per_op_overhead_us=8),
     "npu": Efficiency(compute=0.25, memory=0.6, per_op_overhead_us=15),
     "tpu": Efficiency(compute=0.25, memory=0.5, per_op_overhead_us=20),
@@ -35,7 +41,7 @@ DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
     "dla": Efficiency(compute=0.2, memory=0.5, per_op_overhead_us=30),
 }
 GRAPH_OPS_PER_SPEC_OP = 2.5
-# Large GEMMs (batch ≥ 8 on GPUs) run closer to peak (device-specs §6: 40-60 %).
+# Large GEMMs (batch ≥ 8 on GPUs) run closer to peak (40-60 %, an unverified estimate).
 BATCHED_GPU_COMPUTE_BONUS = 1.6
 COMM_EFFICIENCY = 0.7
 COMM_LATENCY_US = 10.0
@@ -196,7 +202,7 @@ class CostEstimate:
         return top if parts[top] >= 0.6 * sum(parts.values()) else "mixed"
 
 
-def block_costs(spec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
+def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
                 decode: bool = False, float_kinds: frozenset[str] = frozenset(),
                 runtime: Runtime | None = None, batch_scale: float = 1.0) -> BlockCosts:
     """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later.
@@ -318,7 +324,7 @@ def balance_stages(block_ms: float, num_blocks: int, pp: int, first_extra_ms: fl
     return stages[::-1]
 
 
-def predict(spec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
+def predict(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
             *, head_ratio: float = 0.0, ffn_ratio: float = 0.0, drop_layers: int = 0, tp: int = 1, pp: int = 1,
             dp: int = 1, decode: bool = False, kv_bytes_per_elem: float = 2.0,
             sparse_24: bool = False) -> CostEstimate:

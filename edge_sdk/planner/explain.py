@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import DeviceProfile
 from ..schemas.plan import Rejection
 
@@ -19,7 +20,7 @@ def _best(cands, key):
     return min(cands, key=key) if cands else None
 
 
-def rationale(best, feasible, cands, profile: DeviceProfile, spec, cons) -> dict[str, str]:
+def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, cons) -> dict[str, str]:
     lat = lambda c: c.pred.latency_ms  # noqa: E731
     same_shape = [c for c in feasible if (c.head_ratio, c.ffn_ratio, c.drop_layers, c.sparsity, c.dp, c.tp, c.pp)
                   == (best.head_ratio, best.ffn_ratio, best.drop_layers, best.sparsity, best.dp, best.tp, best.pp)]
@@ -159,7 +160,7 @@ def _value(constraint: str, c, usable_mb: float) -> str:
             "quality": f"est. drop {c.quality_drop:.3f}"}[constraint]
 
 
-def infeasible_message(spec, profile: DeviceProfile, cands, hints, pre: dict[str, list[str]], cons) -> str:
+def infeasible_message(spec: ModelSpec, profile: DeviceProfile, cands, hints, pre: dict[str, list[str]], cons) -> str:
     usable = profile.memory_usable_gb * 1000
     head = f"no plan for {spec.name} on {profile.name}"
     if not cands:

@@ -16,8 +16,8 @@ from . import priors
 from .costmodel import BlockCosts, CostEstimate, block_costs, predict
 from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
-from .space import (PLAN_PRECISIONS, RuntimeUnit, layouts, precision_support, pruning_grid, static_int8_is_mixed,
-                    runtime_units)
+from .space import (PLAN_PRECISIONS, RuntimeUnit, int8_reduce_range, layouts, precision_support, pruning_grid,
+                    runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
 DEFAULT_MAX_QUALITY_DROP = 0.02
@@ -197,7 +197,7 @@ def _rank_key(objective: str):
     return lambda c: (c.quality_drop, c.pred.latency_ms, c.pred.size_mb)
 
 
-# Predictions carry ±15-25 % noise (toolchain-facts); a plan must be clearly faster to beat a safer one.
+# Predictions carry ±15-25 % noise (measured P/M spread of `edge-sdk bench`); a plan must be clearly faster to beat a safer one.
 NEAR_TIE = 0.05
 RANKED_HEAD = 40  # only the head of the ranking is shown; the rest keeps the plain objective order
 
@@ -242,7 +242,9 @@ def pareto_front(cands: list[Candidate], limit: int = 8) -> list[Candidate]:
     return front
 
 
-def _passes(c: Candidate, spec) -> list:
+def _passes(c: Candidate, spec, profile: DeviceProfile) -> list:
+    """The plan's pass list: exactly what a build runs, in order (gradual pruning, when wanted, is
+    `StructuredPruneConfig(increments=K, recovery=DistillConfig(...))`; the planner plans one-shot + distill)."""
     passes: list = []
     if c.pruned:
         passes.append(StructuredPruneConfig(head_ratio=round(c.head_ratio, 6), ffn_ratio=round(c.ffn_ratio, 6),
@@ -261,7 +263,7 @@ def _passes(c: Candidate, spec) -> list:
         mode = {"fp16": "fp16", "bf16": "fp16", "int8_dynamic": "dynamic_int8", "int8_static": "static_int8",
                 "int4_weight_only": "int4_weight_only"}.get(c.precision)
         if mode:
-            passes.append(QuantizeOnnxConfig(mode=mode))
+            passes.append(QuantizeOnnxConfig(mode=mode, reduce_range=int8_reduce_range(profile, c.target)))
     return passes
 
 
@@ -278,7 +280,7 @@ def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: 
         model=model, model_name=spec.name, device=profile.name, batch=spec.batch, seq_len=spec.seq_len,
         precision=c.precision,  # type: ignore[arg-type]
         runtime=RuntimeChoice(name=rt.name, provider=rt.provider, unit=rt.unit, format=rt.format, version=rt.version),
-        passes=_passes(c, spec),
+        passes=_passes(c, spec, profile),
         layout=ParallelLayout(dp=c.dp, tp=c.tp, pp=c.pp, stages=stages, communication_ms=round(p.comm_ms, 4)),
         predicted=Prediction(
             latency_ms=round(p.latency_ms, 4), throughput_per_s=round(p.throughput_per_s, 3),
@@ -323,9 +325,24 @@ def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str
     plans = [_to_plan(c, spec, profile, model, objective, explain.rationale(c, feasible, cands, profile, spec, cons))
              for c in chosen]
     front = [_to_plan(c, spec, profile, model, objective, {}) for c in pareto_front(feasible)]
-    return PlanSet(model=model, model_name=spec.name, device=profile.name, device_note=device_note,
+    return PlanSet(model=model, model_name=spec.name, device=profile.name, device_note=device_note, model_spec=spec,
                    objective=objective,  # type: ignore[arg-type]
                    constraints={"latency_ms": cons.latency_ms, "max_size_mb": cons.max_size_mb,
                                 "max_quality_drop": cons.max_quality_drop, "memory_usable_gb": profile.memory_usable_gb},
                    plans=plans, pareto=front, rejected=explain.rejections(pre, cands, cons, profile, chosen),
                    candidates_considered=len(cands))
+
+
+def smallest_footprint(spec, profile: DeviceProfile, cons: Constraints) -> tuple[MemoryBreakdown, str, bool] | None:
+    """For a device with no plan: the smallest memory any costed candidate reaches, its description, and whether
+    it is per device (a parallel layout) — the same number the infeasibility message quotes. None when nothing
+    could be costed at all."""
+    cands, _, hints = enumerate_candidates(spec, profile, cons)
+    pool = list(cands) or list(hints)  # hints combine unsupported precisions: only when nothing else was costed
+    if not pool:
+        return None
+    c = min(pool, key=lambda c: c.pred.total_mb)
+    p = c.pred
+    mem = MemoryBreakdown(weights_mb=p.weights_mb, activations_mb=p.activations_mb, kv_cache_mb=p.kv_cache_mb,
+                          overhead_mb=p.overhead_mb, total_mb=p.total_mb)
+    return mem, c.describe(), c.dp * c.tp * c.pp > 1

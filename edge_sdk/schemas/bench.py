@@ -1,6 +1,7 @@
 """The BenchResult artifact: what one benchmark measured on one machine, next to what the plan predicted.
 
-Every number here is measured by the on-device runner (edge_sdk/runner/edge_runner.py), except the
+Every number here is measured on the device by the bundle's own device package (`edge_device bench`, source in
+edge_sdk/device/bench.py), except the
 `predicted_*` fields, which are copied from the bundle's plan so a reader sees both side by side.
 """
 
@@ -100,11 +101,14 @@ class BenchResult(Strict):
     kind: Literal["measured"] = "measured"
     model: str | None = Field(description="model source the bundle was built from")
     model_name: str | None
-    bundle_id: str = Field(description="bundle directory or release name")
+    bundle_id: str = Field(description="content id of the bundle (edge_sdk.bundle.bundle_id over its files); also "
+                                       "the name of its release directory on a device")
+    bundle_path: str | None = Field(None, description="where the benchmarked bundle was: the directory or .edgepkg "
+                                                      "given (local), or the release directory on the device")
     bundle_sha256: str = Field(description="sha256 of the bundle's manifest.json (it pins every file's sha256)")
     target: str = Field(description="deploy target name, or 'local'")
     host: str | None = Field(None, description="machine the runner ran on (SSH host, or this machine's name)")
-    release: str | None = Field(None, description="remote release directory benchmarked")
+    release: str | None = Field(None, description="name of the release benchmarked on the device (remote)")
     device: str | None = Field(description="device profile the bundle was built for")
     target_profile: str | None = Field(None, description="device profile of the target (remote)")
     artifact: str

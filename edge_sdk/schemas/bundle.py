@@ -1,8 +1,8 @@
 """The bundle manifest: what is in a bundle, how to check it, and what made it.
 
 A bundle is a directory (or a single-file `.edgepkg` archive of it) holding the model file(s), preprocessing files,
-sample inputs for benchmarking, the on-device runner and `manifest.json`. Every file except the manifest itself is
-listed with its sha256 and size; `edge-sdk bundle verify` and the device re-check them.
+sample inputs for benchmarking, the device package (`edge_device/`) and `manifest.json`. Every file except the
+manifest itself is listed with its sha256 and size; `edge-sdk bundle verify` and the device re-check them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from pydantic import Field, field_validator
 from .base import Strict
@@ -65,7 +65,9 @@ class Manifest(Strict):
     preprocessing: dict[str, str] = Field(default_factory=dict,
                                           description="kind → path, e.g. tokenizer → tokenizer/")
     sample_inputs: str | None = Field(None, description=".npz of ready model inputs for benchmarking on the device")
-    runner: str = Field("runner/edge_runner.py", description="entry point run on the device (stdlib + numpy + runtime)")
+    runner: str = Field("edge_device", description="the device package in the bundle (stdlib + numpy + runtime), run "
+                                                   "from the bundle directory as `python3 -m edge_device ...`")
+    id2label: dict[str, str] | None = Field(None, description="class index → label, for sequence classifiers")
     files: dict[str, FileEntry] = Field(description="relative POSIX path → sha256/size; every file but the manifest")
     versions: dict[str, str] = Field(description="tool → version that made the bundle")
     quality: QualityReport | None = None
@@ -90,3 +92,22 @@ class Manifest(Strict):
 
     def total_bytes(self) -> int:
         return sum(f.size_bytes for f in self.files.values())
+
+
+class Attempt(Strict):
+    """One plan the build tried, and what its quality gate measured."""
+
+    plan: str
+    passed: bool
+    cosine: float | None = None
+    detail: str
+
+
+class Bundle(Strict):
+    """What `build` returns: the bundle directory, its archive and manifest, and every plan it tried."""
+
+    path: Path = Field(description="the bundle directory")
+    archive: Path | None = Field(None, description="the single-file .edgepkg beside it")
+    manifest: Manifest
+    attempts: list[Attempt] = Field(default_factory=list)
+    seconds: float = 0.0

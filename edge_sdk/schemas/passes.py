@@ -22,6 +22,20 @@ class StructuredPruneConfig(Strict):
     importance: Literal["weight_norm", "fisher", "activation"] = Field(
         "fisher", description="how heads/neurons are ranked: weight norms, or gradients/activations on calibration data")
     calibration_samples: int = Field(64, ge=1)
+    increments: int = Field(1, ge=1, description="gradual pruning: reach the target in this many equal increments, "
+                                                 "running `recovery` after each (counts are against the original "
+                                                 "model, so the final architecture equals one-shot pruning)")
+    recovery: "DistillConfig | None" = Field(
+        None, description="distillation after each increment (its step/second budget is split evenly over the "
+                          "increments); required when increments > 1. The pass then returns a pruned AND recovered "
+                          "model; a following distill pass is extra recovery")
+
+    @model_validator(mode="after")
+    def _gradual_needs_recovery(self) -> "StructuredPruneConfig":
+        if self.increments > 1 and self.recovery is None:
+            raise ValueError(f"increments={self.increments} needs a `recovery` distill config (pruning in "
+                             f"increments without recovery between them is one-shot pruning)")
+        return self
 
 
 class UnstructuredSparsityConfig(Strict):
@@ -48,7 +62,20 @@ class DistillConfig(Strict):
     embedding_loss_weight: float = Field(1.0, ge=0, description="cosine loss on pooled embeddings")
     attention_loss_weight: float = Field(0.0, ge=0, description="MiniLM-v2 attention-relation KL on the last layer")
     seed: int = Field(0, description="order of the calibration texts")
-    gradual_steps: int = Field(1, ge=1, description="prune in this many increments, distilling between them")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_gradual_steps(cls, data):
+        """Plans saved before gradual pruning moved to the prune pass carry `gradual_steps: 1` (accepted, it meant
+        nothing); a real schedule is refused with where it lives now."""
+        if isinstance(data, dict) and "gradual_steps" in data:
+            data = dict(data)
+            steps = data.pop("gradual_steps")
+            if steps not in (1, None):
+                raise ValueError(f"distill.gradual_steps={steps}: gradual pruning is now configured on the prune pass "
+                                 f"(structured_prune.increments={steps} with structured_prune.recovery = this distill "
+                                 f"config); distill only recovers the model it receives")
+        return data
 
 
 class ExportOnnxConfig(Strict):
@@ -106,5 +133,4 @@ PassConfig = Annotated[
     Field(discriminator="kind"),
 ]
 
-PASS_KINDS: tuple[str, ...] = ("structured_prune", "sparsity", "distill", "export_onnx", "quantize_onnx",
-                               "export_tflite")
+StructuredPruneConfig.model_rebuild()

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 from .base import Strict
+from .modelspec import ModelSpec
 
 from .passes import PassConfig
 
@@ -100,6 +101,9 @@ class Plan(Strict):
     predicted: Prediction
     rationale: dict[str, str] = Field(default_factory=dict, description="knob → one line saying why")
     objective: Objective = "latency"
+    model_spec: ModelSpec | None = Field(None, description="the ModelSpec this plan was made from, so a build runs "
+                                                          "it without inspecting the model again (plans inside a "
+                                                          "PlanSet leave it to the PlanSet)")
 
     @model_validator(mode="after")
     def _passes_ordered(self) -> "Plan":
@@ -150,3 +154,13 @@ class PlanSet(Strict):
     pareto: list[Plan] = Field(default_factory=list)
     rejected: list[Rejection] = Field(default_factory=list)
     candidates_considered: int = 0
+    model_spec: ModelSpec | None = Field(None, description="the ModelSpec every plan here was made from")
+
+    def runnable(self) -> list[Plan]:
+        """The ranked plans, each carrying the ModelSpec: what `build` takes."""
+        return [p if p.model_spec is not None else p.model_copy(update={"model_spec": self.model_spec})
+                for p in self.plans]
+
+    @property
+    def best(self) -> Plan:
+        return self.runnable()[0]

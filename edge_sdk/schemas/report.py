@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 from .base import Strict
+from .graph import GraphOps, OpCount, OrtCpuCheck  # noqa: F401 - part of a report
 
 Verdict = Literal["runs_as_is", "runs_with_plan", "cannot_run"]
 VERDICT_TEXT = {"runs_as_is": "runs as is", "runs_with_plan": "runs with a plan", "cannot_run": "cannot run"}
@@ -20,43 +21,6 @@ VERDICT_TEXT = {"runs_as_is": "runs as is", "runs_with_plan": "runs with a plan"
 PLAN_FLAG = "[plan runtime] "  # prefix of a fallback flag about the best plan's own runtime
 
 CoverageVerdict = Literal["full", "partial", "none", "fails", "unknown", "not_applicable"]
-
-
-class OpCount(Strict):
-    op: str = Field(description="op type; 'domain:op' outside the default ONNX domain")
-    count: int = Field(ge=0)
-
-
-class GraphOps(Strict):
-    """The operators of the model's graph, as exported once for this report."""
-
-    status: Literal["exported", "onnx_file", "stand_in", "not_checked"]
-    note: str = Field(description="how the graph was obtained, and its limits")
-    opset: int | None = None
-    exporter: str | None = None
-    nodes: int = 0
-    ops: list[OpCount] = Field(default_factory=list, description="as exported (dynamic shapes)")
-    static_ops: list[OpCount] = Field(
-        default_factory=list, description="shapes fixed (batch 1 x seq_len) and constant-folded by onnxruntime's "
-                                          "basic optimizer: what an accelerator compiler sees")
-    static_shape: dict[str, int] = Field(default_factory=dict, description="dimension name -> fixed value")
-    tflite_ops: list[OpCount] = Field(default_factory=list)
-    tflite_status: Literal["converted", "mapped", "not_checked"] = "not_checked"
-    tflite_note: str | None = None
-    tflite_unmapped: list[str] = Field(default_factory=list, description="ONNX ops with no TFLite builtin")
-    seconds: float = 0.0
-
-
-class OrtCpuCheck(Strict):
-    """A real onnxruntime CPU session created on this machine for the exported graph."""
-
-    kind: Literal["measured"] = "measured"
-    onnxruntime_version: str
-    session_created: bool
-    error: str | None = Field(None, description="the session's one-line error when it failed")
-    ops_without_kernel: list[str] = Field(default_factory=list,
-                                          description="op types with no CPU kernel in onnxruntime's registry")
-    machine: str
 
 
 class OpIssue(Strict):

@@ -1,4 +1,5 @@
-"""Which operators does the model's graph contain? Export it once (to ONNX) and count them.
+"""Which operators does the model's ONNX graph contain? Export it (once: `graph/__init__.py` caches the result) and
+count them.
 
 - Encoders and ViTs are exported for real with the build's exporter (`passes.export_onnx`, which also verifies the
   graph against PyTorch); a config without weights gets seeded random weights: values do not matter for
@@ -22,29 +23,29 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..quiet import quiet
-from ..schemas.report import GraphOps, OpCount
+from ..schemas.graph import GraphNode, GraphOps, OpCount
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..schemas.modelspec import ModelSpec
 
 STAND_IN_MAX_BYTES = 1_500_000_000  # fp32 weights above this are not exported at full size
 STAND_IN_MAX_PARAMS = 20_000_000  # a stand-in that did not shrink (unknown config field names) is refused
 STAND_IN_SHAPE = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4}
 
 
-@dataclass(frozen=True)
-class Node:
-    op: str                        # 'domain:op' outside the default ONNX domain
-    name: str
-    const_inputs: frozenset[int]   # input positions fed by initializers / Constant nodes
-
 
 @dataclass
-class ModelGraph:
+class ExportedGraph:
+    """What exporting produced, before it is saved as an OpGraph artifact (the torch model is not saved)."""
+
     info: GraphOps
     exported_path: Path | None = None
     static_path: Path | None = None
-    exported_nodes: list[Node] = field(default_factory=list)
-    static_nodes: list[Node] = field(default_factory=list)
+    exported_nodes: list[GraphNode] = field(default_factory=list)
+    static_nodes: list[GraphNode] = field(default_factory=list)
     torch_model: object | None = None   # the encoder/ViT that was exported, kept for a LiteRT conversion
     model_kind: str | None = None       # text | vision
     tokenizer: object | None = None
@@ -54,19 +55,19 @@ def op_name(domain: str, op_type: str) -> str:
     return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
 
 
-def graph_nodes(model) -> list[Node]:
+def graph_nodes(model) -> list[GraphNode]:
     """Nodes in graph order (ONNX graphs are topologically sorted), with which inputs are constants."""
     consts = {i.name for i in model.graph.initializer}
     consts |= {o for n in model.graph.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx")
                for o in n.output}
     out = []
     for n in model.graph.node:
-        out.append(Node(op_name(n.domain, n.op_type), n.name,
-                        frozenset(i for i, x in enumerate(n.input) if x and x in consts)))
+        out.append(GraphNode(op=op_name(n.domain, n.op_type), name=n.name,
+                             const_inputs=frozenset(i for i, x in enumerate(n.input) if x and x in consts)))
     return out
 
 
-def count_ops(nodes: list[Node]) -> list[OpCount]:
+def count_ops(nodes: list[GraphNode]) -> list[OpCount]:
     c = Counter(n.op for n in nodes)
     return [OpCount(op=k, count=v) for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
 
@@ -141,8 +142,6 @@ def _shrunk_config(cfg):
     return small
 
 
-
-
 def _export_decoder(model, path: Path, opset: int = 17) -> None:
     """Prefill graph: (input_ids, attention_mask) -> logits, no KV cache."""
     import torch
@@ -164,7 +163,7 @@ def _export_decoder(model, path: Path, opset: int = 17) -> None:
                           output_names=["logits"], dynamic_axes=dyn)
 
 
-def _stand_in(model_source: str, spec, path: Path) -> tuple[str, str, object | None, str | None]:
+def _stand_in(model_source: str, spec: "ModelSpec", path: Path) -> tuple[str, str, object | None, str | None]:
     """Export a scaled-down model of the same architecture. Returns (exporter, note, encoder model, kind); the
     model is None for decoders (their prefill graph is not what the LiteRT export converts)."""
     import torch
@@ -198,7 +197,7 @@ def _stand_in(model_source: str, spec, path: Path) -> tuple[str, str, object | N
     return "torchscript", note, model, kind
 
 
-def _export_real(model_source: str, spec, path: Path) -> tuple[str, str, object, str, object]:
+def _export_real(model_source: str, spec: "ModelSpec", path: Path) -> tuple[str, str, object, str, object]:
     from ..builder.sources import load_for_build
     from ..schemas.passes import ExportOnnxConfig
     from ..passes.export_onnx import export_onnx
@@ -223,7 +222,7 @@ def _export_real(model_source: str, spec, path: Path) -> tuple[str, str, object,
             loaded.model, loaded.kind, loaded.tokenizer)
 
 
-def model_graph(model_source: str, spec, work_dir: Path, *, seq_len: int) -> ModelGraph:
+def export_graph(model_source: str, spec: "ModelSpec", work_dir: Path, *, seq_len: int) -> ExportedGraph:
     """Obtain, count and fix-shape the model's graph. Never raises for a model that cannot be exported: the
     report says why its op coverage was not checked."""
     from ..modelspec.sources import resolve_source
@@ -244,7 +243,7 @@ def model_graph(model_source: str, spec, work_dir: Path, *, seq_len: int) -> Mod
             status = "exported"
             exporter, note, torch_model, kind, tokenizer = _export_real(model_source, spec, path)
     except Exception as exc:  # noqa: BLE001 - exporters fail in many ways; the report names the error and goes on
-        return ModelGraph(GraphOps(status="not_checked", note=f"not checked: the export failed ({_one_line(exc)})",
+        return ExportedGraph(GraphOps(status="not_checked", note=f"not checked: the export failed ({_one_line(exc)})",
                                    seconds=round(time.perf_counter() - started, 2)))
     exported = _load(path)
     nodes = graph_nodes(exported)
@@ -254,7 +253,7 @@ def model_graph(model_source: str, spec, work_dir: Path, *, seq_len: int) -> Mod
     static_path = work_dir / "model.static.onnx"
     dims, err = static_graph(path, static_path, seq_len)
     info.static_shape = dims
-    static_nodes: list[Node] = []
+    static_nodes: list[GraphNode] = []
     if err is None:
         static_nodes = graph_nodes(_load(static_path))
         info.static_ops = count_ops(static_nodes)
@@ -263,6 +262,6 @@ def model_graph(model_source: str, spec, work_dir: Path, *, seq_len: int) -> Mod
         info.note += (f"; the fixed-shape graph could not be made (onnxruntime: {err}), so accelerator checks use "
                       f"the graph as exported")
     info.seconds = round(time.perf_counter() - started, 2)
-    return ModelGraph(info=info, exported_path=path, static_path=static_path, exported_nodes=nodes,
+    return ExportedGraph(info=info, exported_path=path, static_path=static_path, exported_nodes=nodes,
                       static_nodes=static_nodes or nodes, torch_model=torch_model, model_kind=kind,
                       tokenizer=tokenizer)

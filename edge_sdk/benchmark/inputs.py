@@ -3,7 +3,7 @@
 Keys are "<kind>/<input name>" ("real/input_ids", "padded/attention_mask"); kind "real" holds sentences at their
 real token lengths (padded only to the longest of them), kind "padded" holds them padded to the plan's seq_len.
 Axis 0 is the batch and every array of a kind has the same rows; the runner tiles rows to make larger batches.
-The runner's module docstring (edge_sdk/runner/edge_runner.py) states the same convention for the device side.
+The device side reads it with the same convention (edge_sdk/device/inputs.py).
 """
 
 from __future__ import annotations

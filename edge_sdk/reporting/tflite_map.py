@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .graph import Node
+from ..schemas.graph import GraphNode
 from .op_data import ConditionalMap, tflite_mapping
 from ..schemas.report import OpCount
 
@@ -18,10 +18,10 @@ from ..schemas.report import OpCount
 @dataclass(frozen=True)
 class TfliteNode:
     builtin: str | None   # None: the ONNX op has no builtin equivalent
-    source: Node
+    source: GraphNode
 
 
-def map_nodes(nodes: list[Node]) -> list[TfliteNode]:
+def map_nodes(nodes: list[GraphNode]) -> list[TfliteNode]:
     table = tflite_mapping().map
     out: list[TfliteNode] = []
     for n in nodes:

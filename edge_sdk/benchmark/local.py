@@ -1,8 +1,9 @@
-"""Benchmarking a bundle on this machine: the bundle's own runner, in a throw-away copy, in a subprocess.
+"""Benchmarking a bundle on this machine: the bundle's own device package (`python -m edge_device bench`), in a
+throw-away copy, in a subprocess.
 
-The copy proves the bundle is self-contained (the runner finds everything it needs inside it, as it must on a bare
-device); the subprocess keeps our Python (torch, a second runtime) from competing with the measured one, and lets
-us kill the runner — and anything it started — when it overruns its deadline.
+The copy proves the bundle is self-contained (the device package finds everything it needs inside it, as it must on
+a bare device); the subprocess keeps our Python (torch, a second runtime) from competing with the measured one, and
+lets us kill it — and anything it started — when it overruns its deadline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..bundle import bundle_id, extract_archive, verify_dir
+from ..bundle.device_package import PACKAGE_NAME
 from ..bundle.verify import BundleError
 from .parse import result_from_runner
 from ..schemas.bench import BenchResult, BenchSettings
@@ -90,13 +92,15 @@ def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, py
         else:
             extract_archive(src, copy)
         manifest = verify_dir(copy)  # every file's sha256, the runner's too; the runner re-checks what it loads
-        runner = copy / manifest.runner
-        if not runner.is_file():
-            raise BundleError(f"{src}: the bundle has no runner at {manifest.runner}; rebuild it with edge-sdk build")
-        argv = [python or sys.executable, str(runner), "--bundle", str(copy), *settings.runner_args()]
+        if not (copy / PACKAGE_NAME / "__main__.py").is_file():
+            raise BundleError(f"{src}: the bundle has no device package ({PACKAGE_NAME}/; built by an older "
+                              f"edge-sdk?); rebuild it with edge-sdk build")
+        # run from the copy: `-m` finds the bundle's own edge_device there; -B keeps the copy free of __pycache__
+        argv = [python or sys.executable, "-B", "-m", PACKAGE_NAME, "bench", "--bundle", str(copy),
+                *settings.runner_args()]
         deadline = settings.kill_after_s
         with RunnerStream("local", show_progress=show_progress) as stream:
             rc, err, killed = run_with_deadline(argv, cwd=copy, deadline_s=deadline, on_line=stream.on_line)
         event = stream.outcome(rc, err, killed_after_s=deadline if killed else None, local=True)
     return result_from_runner(event, settings=settings, target="local", bundle_id=bundle_id(manifest.files),
-                              host=platform.node() or None)
+                              bundle_path=str(src.resolve()), host=platform.node() or None)

@@ -41,9 +41,9 @@ def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], meas
 
 
 def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target: str, bundle_id: str,
-                       host: str | None = None, release: str | None = None,
-                       target_profile: str | None = None) -> BenchResult:
-    """BenchResult from the runner's {"event": "result", ...} record."""
+                       host: str | None = None, release: str | None = None, target_profile: str | None = None,
+                       bundle_path: str | None = None) -> BenchResult:
+    """BenchResult from the `edge_device bench` {"event": "result", ...} record; `bundle_id` is the content id."""
     try:
         runs = event["runs"]
         done = [_batch_result(r) for r in runs if "skipped" not in r]
@@ -54,8 +54,8 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
         tegra = event.get("tegrastats")
         return BenchResult(
             model=event.get("model_id"), model_name=event.get("model_name"), bundle_id=bundle_id,
-            bundle_sha256=event["manifest_sha256"], target=target, host=host, release=release,
-            device=event.get("device"), target_profile=target_profile,
+            bundle_path=bundle_path, bundle_sha256=event["manifest_sha256"], target=target, host=host,
+            release=release, device=event.get("device"), target_profile=target_profile,
             artifact=art["path"], format=art.get("format"), precision=art.get("precision"),
             runtime=event["runtime"], runtime_module=event["runtime_module"],
             runtime_version=event.get("runtime_version"), provider_requested=event["provider_requested"],
@@ -77,5 +77,5 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
         )
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0] if isinstance(exc, ValidationError) else repr(exc)
-        raise RemoteError(f"the runner's result line is malformed ({detail}); is the bundle's runner from "
+        raise RemoteError(f"the runner's result line is malformed ({detail}); was the bundle built by "
                           f"another edge-sdk version?") from None

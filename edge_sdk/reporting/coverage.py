@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..schemas.profile import ComputeUnit, Runtime
-from .graph import ModelGraph, Node
+from ..schemas.graph import GraphNode, OpGraph, TfliteOps
 from .op_data import PartialOp, SupportList, support_for, tflite_mapping
 from ..schemas.report import OpIssue, OrtCpuCheck, RuntimeCoverage
-from .tflite_convert import ConvertedTflite
 from .tflite_map import TfliteNode
 
 ACCELERATOR_KINDS = {"gpu", "npu", "dla", "tpu", "dsp"}
@@ -34,7 +33,7 @@ def _ops_text(issues: list[OpIssue]) -> str:
     return ", ".join(f"{i.op} ×{i.nodes}" for i in issues if i.status != "after_first_unsupported")
 
 
-def _ort_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: ModelGraph, ort: OrtCpuCheck) -> RuntimeCoverage:
+def _ort_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, ort: OrtCpuCheck) -> RuntimeCoverage:
     nodes = graph.exported_nodes
     missing = set(ort.ops_without_kernel)
     per_op: dict[str, int] = defaultdict(int)
@@ -64,7 +63,7 @@ def _ort_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: ModelGraph, o
                            on_unsupported="fails", fallback_to=None, silent=False, notes=notes)
 
 
-def _node_ok(lst: SupportList, op: str, node: Node) -> tuple[str | None, str]:
+def _node_ok(lst: SupportList, op: str, node: GraphNode) -> tuple[str | None, str]:
     """(None, note) when the node maps; (status, reason) when it does not."""
     listed, entry = lst.entry(op)
     if not listed:
@@ -75,11 +74,11 @@ def _node_ok(lst: SupportList, op: str, node: Node) -> tuple[str | None, str]:
     return None, entry if isinstance(entry, str) else ""
 
 
-def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: ModelGraph, tfl: list[TfliteNode],
+def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, tfl: list[TfliteNode],
                 lst: SupportList, applies, version_note: str | None,
-                converted: ConvertedTflite | None) -> RuntimeCoverage:
+                converted: TfliteOps | None) -> RuntimeCoverage:
     tflite = lst.op_set == "tflite"
-    items: list[tuple[str | None, Node]] = ([(m.builtin, m.source) for m in tfl] if tflite
+    items: list[tuple[str | None, GraphNode]] = ([(m.builtin, m.source) for m in tfl] if tflite
                                             else [(n.op, n) for n in graph.static_nodes])
     issues: dict[tuple[str, str], list] = {}
     first_bad: str | None = None
@@ -158,7 +157,7 @@ def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: ModelGraph
 
 
 def _litert_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, tfl: list[TfliteNode],
-                converted: ConvertedTflite | None) -> RuntimeCoverage:
+                converted: TfliteOps | None) -> RuntimeCoverage:
     types = {m.builtin for m in tfl if m.builtin}
     if converted is not None:
         ok = converted.interpreter_ok
@@ -191,9 +190,9 @@ def _litert_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, tfl: list[TfliteN
                                "change)", "TFLite builtins mapped from the ONNX graph, not converted"])
 
 
-def runtime_coverage(rt: Runtime, unit: ComputeUnit, *, is_plan: bool, graph: ModelGraph, tfl: list[TfliteNode],
+def runtime_coverage(rt: Runtime, unit: ComputeUnit, *, is_plan: bool, graph: OpGraph, tfl: list[TfliteNode],
                      ort: OrtCpuCheck | None, tensorrt_version: str | None = None,
-                     converted: ConvertedTflite | None = None) -> RuntimeCoverage:
+                     converted: TfliteOps | None = None) -> RuntimeCoverage:
     """Coverage of one profile runtime. `tensorrt_version`: the TensorRT the device ships, which is what
     onnxruntime's TensorRT EP runs on it when the EP entry pins no version of its own. `converted`: the real
     .tflite conversion when there was one (else `tfl` is the mapping)."""

@@ -1,6 +1,6 @@
 """Which benchmark results belong in this report, and how do they compare with the predictions?
 
-Results live under `results/<target>/<timestamp>.json` (bench/results.py). A report reads every JSON file there;
+Results live under `results/<target>/<timestamp>.json` (benchmark/results.py). A report reads every JSON file there;
 a file that is not a BenchResult, or that measured another model, another bundle, or a device outside the
 selection, is listed with the reason and skipped — one stray file must not sink the report.
 """

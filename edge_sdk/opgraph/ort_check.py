@@ -13,8 +13,7 @@ import os
 import platform
 from pathlib import Path
 
-from .graph import Node
-from ..schemas.report import OrtCpuCheck
+from ..schemas.graph import GraphNode, OrtCpuCheck
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,12 +42,12 @@ def _is_function(op: str, opset: int) -> bool:
 LOADER_OPS = {"Constant"}
 
 
-def ops_without_cpu_kernel(nodes: list[Node], opset: int) -> list[str]:
+def ops_without_cpu_kernel(nodes: list[GraphNode], opset: int) -> list[str]:
     kernels = _cpu_kernels() | LOADER_OPS
     return sorted({n.op for n in nodes if n.op not in kernels and not _is_function(n.op, opset)})
 
 
-def check_ort_cpu(path: Path, nodes: list[Node], opset: int) -> OrtCpuCheck:
+def check_ort_cpu(path: Path, nodes: list[GraphNode], opset: int) -> OrtCpuCheck:
     import onnxruntime as ort
 
     so = ort.SessionOptions()

@@ -11,30 +11,26 @@ The best plan (objective as asked, latency by default) is what the rest of the d
 
 from __future__ import annotations
 
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import InfeasibleError, InputError
-from ..planner import DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, Constraints
+from ..planner import DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, RUNTIME_PRECISION, Constraints, plan_for_profile, \
+    smallest_footprint
+from ..schemas.graph import GraphNode, GraphOps, OpGraph, TfliteOps
+from ..schemas.modelspec import ModelSpec
 from ..schemas.plan import Plan, PlanSet
-from ..planner.search import enumerate_candidates, plan_for_profile
-from ..planner.space import RUNTIME_PRECISION
 from ..schemas.profile import DeviceProfile
+from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, MemoryFit, OpDataSource, ParetoPoint, PlanLine,
+                              RuntimeCoverage, UnitPrecision)
+from ..versions import tool_versions
 from .coverage import ACCELERATOR_KINDS, runtime_coverage
-from .graph import ModelGraph, model_graph
 from .measured import MatchedResult, collect_results
 from .op_data import support_lists, tflite_mapping
-from .ort_check import check_ort_cpu
-from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, MemoryFit, OpDataSource, ParetoPoint, PlanLine,
-                     RuntimeCoverage, UnitPrecision)
-from .tflite_convert import ConvertedTflite, convert, litert_env_problem
 from .tflite_map import TfliteNode, count_builtins, map_nodes, unmapped_ops
-from ..versions import tool_versions
 
 UNCOMPRESSED = {"fp32", "fp16", "bf16"}
-TFLITE_MODES = ("auto", "map")
 COMPRESSING_PASSES = {"structured_prune", "sparsity"}
 
 
@@ -62,20 +58,17 @@ def _memory(p: Plan, prof: DeviceProfile) -> MemoryFit:
                      per_device=not p.layout.is_single, basis=f"best plan ({p.summary()})")
 
 
-def _smallest_attempt(spec, prof: DeviceProfile, cons: Constraints) -> MemoryFit | None:
-    """For a device with no plan: the smallest footprint any costed candidate reaches (why it does not fit).
-
-    Uses the planner's own candidate enumeration, so the number matches the one its infeasibility message quotes."""
-    cands, _, hints = enumerate_candidates(spec, prof, cons)
-    pool = list(cands) or list(hints)  # hints combine unsupported precisions: only when nothing else was costed
-    if not pool:
+def _smallest_attempt(spec: ModelSpec, prof: DeviceProfile, cons: Constraints) -> MemoryFit | None:
+    """For a device with no plan: the smallest footprint any costed candidate reaches (why it does not fit), the same
+    number the planner's infeasibility message quotes."""
+    found = smallest_footprint(spec, prof, cons)
+    if found is None:
         return None
-    c = min(pool, key=lambda c: c.pred.total_mb)
+    m, what, per_device = found
     usable = prof.memory_usable_gb * 1000
-    return MemoryFit(weights_mb=c.pred.weights_mb, activations_mb=c.pred.activations_mb,
-                     kv_cache_mb=c.pred.kv_cache_mb, overhead_mb=c.pred.overhead_mb, total_mb=c.pred.total_mb,
-                     usable_mb=usable, fits=c.pred.total_mb <= usable, per_device=c.dp * c.tp * c.pp > 1,
-                     basis=f"smallest candidate ({c.describe()}); no plan")
+    return MemoryFit(weights_mb=m.weights_mb, activations_mb=m.activations_mb, kv_cache_mb=m.kv_cache_mb,
+                     overhead_mb=m.overhead_mb, total_mb=m.total_mb, usable_mb=usable, fits=m.total_mb <= usable,
+                     per_device=per_device, basis=f"smallest candidate ({what}); no plan")
 
 
 def _precisions(prof: DeviceProfile, best: Plan | None) -> list[UnitPrecision]:
@@ -126,9 +119,9 @@ def _tensorrt_version(prof: DeviceProfile) -> str | None:
     return next((r.version for r in prof.runtimes if r.name == "tensorrt" and r.version), None)
 
 
-def device_report(spec, prof: DeviceProfile, *, model: str, objective: str, cons: Constraints, graph: ModelGraph,
-                  tfl: list[TfliteNode], ort, measured: list[MatchedResult],
-                  converted: ConvertedTflite | None = None) -> DeviceReport:
+def device_report(spec: ModelSpec, prof: DeviceProfile, *, model: str, objective: str, cons: Constraints,
+                  graph: OpGraph, tfl: list[TfliteNode], ort, measured: list[MatchedResult],
+                  converted: TfliteOps | None = None) -> DeviceReport:
     base = dict(device=prof.name, display_name=prof.display_name, device_class=prof.device_class.value,
                 profile_confidence=prof.confidence.value, memory_usable_gb=prof.memory_usable_gb,
                 accelerator_count=prof.accelerator_count,
@@ -202,37 +195,24 @@ def _op_sources() -> list[OpDataSource]:
     return out
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    s = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {s[:limit]}{'...' if len(s) > limit else ''}"
-
-
-def _tflite(graph: ModelGraph, mode: str, work_dir: Path, seq_len: int) -> tuple[list[TfliteNode],
-                                                                                 ConvertedTflite | None]:
-    """The model's LiteRT builtins: converted for real when possible (mode auto), else mapped from ONNX."""
-    info = graph.info
+def _tflite(graph: OpGraph, info: GraphOps, mode: str) -> tuple[list[TfliteNode], TfliteOps | None]:
+    """The model's LiteRT builtins: those of the really converted model when the graph stage converted it (and
+    mode is auto), else mapped from the fixed-shape ONNX graph. Fills the tflite fields of `info`."""
     if info.status == "not_checked":
         return [], None
-    why = None
+    conv = graph.tflite if mode == "auto" else None
+    if conv is not None and conv.ops:
+        nodes = [TfliteNode(op, GraphNode(op=op, name=f"op{i}")) for i, op in enumerate(conv.ops)]
+        info.tflite_status = "converted"
+        info.tflite_ops = count_builtins(nodes)
+        info.tflite_note = conv.note
+        return nodes, conv
     if mode == "map":
         why = "--tflite map"
-    elif graph.torch_model is None:
-        why = ("there is no PyTorch model to convert (an ONNX file)" if info.status == "onnx_file"
-               else "edge-sdk's LiteRT export converts encoders and ViTs, not decoder LLMs")
+    elif conv is not None:
+        why = f"LiteRT could not load the converted file ({conv.error})"
     else:
-        why = litert_env_problem()
-    if why is None:
-        try:
-            conv = convert(graph.torch_model, graph.model_kind or "text", graph.tokenizer, seq_len, work_dir)
-        except Exception as exc:  # noqa: BLE001 - the converter fails in many ways; the report says how, and maps
-            why = f"the conversion failed ({_one_line(exc)})"
-        else:
-            if conv.nodes:
-                info.tflite_status = "converted"
-                info.tflite_ops = count_builtins(conv.nodes)
-                info.tflite_note = conv.note
-                return conv.nodes, conv
-            why = f"LiteRT could not load the converted file ({conv.error})"
+        why = graph.tflite_why or "the graph was made without a LiteRT conversion"
     tfl = map_nodes(graph.static_nodes)
     info.tflite_ops = count_builtins(tfl)
     info.tflite_unmapped = unmapped_ops(tfl)
@@ -245,19 +225,23 @@ def _tflite(graph: ModelGraph, mode: str, work_dir: Path, seq_len: int) -> tuple
 def build_report(model: str = "minilm", *, devices: str = "all", results_dir: str | Path | None = "results",
                  bundle_sha256: str | None = None, batch: int = 1, seq_len: int = 128, objective: str = "latency",
                  max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, pareto_device: str | None = None,
-                 profiles_dir: list[str] | None = None, work_dir: str | Path | None = None,
-                 tflite: str = "auto") -> CompatReport:
+                 profiles_dir: list[str] | None = None, graph: OpGraph | None = None,
+                 graph_cache: str | Path | None = None, tflite: str = "auto",
+                 spec: ModelSpec | None = None, progress=None) -> CompatReport:
     """The Python API behind `edge-sdk report`: one CompatReport for `model` over the selected device profiles.
 
-    `tflite`: "auto" converts the model to LiteRT when edge-sdk's converter environment exists (tens of seconds)
-    and reads the real builtin ops; "map" maps ONNX ops to builtins instead (instant, approximate)."""
+    The model's op graph is an artifact of the graph stage (`edge_sdk.opgraph.make_graph`): pass it as `graph`, or it
+    is read from the graph cache (`graph_cache`, default $EDGE_SDK_CACHE/graphs) and made there only when missing.
+    `tflite`: "auto" uses the LiteRT builtins of the really converted model (the graph stage converts it when
+    edge-sdk's converter environment exists); "map" maps ONNX ops to builtins instead (approximate)."""
+    from ..opgraph import TFLITE_MODES, make_graph
     from ..modelspec import inspect_model
     from ..profiles import load_registry
 
     started = time.perf_counter()
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    if tflite not in TFLITE_MODES:
+    if tflite not in TFLITE_MODES:  # checked before minutes of work
         raise InputError(f"--tflite must be one of {', '.join(TFLITE_MODES)}, got {tflite!r}")
     cons = Constraints(max_quality_drop=max_quality_drop)
     cons.validate()
@@ -274,14 +258,16 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
         if pareto not in names:
             raise InputError(f"--pareto-device {pareto_device}: '{pareto}' is not among the selected devices "
                              f"({', '.join(names)})")
-    spec = inspect_model(model, batch=batch, seq_len=seq_len)
-    with tempfile.TemporaryDirectory(prefix="edge-sdk-report-", dir=work_dir) as tmp:
-        graph = model_graph(model, spec, Path(tmp), seq_len=spec.seq_len)
-        ort = None
-        if graph.exported_path is not None:
-            ort = check_ort_cpu(graph.exported_path, graph.exported_nodes, graph.info.opset or 17)
-        tfl, converted = _tflite(graph, tflite, Path(tmp), spec.seq_len)
-        graph.torch_model = graph.tokenizer = None  # done with PyTorch: free the weights before planning
+    spec = spec or inspect_model(model, batch=batch, seq_len=seq_len)
+    if graph is None:
+        graph, _ = make_graph(model, spec=spec, seq_len=spec.seq_len, tflite=tflite, cache_dir=graph_cache,
+                              progress=progress)
+    elif graph.seq_len != spec.seq_len or graph.model_name != spec.name:
+        raise InputError(f"graph: made for {graph.model_name} at sequence {graph.seq_len}, but the report is for "
+                         f"{spec.name} at sequence {spec.seq_len}; make it with `edge-sdk graph` for this model")
+    info = graph.info.model_copy(deep=True)  # the report adds its LiteRT view; the artifact stays as made
+    ort = graph.ort_cpu
+    tfl, converted = _tflite(graph, info, tflite)
     matched, ignored = collect_results(results_dir, model=model, model_name=spec.name, devices=set(names),
                                        bundle_sha256=bundle_sha256)
     reports = []
@@ -298,7 +284,7 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
     return CompatReport(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), model=model,
                         model_name=spec.name, family=family, params=spec.total_params, batch=spec.batch,
                         seq_len=spec.seq_len, devices_selected=devices, objective=objective,
-                        max_quality_drop=max_quality_drop, graph=graph.info, ort_cpu=ort, devices=reports,
+                        max_quality_drop=max_quality_drop, graph=info, ort_cpu=ort, devices=reports,
                         pareto_device=pareto, results_dir=str(results_dir) if results_dir is not None else None,
                         results_used=[m.measurement.file for m in matched], results_ignored=ignored,
                         op_data=_op_sources(), versions=tool_versions(), notes=notes,

@@ -11,9 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..device.errors import EXIT_BAD_INPUT, EXIT_DEADLINE, EXIT_INTEGRITY  # edge_device bench's exit codes
 from ..errors import InputError, RemoteError
-
-EXIT_BAD_INPUT, EXIT_INTEGRITY, EXIT_DEADLINE = 2, 3, 124  # the runner's exit codes (edge_runner.py)
 
 _console_err = Console(stderr=True, highlight=False)
 

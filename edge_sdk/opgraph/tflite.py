@@ -1,10 +1,10 @@
 """Which LiteRT builtin ops does the converted model really contain? Convert it and read the flatbuffer.
 
 When edge-sdk's LiteRT export is usable (passes/export_tflite.py with the isolated litert-torch environment made
-by scripts/setup-litert), the report converts the model once (fp32, static batch 1 x seq_len, the shape builds
+by scripts/setup-litert), the graph stage converts the model once (fp32, static batch 1 x seq_len, the shape builds
 use) and reads the op codes through ai_edge_litert's Interpreter. Creating that interpreter is also a real check
 that LiteRT's CPU kernels can load every op. Otherwise (an ONNX file, a decoder, no converter environment) the
-report falls back to the mapping in tflite_map.py and says why.
+report falls back to the mapping in report/tflite_map.py and says why.
 """
 
 from __future__ import annotations
@@ -12,20 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from .graph import Node
-from .tflite_map import TfliteNode
-
-
-@dataclass
-class ConvertedTflite:
-    nodes: list[TfliteNode]
-    interpreter_ok: bool
-    error: str | None
-    litert_version: str
-    note: str
+from ..schemas.graph import TfliteOps
 
 
 def litert_env_problem() -> str | None:
@@ -41,7 +30,7 @@ def litert_env_problem() -> str | None:
     return None
 
 
-def read_ops(path: Path) -> tuple[list[TfliteNode], bool, str | None]:
+def read_ops(path: Path) -> tuple[list[str], bool, str | None]:
     """Builtin ops in execution order, and whether LiteRT's CPU interpreter loads the file (no default delegates,
     so XNNPACK does not hide a kernel LiteRT lacks)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -54,8 +43,7 @@ def read_ops(path: Path) -> tuple[list[TfliteNode], bool, str | None]:
         ok, err = True, None
     except Exception as exc:  # noqa: BLE001 - an unloadable file is the finding, reported by the caller
         return [], False, " ".join(str(exc).split())[:300]
-    nodes = [TfliteNode(str(o["op_name"]), Node(str(o["op_name"]), f"op{o['index']}", frozenset())) for o in ops]
-    return nodes, ok, err
+    return [str(o["op_name"]) for o in sorted(ops, key=lambda o: o["index"])], ok, err
 
 
 @contextlib.contextmanager
@@ -73,7 +61,7 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-def convert(model, kind: str, tokenizer, seq_len: int, work_dir: Path) -> ConvertedTflite:
+def convert(model, kind: str, tokenizer, seq_len: int, work_dir: Path) -> TfliteOps:
     from importlib import metadata
 
     from ..schemas.passes import ExportTfliteConfig
@@ -85,7 +73,7 @@ def convert(model, kind: str, tokenizer, seq_len: int, work_dir: Path) -> Conver
                             config=ExportTfliteConfig(quantize="none", seq_len=seq_len))
         nodes, ok, err = read_ops(path)
     shape = f"batch 1 x {res.seq_len} tokens" if res.seq_len else "batch 1"
-    return ConvertedTflite(nodes=nodes, interpreter_ok=ok, error=err, litert_version=metadata.version("ai-edge-litert"),
+    return TfliteOps(ops=nodes, interpreter_ok=ok, error=err, litert_version=metadata.version("ai-edge-litert"),
                            note=f"converted with edge-sdk's LiteRT export (litert-torch, fp32, static {shape}; "
                                 f"verified against PyTorch); op codes read from the .tflite flatbuffer with "
                                 f"ai-edge-litert {metadata.version('ai-edge-litert')}")

@@ -1,0 +1,220 @@
+"""The Python API: one function per arrow of the pipeline, each taking and returning typed artifacts.
+
+    spec   = edge_sdk.inspect("minilm")                              # ModelSpec
+    plans  = edge_sdk.plan("minilm", device="jetson")                # PlanSet (plans.best is a Plan)
+    bundle = edge_sdk.build(plans.best, out_dir="out/minilm")        # Bundle (runs the plan; never re-plans)
+    rel    = edge_sdk.deploy(bundle, target="my-jetson")             # Release
+    result = edge_sdk.bench(target="my-jetson")                      # BenchResult (or bench(bundle): measured here)
+    graph  = edge_sdk.graph("minilm")                                # OpGraph (cached; the report reads it)
+    rep    = edge_sdk.report("minilm", devices="all", graph=graph)   # CompatReport
+
+The CLI is a thin shell over these functions: `edge-sdk plan --device jetson` prints what `plan(...)` returns.
+Heavy imports (torch, onnxruntime, paramiko) happen inside the functions, so `import edge_sdk` stays cheap.
+Bad input raises `edge_sdk.errors.InputError` (and its siblings, one per exit code; see errors.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import InfeasibleError
+    from .schemas.bench import BenchResult, BenchSettings
+    from .schemas.bundle import Bundle
+    from .schemas.graph import OpGraph
+    from .schemas.modelspec import ModelSpec
+    from .schemas.plan import Plan, PlanSet
+    from .schemas.profile import DeviceProfile
+    from .schemas.release import Release
+    from .schemas.report import CompatReport
+
+Progress = Callable[[str], None]
+DEFAULT_MAX_QUALITY_DROP = 0.02
+
+
+def inspect(model: Any = "minilm", *, batch: int = 1, seq_len: int | None = None,
+            image_size: int | None = None) -> "ModelSpec":
+    """`edge-sdk inspect`: what a model is made of (per-layer params, FLOPs, bytes), never needing its weights."""
+    from .modelspec import inspect_model
+
+    return inspect_model(model, batch=batch, seq_len=seq_len, image_size=image_size)
+
+
+def _constraints(latency_ms, max_size_mb, max_quality_drop, runtime):
+    from .planner import Constraints
+
+    cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop,
+                       runtime=runtime)
+    cons.validate()
+    return cons
+
+
+def plan(model: Any = "minilm", device: str = "host", *, batch: int = 1, seq_len: int = 128,
+         objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
+         max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
+         profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None) -> "PlanSet":
+    """`edge-sdk plan --device D`: the ranked, explained plans for one device. Raises InfeasibleError (exit 3)."""
+    from .planner import plan_for_profile
+    from .profiles import load_registry
+
+    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
+    prof, how = load_registry(list(profiles_dir or [])).resolve(device)
+    spec = spec or inspect(model, batch=batch, seq_len=seq_len)
+    return plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons, top=top,
+                            device_note=how)
+
+
+def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1, seq_len: int = 128,
+                 objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
+                 max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
+                 profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None
+                 ) -> "list[tuple[DeviceProfile, PlanSet | InfeasibleError]]":
+    """`edge-sdk plan --devices all`: every selected profile with its PlanSet, or the InfeasibleError saying why not."""
+    from .errors import InfeasibleError, InputError
+    from .planner import plan_for_profile
+    from .profiles import load_registry
+
+    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
+    profiles = load_registry(list(profiles_dir or [])).select(devices)
+    if not profiles:
+        raise InputError(f"--devices {devices}: selects no device profile (expected all, a class such as mobile, "
+                         f"or names)")
+    spec = spec or inspect(model, batch=batch, seq_len=seq_len)
+    out: list = []
+    for prof in profiles:
+        try:
+            out.append((prof, plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons,
+                                               top=top)))
+        except InfeasibleError as exc:
+            out.append((prof, exc))
+    return out
+
+
+_plan = plan  # build() takes a `plan=` argument; this keeps the function reachable inside it
+
+
+def build(model: "Any | Plan | PlanSet | None" = None, *, device: str = "host", out_dir: str | Path = "out/bundle",
+          plan: "Plan | PlanSet | Sequence[Plan] | None" = None, runtime: str | None = None, top: int = 3,
+          max_quality_drop: float | None = None, eval_data: str | None = None, eval_samples: int | None = None,
+          calibration_data: str | None = None, calibration_samples: int = 2000, distill_steps: int | None = None,
+          distill_seconds: float | None = None, archive: bool = True, profiles_dir: Sequence[str] | None = None,
+          progress: Progress | None = None) -> "Bundle":
+    """`edge-sdk build`: compress, export, measure quality, write a verifiable bundle.
+
+    Give a Plan or PlanSet (as `model` or `plan`) and it is run as it is; give a model and a device and the
+    planner's top plans (under `max_quality_drop` and `runtime`) are tried in order until one passes the gate."""
+    from pydantic import ValidationError
+
+    from .builder import BuildOptions, build as run_plans
+    from .errors import InputError
+    from .schemas.plan import Plan, PlanSet
+
+    if isinstance(model, (Plan, PlanSet)):
+        if plan is not None:
+            raise InputError("build: give the plan once (as the first argument or as plan=), not both")
+        plan, model = model, None
+    given = dict(max_quality_drop=max_quality_drop, eval_data=eval_data, eval_samples=eval_samples,
+                 calibration_data=calibration_data, calibration_samples=calibration_samples,
+                 distill_steps=distill_steps, distill_seconds=distill_seconds, archive=archive)
+    try:
+        opts = BuildOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-")
+        raise InputError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
+    if plan is None:
+        plans = _plan(model if model is not None else "minilm", device, top=top, runtime=runtime,
+                      max_quality_drop=opts.max_quality_drop, profiles_dir=profiles_dir)
+        if progress and plans.device_note:
+            progress(plans.device_note)
+        plan = plans
+    elif model is not None:
+        _check_model_matches(plan, model)
+    return run_plans(plan, out_dir, options=opts, progress=progress)
+
+
+def _check_model_matches(plan, model) -> None:
+    """`--model X --plan P`: P must have been made for X (a plan for another model would build the wrong thing)."""
+    from .errors import InputError
+    from .schemas.plan import PlanSet
+
+    first = plan.plans[0] if isinstance(plan, PlanSet) else (plan if not isinstance(plan, (list, tuple)) else plan[0])
+    if str(model) != first.model:
+        name = inspect(model).name
+        if name != first.model_name:
+            raise InputError(f"plan: made for model '{first.model_name}', but --model is '{name}'")
+
+
+def graph(model: Any = "minilm", *, seq_len: int = 128, tflite: str = "auto", cache_dir: str | Path | None = None,
+          refresh: bool = False, progress: Progress | None = None) -> "OpGraph":
+    """`edge-sdk graph`: the model's op graph, made once (ONNX export, LiteRT conversion) and cached."""
+    from .opgraph import make_graph
+
+    return make_graph(str(model), seq_len=seq_len, tflite=tflite, cache_dir=cache_dir, refresh=refresh,
+                      progress=progress)[0]
+
+
+def _bundle_path(bundle: "Bundle | str | Path") -> str:
+    from .schemas.bundle import Bundle
+
+    return str(bundle.path) if isinstance(bundle, Bundle) else str(bundle)
+
+
+def deploy(bundle: "Bundle | str | Path", target: str, *, accept_new_host_key: bool = False, force: bool = False,
+           targets_dirs: Sequence[str] | None = None, profiles_dir: Sequence[str] | None = None) -> "Release":
+    """`edge-sdk deploy`: an atomic, verified release of the bundle on the target (a name or a target YAML)."""
+    from .profiles import load_registry
+    from .remote import deploy as deploy_bundle, resolve_target
+
+    t = resolve_target(target, list(targets_dirs) if targets_dirs else None)
+    registry = None if force else load_registry(list(profiles_dir or []))
+    return deploy_bundle(_bundle_path(bundle), t, accept_new_host_key=accept_new_host_key, registry=registry)
+
+
+def bench(bundle: "Bundle | str | Path | None" = None, *, target: str | None = None, release: str | None = None,
+          settings: "BenchSettings | None" = None, targets_dirs: Sequence[str] | None = None,
+          results_dir: str | Path | None = None, **settings_kw: Any) -> "BenchResult":
+    """`edge-sdk bench`: run the bundle's device package here (no target) or on a target's release, and return the
+    measurements next to the plan's prediction. `settings_kw` are BenchSettings fields (iterations=, batches=, ...).
+    With `results_dir` the result is also saved there (results/<target>/<UTC time>.json)."""
+    from pydantic import ValidationError
+
+    from .benchmark import BenchSettings, bench_local, bench_remote, save_result
+    from .errors import InputError, format_validation_error
+
+    if settings is None:
+        try:
+            settings = BenchSettings(**settings_kw)
+        except ValidationError as exc:
+            raise InputError(format_validation_error("bench settings", exc)) from None
+    elif settings_kw:
+        raise InputError("bench: give settings= or setting keywords, not both")
+    if target is None:
+        if bundle is None:
+            raise InputError("bench: give a bundle to benchmark here, or target= to benchmark on a device")
+        result = bench_local(_bundle_path(bundle), settings)
+    else:
+        result = bench_remote(target, release, settings, bundle=_bundle_path(bundle) if bundle else None,
+                              targets_dirs=list(targets_dirs) if targets_dirs else None)
+    if results_dir is not None:
+        save_result(result, results_dir)
+    return result
+
+
+def report(model: Any = "minilm", *, devices: str = "all", results_dir: str | Path | None = "results",
+           graph: "OpGraph | None" = None, bundle_sha256: str | None = None, batch: int = 1, seq_len: int = 128,
+           objective: str = "latency", max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP,
+           pareto_device: str | None = None, tflite: str = "auto", graph_cache: str | Path | None = None,
+           profiles_dir: Sequence[str] | None = None, progress: Progress | None = None) -> "CompatReport":
+    """`edge-sdk report`: per-device compatibility of one model. Reads the model's OpGraph (given, or cached by the
+    graph stage) instead of exporting; `edge_sdk.reporting.write_report(rep, dir)` writes JSON, Markdown and HTML."""
+    from .reporting import build_report
+
+    return build_report(str(model), devices=devices, results_dir=results_dir, bundle_sha256=bundle_sha256,
+                        batch=batch, seq_len=seq_len, objective=objective, max_quality_drop=max_quality_drop,
+                        pareto_device=pareto_device, profiles_dir=list(profiles_dir or []), graph=graph,
+                        graph_cache=graph_cache, tflite=tflite, progress=progress)
+
+
+__all__ = ["bench", "build", "deploy", "graph", "inspect", "plan", "plan_devices", "report"]
