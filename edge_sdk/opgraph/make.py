@@ -70,6 +70,21 @@ def model_identity(model: str) -> dict:
     return ident
 
 
+def _code_fingerprint() -> str:
+    """The source of everything that decides what a graph contains (this stage, the exporters, the architecture
+    knowledge): a development checkout whose exporter changed never reads a graph the old code made, even though
+    the package version is the same."""
+    here = Path(__file__).resolve().parent
+    pkg = here.parent
+    files = sorted(here.glob("*.py")) + sorted((pkg / "arch").glob("*.py")) + [
+        pkg / "passes" / "export_onnx.py", pkg / "passes" / "export_tflite.py", pkg / "builder" / "sources.py"]
+    h = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def graph_key(model: str, seq_len: int, tflite: str) -> str:
     tools = {}
     for dist in KEY_TOOLS:
@@ -77,8 +92,8 @@ def graph_key(model: str, seq_len: int, tflite: str) -> str:
             tools[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             tools[dist] = None
-    material = {"format": GRAPH_FORMAT, "model": model_identity(model), "seq_len": seq_len, "tflite": tflite,
-                "tools": tools}
+    material = {"format": GRAPH_FORMAT, "code": _code_fingerprint(), "model": model_identity(model),
+                "seq_len": seq_len, "tflite": tflite, "tools": tools}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 
 
