@@ -10,6 +10,7 @@ The Python API mirrors the CLI, one function per stage, each taking and returnin
 
 __version__ = "0.1.0"
 
-from .api import bench, build, deploy, graph, inspect, plan, plan_devices, report  # noqa: E402
+from .api import bench, build, calibrate, deploy, graph, inspect, plan, plan_devices, report  # noqa: E402
 
-__all__ = ["__version__", "bench", "build", "deploy", "graph", "inspect", "plan", "plan_devices", "report"]
+__all__ = ["__version__", "bench", "build", "calibrate", "deploy", "graph", "inspect", "plan", "plan_devices",
+           "report"]

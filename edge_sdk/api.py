@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import InfeasibleError
     from .schemas.bench import BenchResult, BenchSettings
     from .schemas.bundle import Bundle
+    from .schemas.calibration import Calibration
     from .schemas.graph import OpGraph
     from .schemas.modelspec import ModelSpec
     from .schemas.plan import Plan, PlanSet
@@ -50,25 +51,39 @@ def _constraints(latency_ms, max_size_mb, max_quality_drop, runtime):
     return cons
 
 
+def _calibrated(prof: "DeviceProfile", use: bool, directory) -> "tuple[DeviceProfile, str | None, list[str]]":
+    """The profile with its newest matching calibration applied: (profile, the calibration line or None, notes)."""
+    from .calibration import calibrated
+
+    cprof, notes = calibrated(prof, use=use, directory=directory)
+    used = notes[0] if notes and notes[0].startswith("using calibration") else None
+    return cprof, used, [n for n in notes if n != used]
+
+
 def plan(model: Any = "minilm", device: str = "host", *, batch: int = 1, seq_len: int = 128,
          objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
          max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
-         profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None) -> "PlanSet":
-    """`edge-sdk plan --device D`: the ranked, explained plans for one device. Raises InfeasibleError (exit 3)."""
+         profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None, calibration: bool = True,
+         calibrations_dir: str | Path | None = None) -> "PlanSet":
+    """`edge-sdk plan --device D`: the ranked, explained plans for one device, predicted with the newest matching
+    calibration (`calibration=False`: the profile's own efficiencies). Raises InfeasibleError (exit 3)."""
     from .planner import plan_for_profile
     from .profiles import load_registry
 
     cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
     prof, how = load_registry(list(profiles_dir or [])).resolve(device)
+    prof, used, notes = _calibrated(prof, calibration, calibrations_dir)
     spec = spec or inspect(model, batch=batch, seq_len=seq_len)
-    return plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons, top=top,
-                            device_note=how)
+    ps = plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons, top=top,
+                          device_note=how)
+    return ps.model_copy(update={"calibration": used, "notes": notes})
 
 
 def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1, seq_len: int = 128,
                  objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
                  max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
-                 profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None
+                 profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None,
+                 calibration: bool = True, calibrations_dir: str | Path | None = None
                  ) -> "list[tuple[DeviceProfile, PlanSet | InfeasibleError]]":
     """`edge-sdk plan --devices all`: every selected profile with its PlanSet, or the InfeasibleError saying why not."""
     from .errors import InfeasibleError, InputError
@@ -83,9 +98,10 @@ def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1,
     spec = spec or inspect(model, batch=batch, seq_len=seq_len)
     out: list = []
     for prof in profiles:
+        cprof, used, notes = _calibrated(prof, calibration, calibrations_dir)
         try:
-            out.append((prof, plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons,
-                                               top=top)))
+            ps = plan_for_profile(spec, cprof, model=str(model), objective=objective, constraints=cons, top=top)
+            out.append((prof, ps.model_copy(update={"calibration": used, "notes": notes})))
         except InfeasibleError as exc:
             out.append((prof, exc))
     return out
@@ -155,6 +171,37 @@ def graph(model: Any = "minilm", *, seq_len: int = 128, tflite: str = "auto", ca
                       progress=progress)[0]
 
 
+def calibrate(*, local: bool = False, target: str | None = None, from_published: str | None = None,
+              threads: int | None = None, deadline_s: float = 900.0, targets_dirs: Sequence[str] | None = None,
+              accept_new_host_key: bool = False, profiles_dir: Sequence[str] | None = None,
+              progress: Progress | None = None) -> "Calibration":
+    """`edge-sdk calibrate`: microbenchmarks through each runtime on this machine (`local=True`) or a deploy target,
+    fitted to the cost model; or a profile fitted to the published results it carries. Returns the Calibration
+    (not saved: `edge_sdk.calibration.save_calibration(cal)` writes it where plan/report/bench find it)."""
+    from .errors import InputError
+    from .profiles import load_registry
+
+    if sum(bool(x) for x in (local, target, from_published)) != 1:
+        raise InputError("calibrate: give exactly one of local=True, target= or from_published=")
+    reg = load_registry(list(profiles_dir or []))
+    if from_published:
+        from .calibration.published import calibrate_from_published
+
+        prof, _ = reg.resolve(from_published)
+        say = (lambda done, total, what: progress(f"[{done}/{total}] {what}")) if progress else None
+        return calibrate_from_published(prof, progress=say)
+    from .calibration.run import calibrate_local, calibrate_target
+
+    if local:
+        prof, _ = reg.resolve("host")
+        return calibrate_local(prof, threads=threads, deadline_s=deadline_s)
+    from .remote import resolve_target
+
+    t = resolve_target(target, list(targets_dirs) if targets_dirs else None)
+    prof, _ = reg.resolve(t.profile)
+    return calibrate_target(t, prof, threads=threads, deadline_s=deadline_s, accept_new_host_key=accept_new_host_key)
+
+
 def _bundle_path(bundle: "Bundle | str | Path") -> str:
     from .schemas.bundle import Bundle
 
@@ -174,10 +221,12 @@ def deploy(bundle: "Bundle | str | Path", target: str, *, accept_new_host_key: b
 
 def bench(bundle: "Bundle | str | Path | None" = None, *, target: str | None = None, release: str | None = None,
           settings: "BenchSettings | None" = None, targets_dirs: Sequence[str] | None = None,
-          results_dir: str | Path | None = None, **settings_kw: Any) -> "BenchResult":
+          results_dir: str | Path | None = None, calibration: bool = True,
+          calibrations_dir: str | Path | None = None, **settings_kw: Any) -> "BenchResult":
     """`edge-sdk bench`: run the bundle's device package here (no target) or on a target's release, and return the
     measurements next to the plan's prediction. `settings_kw` are BenchSettings fields (iterations=, batches=, ...).
-    With `results_dir` the result is also saved there (results/<target>/<UTC time>.json)."""
+    With `results_dir` the result is also saved there (results/<target>/<UTC time>.json). The prediction next to the
+    measurement is re-costed with the device's newest matching calibration (`calibration=False`: as built)."""
     from pydantic import ValidationError
 
     from .benchmark import BenchSettings, bench_local, bench_remote, save_result
@@ -193,10 +242,12 @@ def bench(bundle: "Bundle | str | Path | None" = None, *, target: str | None = N
     if target is None:
         if bundle is None:
             raise InputError("bench: give a bundle to benchmark here, or target= to benchmark on a device")
-        result = bench_local(_bundle_path(bundle), settings)
+        result = bench_local(_bundle_path(bundle), settings, calibration=calibration,
+                             calibrations_dir=calibrations_dir)
     else:
         result = bench_remote(target, release, settings, bundle=_bundle_path(bundle) if bundle else None,
-                              targets_dirs=list(targets_dirs) if targets_dirs else None)
+                              targets_dirs=list(targets_dirs) if targets_dirs else None, calibration=calibration,
+                              calibrations_dir=calibrations_dir)
     if results_dir is not None:
         save_result(result, results_dir)
     return result
@@ -206,7 +257,8 @@ def report(model: Any = "minilm", *, devices: str = "all", results_dir: str | Pa
            graph: "OpGraph | None" = None, bundle_sha256: str | None = None, batch: int = 1, seq_len: int = 128,
            objective: str = "latency", max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP,
            pareto_device: str | None = None, tflite: str = "auto", graph_cache: str | Path | None = None,
-           profiles_dir: Sequence[str] | None = None, progress: Progress | None = None) -> "CompatReport":
+           profiles_dir: Sequence[str] | None = None, progress: Progress | None = None, calibration: bool = True,
+           calibrations_dir: str | Path | None = None) -> "CompatReport":
     """`edge-sdk report`: per-device compatibility of one model. Reads the model's OpGraph (given, or cached by the
     graph stage) instead of exporting; `edge_sdk.reporting.write_report(rep, dir)` writes JSON, Markdown and HTML."""
     from .reporting import build_report
@@ -214,7 +266,8 @@ def report(model: Any = "minilm", *, devices: str = "all", results_dir: str | Pa
     return build_report(str(model), devices=devices, results_dir=results_dir, bundle_sha256=bundle_sha256,
                         batch=batch, seq_len=seq_len, objective=objective, max_quality_drop=max_quality_drop,
                         pareto_device=pareto_device, profiles_dir=list(profiles_dir or []), graph=graph,
-                        graph_cache=graph_cache, tflite=tflite, progress=progress)
+                        graph_cache=graph_cache, tflite=tflite, progress=progress, calibration=calibration,
+                        calibrations_dir=calibrations_dir)
 
 
-__all__ = ["bench", "build", "deploy", "graph", "inspect", "plan", "plan_devices", "report"]
+__all__ = ["bench", "build", "calibrate", "deploy", "graph", "inspect", "plan", "plan_devices", "report"]

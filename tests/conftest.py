@@ -191,13 +191,16 @@ def _no_stray_files_in_the_repo():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_graph_cache(tmp_path_factory):
-    """Op graphs made by this test session go to a cache of its own: a graph left in ~/.cache by an earlier run (or
-    another checkout) must never stand in for the export a test is about."""
-    old = os.environ.get("EDGE_SDK_CACHE")
-    os.environ["EDGE_SDK_CACHE"] = str(tmp_path_factory.mktemp("edge-sdk-cache"))
+def _private_caches(tmp_path_factory):
+    """Op graphs and calibrations of this test session live in directories of its own: a graph left in ~/.cache or a
+    calibration in ./calibrations by an earlier run (or `./demo`) must never change what a test measures or plans."""
+    names = {"EDGE_SDK_CACHE": "edge-sdk-cache", "EDGE_SDK_CALIBRATIONS": "edge-sdk-calibrations"}
+    old = {k: os.environ.get(k) for k in names}
+    for k, d in names.items():
+        os.environ[k] = str(tmp_path_factory.mktemp(d))
     yield
-    if old is None:
-        os.environ.pop("EDGE_SDK_CACHE", None)
-    else:
-        os.environ["EDGE_SDK_CACHE"] = old
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -12,7 +12,7 @@ import pytest
 from edge_sdk.errors import InfeasibleError, InputError
 from edge_sdk.modelspec import inspect_model
 from edge_sdk.planner import Constraints, load_plan, plan_for_profile, save_plan
-from edge_sdk.planner.costmodel import balance_stages
+from edge_sdk.planner.stages import balance_stages
 from edge_sdk.planner.search import enumerate_candidates
 from edge_sdk.profiles import load_registry
 
@@ -22,7 +22,7 @@ CONFIGS = ROOT / "examples" / "configs"
 
 @pytest.fixture(scope="module")
 def reg():
-    return load_registry()
+    return load_registry(host_profile="static")  # `host` = the shipped AVX2-without-VNNI VM, not this machine
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,8 @@ def run_with_deadline(argv: list[str], *, cwd: str | Path, deadline_s: float,
 
 
 def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, python: str | None = None,
-                show_progress: bool | None = None, **settings_kw) -> BenchResult:
+                show_progress: bool | None = None, calibration: bool = True, calibrations_dir=None,
+                **settings_kw) -> BenchResult:
     """Benchmark a bundle directory or `.edgepkg` archive here. `settings_kw` are BenchSettings fields."""
     settings = settings or BenchSettings(**settings_kw)
     src = Path(bundle)
@@ -98,9 +99,17 @@ def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, py
         # run from the copy: `-m` finds the bundle's own edge_device there; -B keeps the copy free of __pycache__
         argv = [python or sys.executable, "-B", "-m", PACKAGE_NAME, "bench", "--bundle", str(copy),
                 *settings.runner_args()]
+        if settings.profile_ops:  # the trace goes beside the copy, never into the bundle
+            argv += ["--profile-dir", str(Path(tmp) / "profile")]
         deadline = settings.kill_after_s
         with RunnerStream("local", show_progress=show_progress) as stream:
             rc, err, killed = run_with_deadline(argv, cwd=copy, deadline_s=deadline, on_line=stream.on_line)
         event = stream.outcome(rc, err, killed_after_s=deadline if killed else None, local=True)
-    return result_from_runner(event, settings=settings, target="local", bundle_id=bundle_id(manifest.files),
-                              bundle_path=str(src.resolve()), host=platform.node() or None)
+        result = result_from_runner(event, settings=settings, target="local", bundle_id=bundle_id(manifest.files),
+                                    bundle_path=str(src.resolve()), host=platform.node() or None, plan=manifest.plan,
+                                    measured_on="host", calibration=calibration,
+                                    calibrations_dir=calibrations_dir)
+        trace = result.op_profile.trace_file if result.op_profile else None
+        if trace and Path(trace).is_file():
+            result._trace = Path(trace).read_bytes()
+    return result

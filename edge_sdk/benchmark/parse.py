@@ -6,17 +6,40 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..device.stats import CI_METHOD, median_ci, spread
 from ..errors import RemoteError
-from ..schemas.bench import BatchResult, BenchResult, BenchSettings, SkippedRun, TegraStats
+from ..schemas.bench import BatchResult, BenchResult, BenchSettings, MachineState, RoundSpread, SkippedRun, TegraStats
+from ..schemas.plan import Plan
+from .op_profile import build_op_profile
 from .stats import latency_stats, throughput_per_s
+
+
+def _rounds(p50s: list[float] | None) -> RoundSpread | None:
+    if not p50s or len(p50s) < 2:
+        return None
+    sp = spread([float(x) for x in p50s])
+    return RoundSpread(p50s_ms=[float(x) for x in p50s], min_ms=sp["min"], median_ms=sp["median"], max_ms=sp["max"],
+                       relative=sp["relative"])
 
 
 def _batch_result(run: dict[str, Any]) -> BatchResult:
     samples = [float(x) for x in run["latencies_ms"]]
+    ci = median_ci(samples)
     return BatchResult(batch=run["batch"], inputs=run["inputs"], shapes=run.get("shapes") or {},
                        iterations=len(samples), latency_ms=latency_stats(samples),
                        throughput_per_s=throughput_per_s(samples, run["batch"]), wall_s=run.get("wall_s", 0.0),
-                       samples_ms=samples)
+                       samples_ms=samples, p50_ci95_ms=ci, p50_ci_method=CI_METHOD if ci else None,
+                       rounds=_rounds(run.get("round_p50_ms")))
+
+
+def _op_profile(event: dict[str, Any], done: list[BatchResult], plan: Plan | None, profile_name: str | None,
+                profile=None, used: str | None = None):
+    raw = event.get("op_profile")
+    if not raw:
+        return None
+    pair = next((b for b in done if b.inputs == raw.get("inputs") and b.batch == raw.get("batch")), None)
+    return build_op_profile(raw, plan=plan, profile_name=profile_name, profile=profile, calibration_used=used,
+                            end_to_end_ms=pair.latency_ms.p50 if pair else None)
 
 
 def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], measured_on: str) -> dict[str, Any]:
@@ -42,8 +65,21 @@ def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], meas
 
 def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target: str, bundle_id: str,
                        host: str | None = None, release: str | None = None, target_profile: str | None = None,
-                       bundle_path: str | None = None) -> BenchResult:
-    """BenchResult from the `edge_device bench` {"event": "result", ...} record; `bundle_id` is the content id."""
+                       bundle_path: str | None = None, plan: Plan | None = None,
+                       measured_on: str | None = None, calibration: bool = True,
+                       calibrations_dir=None) -> BenchResult:
+    """BenchResult from the `edge_device bench` {"event": "result", ...} record; `bundle_id` is the content id.
+    `plan`: the bundle's plan (its ModelSpec maps profiled ops to layers); `measured_on`: the device profile of the
+    machine that ran it (for per-layer predictions and the calibrated prediction; `calibration=False` keeps the
+    bundle's build-time prediction)."""
+    from .prediction import calibrated_latency, device_profile
+
+    profile_name = measured_on or event.get("device")
+    profile, used = device_profile(profile_name, calibration=calibration, calibrations_dir=calibrations_dir)
+    latency, basis = calibrated_latency(plan, profile, used)
+    prediction = event.get("plan_prediction")
+    if prediction and latency is not None:
+        prediction = {**prediction, "latency_ms": latency}
     try:
         runs = event["runs"]
         done = [_batch_result(r) for r in runs if "skipped" not in r]
@@ -52,6 +88,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
         kinds = list(dict.fromkeys(r["inputs"] for r in runs))
         art = event["artifact"]
         tegra = event.get("tegrastats")
+        machine = MachineState(**event["machine"]) if event.get("machine") else None
         return BenchResult(
             model=event.get("model_id"), model_name=event.get("model_name"), bundle_id=bundle_id,
             bundle_path=bundle_path, bundle_sha256=event["manifest_sha256"], target=target, host=host,
@@ -72,8 +109,11 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
             peak_rss_source=event.get("peak_rss_source"), ru_maxrss_mb=event.get("ru_maxrss_mb"),
             tegrastats=TegraStats(**tegra) if tegra else None,
             runner_version=event["runner_version"], started_at=event["started_at"],
-            finished_at=event["finished_at"],
-            **_compare(event.get("plan_prediction"), done, host or target),
+            finished_at=event["finished_at"], repeat=event.get("repeat") or 1, machine=machine,
+            warnings=list(machine.warnings) if machine else [],
+            op_profile=_op_profile(event, done, plan, profile_name, profile, used),
+            prediction_basis=basis if prediction else None,
+            **_compare(prediction, done, host or target),
         )
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         detail = exc.errors()[0] if isinstance(exc, ValidationError) else repr(exc)

@@ -3,6 +3,7 @@ the target's python in `<workdir>/current` (or `<workdir>/releases/<id>`), its J
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from pathlib import Path
@@ -14,6 +15,8 @@ from ..remote.device import run_device
 from ..remote.session import connected
 from .parse import result_from_runner
 from ..schemas.bench import BenchResult, BenchSettings
+from ..device.opprofile import PROFILE_DIR_PREFIX
+from ..schemas.plan import Plan
 from .stream import RunnerStream
 
 _RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -27,10 +30,28 @@ def _release_of_bundle(bundle: str | Path) -> str:
         return bundle_id(manifest.files)
 
 
+def _read_remote(s, path: str) -> bytes | None:
+    try:
+        with s.sftp.open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError):
+        return None
+
+
+def _remote_plan(s, bundle_dir: str) -> Plan | None:
+    """The release's plan (its ModelSpec maps profiled ops to layers), read from its manifest over SFTP."""
+    data = _read_remote(s, posixpath.join(bundle_dir, "manifest.json"))
+    try:
+        return Plan.model_validate(json.loads(data)["plan"]) if data else None
+    except Exception:  # a manifest of another edge-sdk version: no per-layer mapping, the rest still counts
+        return None
+
+
 def bench_remote(target: DeployTarget | str, release: str | None = None, settings: BenchSettings | None = None, *,
                  bundle: str | Path | None = None, targets_dirs: list[str] | None = None,
                  accept_new_host_key: bool = False, session: Session | None = None,
-                 show_progress: bool | None = None, **settings_kw) -> BenchResult:
+                 show_progress: bool | None = None, calibration: bool = True, calibrations_dir=None,
+                 **settings_kw) -> BenchResult:
     """Run `edge_device bench` of a release on `target` (default: its current release; `bundle`: the release deployed
     from that local bundle). `settings_kw` are BenchSettings fields."""
     settings = settings or BenchSettings(**settings_kw)
@@ -43,15 +64,26 @@ def bench_remote(target: DeployTarget | str, release: str | None = None, setting
     bundle_dir = posixpath.join(wd, "releases", release) if release else posixpath.join(wd, "current")
     limit = settings.kill_after_s
     killed = None
+    # a profiled run writes its trace into a fresh temp directory of the device (never into the immutable release)
+    args = list(settings.runner_args())
+    trace = plan = None
     with connected(t, session, accept_new_host_key=accept_new_host_key) as s:
         with RunnerStream(t.name, show_progress=show_progress) as stream:
             try:
                 # from inside the release: `--bundle .` is the release directory whatever the login home is
-                rc, _, err = run_device(s, "bench", "--bundle", ".", *settings.runner_args(), bundle_dir=bundle_dir,
+                rc, _, err = run_device(s, "bench", "--bundle", ".", *args, bundle_dir=bundle_dir,
                                         timeout=limit, on_line=lambda name, line: stream.on_line(line)
                                         if name == "stdout" else None)
             except RemoteTimeout as exc:
                 rc, err, killed = None, exc.stderr, limit
+        if settings.profile_ops and stream.result is not None:
+            raw = stream.result.get("op_profile") or {}
+            if raw.get("trace_file"):  # fetch the runtime's trace back (SFTP), then leave the device clean
+                trace = _read_remote(s, raw["trace_file"])
+                folder = posixpath.dirname(raw["trace_file"])
+                if posixpath.basename(folder).startswith(PROFILE_DIR_PREFIX):
+                    s.run(["rm", "-rf", "--", folder], timeout=60)
+            plan = _remote_plan(s, stream.result.get("bundle_dir") or bundle_dir)
     if killed is None and stream.start is None and stream.error is None:
         if rc == 127:
             raise RemoteError(f"'{t.python}' not found on {t.name} (target field 'python')")
@@ -65,6 +97,9 @@ def bench_remote(target: DeployTarget | str, release: str | None = None, setting
     # `current` resolves to releases/<id>; a release's name is its bundle's content id (see remote/deploy.py)
     path = event.get("bundle_dir") or bundle_dir
     rid = posixpath.basename(path)
-    return result_from_runner(event, settings=settings, target=t.name, host=str(s.endpoint),
-                              bundle_id=event.get("bundle_id") or rid, bundle_path=path, release=rid,
-                              target_profile=t.profile)
+    result = result_from_runner(event, settings=settings, target=t.name, host=str(s.endpoint),
+                                bundle_id=event.get("bundle_id") or rid, bundle_path=path, release=rid,
+                                target_profile=t.profile, plan=plan, measured_on=t.profile,
+                                calibration=calibration, calibrations_dir=calibrations_dir)
+    result._trace = trace
+    return result

@@ -290,7 +290,9 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec: ModelSpec, report, e
         log = list(state.log) + [f"attempt: {a.plan}: {'passed' if a.passed else 'rejected'} ({a.detail})"
                                  for a in attempts]
         manifest = write_bundle(out, files, dict(
-            model_id=model, model_name=spec.name, device=plan.device, plan=plan.model_copy(update={"model_spec": None}), artifacts=[artifact],
+            model_id=model, model_name=spec.name, device=plan.device,
+            plan=plan.model_copy(update={"model_spec": spec}),  # bench and report re-cost the plan from it
+            artifacts=[artifact],
             preprocessing=preprocessing, sample_inputs="sample_inputs.npz", versions=tool_versions(), quality=report,
             build_log=log, id2label=_id2label(loaded.model)))
         say(f"bundle written: {out}")

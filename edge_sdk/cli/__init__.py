@@ -21,6 +21,7 @@ from . import build as _build  # noqa: E402,F401
 from . import bench as _bench  # noqa: E402,F401
 from . import remote as _remote  # noqa: E402,F401
 from . import parallel as _parallel  # noqa: E402,F401
+from . import calibrate as _calibrate  # noqa: E402,F401
 from . import graph as _graph  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import predict as _predict  # noqa: E402,F401

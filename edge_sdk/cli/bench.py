@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ._common import JsonOpt, app, console, note, print_json, user_errors
+from .calibrate import CalibrationsOpt, NoCalibrationOpt
 
 
 def _batches(text: str) -> list[int]:
@@ -34,7 +35,8 @@ def _settings(**kw):
         return BenchSettings(**kw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        flag = {"duration_s": "duration", "timeout_s": "timeout", "batches": "batch"}.get(str(err["loc"][0]),
+        flag = {"duration_s": "duration", "timeout_s": "timeout", "batches": "batch",
+                "profile_iterations": "profile-iterations"}.get(str(err["loc"][0]),
                                                                                             str(err["loc"][0]))
         raise InputError(f"--{flag}: {err['msg']} (got {err.get('input')!r})") from None
 
@@ -63,6 +65,16 @@ def _print_result(r) -> None:
         t.add_row(b.inputs, str(b.batch), shape, str(b.iterations), _ms(s.mean), _ms(s.p50), _ms(s.p90), _ms(s.p95),
                   _ms(s.p99), _ms(s.min), _ms(s.max), _ms(s.std), f"{b.throughput_per_s:.4g}")
     console.print(t)
+    for b in r.batches:
+        extra = []
+        if b.p50_ci95_ms:
+            extra.append(f"p50 95 % CI {_ms(b.p50_ci95_ms[0])}–{_ms(b.p50_ci95_ms[1])} ms (order statistics)")
+        if b.rounds:
+            rel = f", spread {100 * b.rounds.relative:.1f} %" if b.rounds.relative is not None else ""
+            extra.append(f"{len(b.rounds.p50s_ms)} rounds: p50 min {_ms(b.rounds.min_ms)} / median "
+                         f"{_ms(b.rounds.median_ms)} / max {_ms(b.rounds.max_ms)} ms{rel}")
+        if extra:
+            console.print(f"  {b.inputs} batch {b.batch}: " + "; ".join(extra))
     for s in r.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.inputs} batch {s.batch}: {s.reason}")
     rss = f"{r.peak_rss_mb:.1f} MB ({r.peak_rss_source})" if r.peak_rss_mb is not None else "unknown"
@@ -74,6 +86,10 @@ def _print_result(r) -> None:
                  if ts.power_rail else "no input rail")
         temps = ", ".join(f"{k} {v:.1f}C" for k, v in sorted(ts.temperatures_c_max.items()))
         console.print(f"tegrastats ({ts.samples} samples): {power}; max temperatures {temps or '-'}")
+    _print_machine(r)
+    _print_op_profile(r)
+    if r.prediction_basis and r.predicted_latency_ms is not None:
+        console.print(f"[dim]prediction: {r.prediction_basis}[/dim]")
     if r.predicted_latency_ms is None:
         console.print("[dim]the bundle's plan has no latency prediction to compare with[/dim]")
     elif r.predicted_over_measured is None:
@@ -84,6 +100,49 @@ def _print_result(r) -> None:
         verdict = "faster than predicted" if ratio > 1 else "slower than predicted"
         console.print(f"predicted {_ms(r.predicted_latency_ms)} ms ({r.predicted_for}) vs measured "
                       f"{r.compared_with}: predicted/measured = [bold]{ratio:.3g}[/bold] ({verdict})")
+
+
+def _print_machine(r) -> None:
+    m = r.machine
+    if m is None:
+        return
+    load = "/".join(f"{x:.2f}" for x in m.load_avg_before) if m.load_avg_before else "unknown"
+    govs = "/".join(sorted(set(m.governors.values()))) if m.governors else "unknown"
+    clocks = (f"{min(m.cur_mhz.values()):.0f}–{max(m.cur_mhz.values()):.0f} MHz" if m.cur_mhz else "unknown")
+    temps = ", ".join(f"{z.type or z.zone} {z.temp_c:.0f}C" for z in (m.thermal_before or []) if z.temp_c is not None)
+    console.print(f"machine before the run: load {load} on {m.cpu_count} cores · governor {govs} · clocks {clocks}"
+                  f" · temperatures {temps or 'unknown'}")
+    for n in m.notes:
+        console.print(f"[dim]  {n}[/dim]")
+    for w in r.warnings:
+        console.print(f"[bold yellow]warning:[/bold yellow] {w}")
+
+
+def _print_op_profile(r, top: int = 10) -> None:
+    op = r.op_profile
+    if op is None:
+        return
+    if not op.available:
+        console.print(f"[yellow]op profile unavailable ({op.runtime}):[/yellow] {op.unavailable_reason}")
+        return
+    t = Table(title=f"top {top} ops by time (measured; {op.runtime} profiler, {op.iterations} profiled runs of "
+                    f"{op.inputs} inputs, batch {op.batch})")
+    for col in ("node", "op", "layer", "µs/run", "share"):
+        t.add_column(col, justify="right" if col in ("µs/run", "share") else "left")
+    for n in op.nodes[:top]:
+        t.add_row(n.node, n.op_type or "?", n.layer, f"{n.per_run_us:.1f}", f"{100 * n.share:.1f} %")
+    console.print(t)
+    e2e = f"{_ms(op.end_to_end_ms)} ms" if op.end_to_end_ms else "unknown"
+    ratio = f"{op.layer_sum_over_end_to_end:.2f}" if op.layer_sum_over_end_to_end is not None else "—"
+    console.print(f"layer sum {_ms(op.layer_sum_ms or 0)} ms + (other) {_ms(op.other_ms or 0)} ms = kernel sum "
+                  f"{_ms(op.node_sum_ms or 0)} ms per run; end-to-end p50 (unprofiled) {e2e}: layer sum / end-to-end "
+                  f"= [bold]{ratio}[/bold]; {op.mapping_note}")
+    if op.run_ms and op.profiled_p50_ms and op.end_to_end_ms:
+        console.print(f"inside the profiler a run took {_ms(op.run_ms)} ms (p50 {_ms(op.profiled_p50_ms)} ms, "
+                      f"{op.profiled_p50_ms / op.end_to_end_ms:.2f}x the unprofiled p50: the profiler's own cost per "
+                      f"kernel); kernels cover {100 * (op.node_sum_ms or 0) / op.run_ms:.0f} % of it")
+    console.print(f"[dim]{op.note}; per-layer predicted vs measured: edge-sdk report, or --json. Predictions: "
+                  f"{op.predicted_basis}[/dim]")
 
 
 @app.command("bench")
@@ -105,8 +164,16 @@ def bench_cmd(
                                help="Sample inputs: real | padded | all | auto (padded when the bundle has them)"),
     artifact: Optional[str] = typer.Option(None, "--artifact", help="Model file in the bundle (default: the plan's)"),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds before the runner is stopped"),
+    repeat: int = typer.Option(1, "--repeat", help="Independent rounds, each with a fresh runtime session; prints "
+                                                   "the spread of their medians"),
+    profile_ops: bool = typer.Option(False, "--profile-ops", help="After the timed rounds, profile one pass with the "
+                                                                  "runtime's op profiler: top ops, per-layer times, "
+                                                                  "a chrome-trace and TensorBoard scalars"),
+    profile_iterations: int = typer.Option(20, "--profile-iterations", help="Runs in the profiled pass"),
     results_dir: str = typer.Option("results", "--results-dir", help="Where results/<target>/<UTC time>.json go"),
     targets_dir: Optional[list[str]] = typer.Option(None, "--targets-dir", help="Directory of target YAMLs"),
+    no_calibration: bool = NoCalibrationOpt,
+    calibrations: Optional[str] = CalibrationsOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Benchmark a bundle: latency percentiles, throughput, load time, memory (and power on Jetson)."""
@@ -118,20 +185,30 @@ def bench_cmd(
     if inputs not in ("auto", "real", "padded", "all"):
         raise InputError(f"--inputs: expected real, padded, all or auto; got {inputs!r}")
     settings = _settings(warmup=warmup, iterations=iterations, duration_s=duration, batches=_batches(batch),
-                         threads=threads, inputs=inputs, artifact=artifact, timeout_s=timeout)
+                         threads=threads, inputs=inputs, artifact=artifact, timeout_s=timeout, repeat=repeat,
+                         profile_ops=profile_ops, profile_iterations=profile_iterations)
     if local:
         if bundle is None:
             raise InputError("--local needs --bundle PATH (a bundle directory or .edgepkg)")
         if release is not None:
             raise InputError("--release is for --target; --local benchmarks --bundle")
-        result = bench_local(bundle, settings)
+        result = bench_local(bundle, settings, calibration=not no_calibration, calibrations_dir=calibrations)
     else:
         if bundle is not None and release is not None:
             raise InputError("give --bundle or --release with --target, not both")
-        result = bench_remote(target, release, settings, bundle=bundle, targets_dirs=targets_dir)
+        result = bench_remote(target, release, settings, bundle=bundle, targets_dirs=targets_dir,
+                              calibration=not no_calibration, calibrations_dir=calibrations)
     path = save_result(result, results_dir)
     if as_json:
         print_json(result)
     else:
         _print_result(result)
+    for w in result.warnings if as_json else []:
+        note(f"warning: {w}")
     note(f"saved {path}")
+    if result.op_profile is not None and result.op_profile.available:
+        stem = path.name[: -len(".json")]
+        if result.op_profile.trace_file:
+            note(f"trace (chrome://tracing, ui.perfetto.dev): {path.with_name(result.op_profile.trace_file)}")
+        if result.op_profile.layers:
+            note(f"TensorBoard scalars: tensorboard --logdir {path.with_name(stem + '.tb')}")

@@ -60,8 +60,17 @@ def devices_show(ctx: typer.Context, name: str, as_json: bool = JsonOpt,
         return
     import yaml
 
-    console.print(f"[bold]{prof.display_name}[/bold] ({prof.name}, {prof.device_class.value}) — {reg.origin[prof.name]}")
-    console.print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False, width=110))
+    facts = reg.detected.get(prof.name)
+    origin = (f"detected live, over the fallback {reg.origin[prof.name]} (EDGE_SDK_HOST_PROFILE=static for that "
+              f"file as it is)" if facts else reg.origin[prof.name])
+    console.print(f"[bold]{prof.display_name}[/bold] ({prof.name}, {prof.device_class.value}) — {origin}")
+    if facts:
+        console.print("[bold]detected[/bold] on this machine:")
+        for k, v in facts.fields().items():
+            console.print(f"  {k}: {v}")
+        console.print("  from host.yaml (not detectable here): memory_bandwidth_gbps, efficiencies, runtimes")
+    console.print(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True), sort_keys=False, width=110,
+                                 allow_unicode=True))
 
 
 @devices_app.command("validate")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ._common import JsonOpt, ProfilesDirOpt, app, console, note, print_json, user_errors
+from .calibrate import CalibrationsOpt, NoCalibrationOpt
 
 
 def _fmt_ms(x: float) -> str:
@@ -70,6 +71,8 @@ def plan_cmd(
                                                                  "tensorrt) or provider"),
     top: int = typer.Option(3, "--top", min=1),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the best Plan JSON here"),
+    no_calibration: bool = NoCalibrationOpt,
+    calibrations: Optional[str] = CalibrationsOpt,
     as_json: bool = JsonOpt,
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
@@ -83,15 +86,17 @@ def plan_cmd(
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     kw = dict(batch=batch, seq_len=seq_len, objective=objective, latency_ms=latency_ms, max_size_mb=max_size_mb,
-              max_quality_drop=max_quality_drop, runtime=runtime, top=top, profiles_dir=profiles_dir)
+              max_quality_drop=max_quality_drop, runtime=runtime, top=top, profiles_dir=profiles_dir,
+              calibration=not no_calibration, calibrations_dir=calibrations)
     if devices:
         _print_many(api.plan_devices(model, devices, **kw), objective, as_json)
         return
     if device is None:
         note("no --device given: planning for 'host' (this machine's kind of CPU)")
     ps = api.plan(model, device or "host", **kw)
-    if ps.device_note:
-        note(ps.device_note)
+    for line in ([ps.device_note] if ps.device_note else []) + ([ps.calibration] if ps.calibration else []) \
+            + ps.notes:
+        note(line)
     if output:
         save_plan(ps.best, output)
         note(f"best plan written to {output} (edge-sdk build --plan {output})")
@@ -111,6 +116,10 @@ def _print_many(rows, objective: str, as_json: bool) -> None:
              **({"plans": [x.model_dump(mode="json") for x in r.plans]} if not isinstance(r, Exception)
                 else {"reason": str(r)})} for p, r in rows]})
         return
+    for prof, r in rows:
+        if not isinstance(r, Exception):
+            for line in ([r.calibration] if r.calibration else []) + r.notes:
+                note(f"{prof.name}: {line}")
     t = Table(title=f"{name or 'the model'}: best plan per device (objective {objective})")
     for c in ("device", "class", "plan", "latency ms", "memory MB", "size MB", "est. drop"):
         t.add_column(c)

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from ._common import ProfilesDirOpt, app, console, note, user_errors
+from .calibrate import CalibrationsOpt, NoCalibrationOpt
 
 
 def _bundle_sha(bundle: str) -> str:
@@ -43,6 +44,8 @@ def report_cmd(
                                                         "converter env exists (tens of seconds); map: map ONNX ops"),
     graph: Optional[str] = typer.Option(None, "--graph", help="OpGraph from `edge-sdk graph` (graph.json or its "
                                                               "directory); default: the graph cache, made if missing"),
+    no_calibration: bool = NoCalibrationOpt,
+    calibrations: Optional[str] = CalibrationsOpt,
     profiles_dir: Optional[list[str]] = ProfilesDirOpt,
 ) -> None:
     """Write a compatibility report of MODEL over device profiles and print the paths."""
@@ -54,7 +57,7 @@ def report_cmd(
     rep = api.report(model, devices=devices, results_dir=results, bundle_sha256=sha, batch=batch, seq_len=seq_len,
                      objective=objective, max_quality_drop=max_quality_drop, pareto_device=pareto_device,
                      profiles_dir=profiles_dir, tflite=tflite, graph=load_graph(graph) if graph else None,
-                     progress=note)
+                     progress=note, calibration=not no_calibration, calibrations_dir=calibrations)
     counts = {v: sum(d.verdict == v for d in rep.devices) for v in ("runs_as_is", "runs_with_plan", "cannot_run")}
     flagged = sum(bool(d.fallback_flags) for d in rep.devices)
     note(f"{rep.model_name}: {counts['runs_as_is']} run as is, {counts['runs_with_plan']} with a plan, "

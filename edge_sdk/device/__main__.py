@@ -6,6 +6,7 @@ Commands (run from the bundle directory, or with the package's parent on the pat
   release  OP  stage/activate/rollback/verify/status/hash releases: JSON in on stdin, one JSON line out (release.py)
   kill     PID [GRACE_S]  stop a process, its session/group and all descendants (kill.py)
   probe    [WORKDIR]  facts about this machine as one JSON object (probe.py)
+  calibrate --suite DIR  time the calibration kernels the host made (JSON-lines events; calibrate.py)
 Exit codes: errors.py.
 """
 
@@ -16,7 +17,7 @@ import traceback
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, DeviceError
 from .events import emit_final
 
-COMMANDS = ("bench", "predict", "release", "kill", "probe")
+COMMANDS = ("bench", "predict", "release", "kill", "probe", "calibrate")
 RELEASE_OPS = ("hash", "prepare", "activate", "rollback", "verify", "status")
 
 
@@ -37,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
-    from . import bench, predict
+    from . import bench, calibrate, predict
 
     p = _Parser(prog="edge_device", description="The device side of an edge-sdk bundle.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,20 +51,25 @@ def parser():
     k = sub.add_parser("kill", help="stop a process tree")
     k.add_argument("pid", type=int)
     k.add_argument("grace_s", type=float, nargs="?", default=2.0)
+    calibrate.add_arguments(sub.add_parser("calibrate", json_errors=True, help="time calibration kernels",
+                                           description="Time the calibration kernels of a suite directory."))
     pr = sub.add_parser("probe", help="facts about this machine")
     pr.add_argument("workdir", nargs="?", default=".")
     return p
 
 
-def _bench(args):
-    """Run the benchmark with its deadline; the result or the error is the last stdout line."""
+def _bench(args, work=None):
+    """Run the benchmark (or `work`, e.g. calibrate.run) with its deadline; the result or the error is the last
+    stdout line."""
     from . import bench
     from .watchdog import Watchdog, end_children
+
+    work = work or bench.run
 
     watchdog = Watchdog(args.deadline_s) if args.deadline_s else None
     code = 0
     try:
-        emit_final("result", **bench.run(args))
+        emit_final("result", **work(args))
     except DeviceError as exc:
         code = exc.code
         emit_final("error", message=str(exc), code=code)
@@ -97,6 +103,10 @@ def main(argv=None):
         return _bench(args)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "calibrate":
+        from . import calibrate
+
+        return _bench(args, calibrate.run)
     if args.command == "release":
         from . import release
 

@@ -2,6 +2,7 @@
 
     python3 -m edge_device bench --bundle DIR [--artifact PATH] [--warmup 10] [--iterations 100 | --duration 30]
                                  [--batch 1,8] [--threads N] [--inputs auto|real|padded|all] [--deadline-s S]
+                                 [--repeat K] [--profile-ops [--profile-iterations 20] [--profile-dir DIR]]
 
 Output: JSON lines on stdout (events.py):
   {"event": "start", ...}
@@ -10,12 +11,19 @@ Output: JSON lines on stdout (events.py):
                                      "latencies_ms": [raw per-iteration latencies]} | {..., "skipped": why}]}
   {"event": "error", "message": "...", "code": N}
 Each (input kind, batch size) pair is one run: its own warm-up, then --iterations timed runs, or timed runs for
---duration seconds. Exit codes: see errors.py (2 bad arguments or bundle, 3 integrity, 4 runtime, 124 deadline).
+--duration seconds. `--repeat K` does all of it K times, each round with a fresh runtime session; a run's
+`latencies_ms` then holds every round's samples in order and `round_p50_ms` each round's median. Before the first
+round the machine's state is recorded (`machine`: governor, clocks, temperatures, load; machine.py) with warnings.
+`--profile-ops` adds one more pass AFTER the timed rounds, so the profiler never perturbs the latency statistics: a
+fresh session with the runtime's op profiler on, warm-up, then --profile-iterations runs of one pair (padded inputs
+at the plan's batch when measured, else the first pair that ran); `op_profile` summarises its trace (opprofile.py)
+and names the raw file. Exit codes: see errors.py (2 bad arguments or bundle, 3 integrity, 4 runtime, 124 deadline).
 """
 
 import argparse
 import os
 import platform
+import tempfile
 import time
 
 from .engines import open_engine
@@ -23,8 +31,10 @@ from .errors import EXIT_RUNTIME, DeviceError
 from .events import emit, utc_now
 from .inputs import INPUT_KINDS, load_sample_inputs, make_feed, match_inputs, select_kinds
 from .integrity import choose_artifact, content_id, read_manifest, verify_model_files
+from .machine import machine_state, thermal_zones
+from .opprofile import PROFILE_DIR_PREFIX, summarize_ort_trace
 from .power import Tegrastats
-from .stats import board_model, cpu_model, current_rss_mb, peak_rss_mb, ru_maxrss_mb
+from .stats import board_model, cpu_model, current_rss_mb, median, peak_rss_mb, ru_maxrss_mb
 
 RUNNER_VERSION = "1"
 
@@ -76,6 +86,12 @@ def add_arguments(p):
     p.add_argument("--inputs", choices=("auto",) + INPUT_KINDS + ("all",), default="auto",
                    help="which sample inputs: auto = padded if the bundle has them, else real")
     p.add_argument("--deadline-s", type=positive(float), help="give up (exit 124) after this many seconds")
+    p.add_argument("--repeat", type=positive(int), default=1,
+                   help="independent rounds, each with a fresh runtime session (their medians show the spread)")
+    p.add_argument("--profile-ops", action="store_true",
+                   help="after the timed rounds, one profiled pass: per-op times from the runtime's own profiler")
+    p.add_argument("--profile-iterations", type=positive(int), default=20, help="runs in the profiled pass")
+    p.add_argument("--profile-dir", help="where the runtime writes its trace (default: a new temp directory)")
     p.add_argument("--tegrastats-interval-ms", type=positive(int), default=100, help=argparse.SUPPRESS)
 
 
@@ -97,6 +113,11 @@ class Progress(object):
                 self.next += self.step
             done = self.done if self.unit == "iterations" else round(min(self.done, self.total), 3)
             emit("progress", done=done, total=self.total, unit=self.unit)
+
+
+class _Silent(object):
+    def add(self, amount):
+        pass
 
 
 def time_series(run, warmup, iterations, duration_s, progress):
@@ -167,9 +188,44 @@ def _one_run(engine, kind, batch, samples, manifest_names, args, progress):
     return entry, once_ms
 
 
+def _profile_pair(runs, prediction):
+    ran = [r for r in runs if "latencies_ms" in r]
+    want = (prediction or {}).get("batch") or 1
+    return next((r for r in ran if r["inputs"] == "padded" and r["batch"] == want),
+                next((r for r in ran if r["batch"] == want), ran[0]))
+
+
+def _profile_ops(engine, model_path, art, runs, samples, manifest_names, args, prediction):
+    """The profiled pass (see the module docstring); {"available": False, "unavailable_reason": ...} for a runtime
+    without an op profiler."""
+    pair = _profile_pair(runs, prediction)
+    out = {"runtime": engine.runtime, "inputs": pair["inputs"], "batch": pair["batch"], "warmup": args.warmup,
+           "iterations": args.profile_iterations,
+           "note": "profiled in a separate pass after the timed rounds (a fresh session with the profiler on), so "
+                   "the latency statistics above are not perturbed by it"}
+    if engine.op_profile_unavailable:
+        out.update(available=False, unavailable_reason=engine.op_profile_unavailable)
+        return out
+    folder = args.profile_dir or tempfile.mkdtemp(prefix=PROFILE_DIR_PREFIX)
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    prof = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
+                       profile_prefix=os.path.join(folder, "ort_profile"))
+    arrays = match_inputs(prof.inputs, samples[pair["inputs"]], manifest_names)
+    feeds = dict((s["name"], make_feed(arrays[s["name"]], pair["batch"], s)) for s in prof.inputs)
+    run = prof.prepare(feeds)
+    latencies, _ = time_series(run, args.warmup, args.profile_iterations, None, _Silent())
+    trace = prof.end_profiling()
+    out.update(available=True, unavailable_reason=None, trace_file=os.path.abspath(trace),
+               trace_bytes=os.path.getsize(trace), profiled_p50_ms=median(latencies))
+    out.update(summarize_ort_trace(trace, args.profile_iterations))
+    return out
+
+
 def benchmark(args):
     """The result record (see the module docstring); raises DeviceError with the exit code on failure."""
     started_at = utc_now()
+    machine = machine_state()  # before anything of ours loads the CPU
     bundle = os.path.abspath(args.bundle)
     manifest, manifest_sha = read_manifest(bundle)
     art = choose_artifact(manifest, args.artifact)
@@ -178,31 +234,56 @@ def benchmark(args):
     kinds = select_kinds(samples, args.inputs)
     emit("start", runner_version=RUNNER_VERSION, pid=os.getpid(), bundle=bundle, artifact=art["path"],
          inputs=kinds, batches=args.batch, warmup=args.warmup, iterations=args.iterations, duration_s=args.duration,
-         threads=args.threads, deadline_s=args.deadline_s)
+         threads=args.threads, deadline_s=args.deadline_s, repeat=args.repeat, profile_ops=args.profile_ops,
+         warnings=machine["warnings"])
 
     rss_before = current_rss_mb()
     engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads)
     manifest_names = [s.get("name") for s in art.get("inputs") or [] if isinstance(s, dict)]
 
     pairs = [(k, b) for k in kinds for b in args.batch]
+    rounds = args.repeat
     if args.duration:
-        progress = Progress(len(pairs) * args.duration, "seconds")
+        progress = Progress(rounds * len(pairs) * args.duration, "seconds")
     else:
-        progress = Progress(len(pairs) * args.iterations, "iterations")
+        progress = Progress(rounds * len(pairs) * args.iterations, "iterations")
     tegra = Tegrastats(args.tegrastats_interval_ms)
     runs = []
     first_ms = None
+    load_ms = engine.load_ms
+    round_info = []
     try:
-        for kind, batch in pairs:
-            entry, once_ms = _one_run(engine, kind, batch, samples, manifest_names, args, progress)
-            runs.append(entry)
-            if first_ms is None and once_ms is not None:
-                first_ms = once_ms
+        for r in range(rounds):
+            if r:  # a fresh session each round: what a restarted application would see
+                engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads)
+            once = None
+            for i, (kind, batch) in enumerate(pairs):
+                entry, once_ms = _one_run(engine, kind, batch, samples, manifest_names, args, progress)
+                if once is None and once_ms is not None:
+                    once = once_ms
+                if r == 0:
+                    runs.append(entry)
+                    if "latencies_ms" in entry:
+                        entry["round_p50_ms"] = [median(entry["latencies_ms"])]
+                elif "latencies_ms" in entry and "latencies_ms" in runs[i]:
+                    runs[i]["latencies_ms"].extend(entry["latencies_ms"])
+                    runs[i]["wall_s"] = round(runs[i]["wall_s"] + entry["wall_s"], 4)
+                    runs[i]["iterations"] = len(runs[i]["latencies_ms"])
+                    runs[i]["round_p50_ms"].append(median(entry["latencies_ms"]))
+            round_info.append({"round": r + 1, "model_load_ms": round(engine.load_ms, 3),
+                               "first_inference_ms": round(once, 3) if once is not None else None})
+            if first_ms is None and once is not None:
+                first_ms = once
     finally:
         tegra_summary = tegra.stop()
     if first_ms is None:
         raise DeviceError("no batch size could run: %s" % "; ".join("batch %d: %s" % (r["batch"], r["skipped"])
                                                                   for r in runs), EXIT_RUNTIME)
+    op_profile = None
+    if args.profile_ops:
+        op_profile = _profile_ops(engine, model_path, art, runs, samples, manifest_names, args,
+                                  plan_prediction(manifest))
+    machine["thermal_after"] = thermal_zones() or None
     peak, peak_source = peak_rss_mb()
     return {
         "runner_version": RUNNER_VERSION,
@@ -229,7 +310,7 @@ def benchmark(args):
         "os": platform.platform(),
         "python_version": platform.python_version(),
         "numpy_version": __import__("numpy").__version__,
-        "model_load_ms": round(engine.load_ms, 3),
+        "model_load_ms": round(load_ms, 3),
         "first_inference_ms": round(first_ms, 3),
         "rss_before_load_mb": _round1(rss_before),
         "peak_rss_mb": _round1(peak),
@@ -242,6 +323,10 @@ def benchmark(args):
         "started_at": started_at,
         "finished_at": utc_now(),
         "runs": runs,
+        "repeat": rounds,
+        "rounds": round_info,
+        "machine": machine,
+        "op_profile": op_profile,
     }
 
 

@@ -10,7 +10,6 @@ Usage: python3 -m edge_device kill PID [GRACE_S]   → prints the number of proc
 
 import os
 import signal
-import sys
 import time
 
 

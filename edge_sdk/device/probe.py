@@ -7,7 +7,6 @@ falling back to an import for packages installed without metadata (e.g. TensorRT
 Usage: python3 -m edge_device probe WORKDIR   → prints one JSON object.
 """
 
-import json
 import os
 import platform
 import sys
@@ -83,7 +82,42 @@ def _disk(workdir):
     return p, st.f_bavail * st.f_frsize
 
 
+# /proc/cpuinfo flag (x86 "flags", ARM "Features") -> the ISA vocabulary of device profiles (isa_features)
+ISA_FLAGS = {
+    "sse4_2": "sse4_2", "avx": "avx", "avx2": "avx2", "fma": "fma", "f16c": "f16c", "avx512f": "avx512f",
+    "avx512bw": "avx512bw", "avx512vl": "avx512vl", "avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni",
+    "avx512_bf16": "avx512_bf16", "avx512_fp16": "avx512_fp16", "amx_tile": "amx_tile", "amx_bf16": "amx_bf16",
+    "amx_int8": "amx_int8", "asimd": "neon", "asimddp": "neon_dotprod", "asimdhp": "neon_fp16",
+    "i8mm": "neon_i8mm", "bf16": "neon_bf16", "sve": "sve", "sve2": "sve2",
+}
+
+
+def isa_features(cpuinfo_text=None):
+    """ISA features of this CPU in the profiles' vocabulary, sorted (empty when /proc/cpuinfo is unreadable)."""
+    if cpuinfo_text is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo_text = f.read()
+        except (IOError, OSError):
+            return []
+    flags = set()
+    for line in cpuinfo_text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return sorted(set(ISA_FLAGS[f] for f in flags if f in ISA_FLAGS))
+
+
+def usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
 def probe(workdir):
+    from .stats import cpu_model
+
     mem_total, mem_avail = _meminfo()
     disk_path, disk_free = _disk(workdir)
     return {
@@ -92,10 +126,15 @@ def probe(workdir):
         "kernel": platform.release(),
         "python": platform.python_version(),
         "python_executable": sys.executable,
-        "cpu_count": os.cpu_count(),
+        "cpu_count": usable_cpus(),
+        "cpu_model": cpu_model(),
+        "isa_features": isa_features(),
         "mem_total_bytes": mem_total,
         "mem_available_bytes": mem_avail,
         "disk_path": disk_path,
         "disk_free_bytes": disk_free,
         "packages": dict((m, _version(m, d)) for m, d in PACKAGES.items()),
     }
+
+
+facts = probe  # the name the host side uses for these facts (calibration fingerprints, targets check)

@@ -7,11 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..schemas.plan import ParallelLayout, Plan, PlanSet
-from .search import DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, Constraints, plan_for_profile, smallest_footprint
+from .costmodel import layer_times_ms
+from .search import (DEFAULT_MAX_QUALITY_DROP, OBJECTIVES, Constraints, plan_for_profile, predict_plan,
+                     smallest_footprint)
 from .space import RUNTIME_PRECISION
 
 __all__ = ["Constraints", "DEFAULT_MAX_QUALITY_DROP", "OBJECTIVES", "RUNTIME_PRECISION", "ParallelLayout", "Plan",
-           "PlanSet", "load_plan", "plan_for_profile", "save_plan", "smallest_footprint"]
+           "PlanSet", "layer_times_ms", "load_plan", "plan_for_profile", "predict_plan", "save_plan",
+           "smallest_footprint"]
 
 
 def load_plan(path: str | Path) -> Plan:

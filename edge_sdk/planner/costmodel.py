@@ -14,6 +14,8 @@
   pipeline parallel splits the layer stack into stages balanced by predicted time and adds an activation hand-off
   per stage boundary. Communication uses the profile's interconnect bandwidth.
 
+Kernel fusion (TensorRT, QNN, CoreML, OpenVINO): which op sequences become one kernel lives in fusion.py.
+
 Efficiency factors: per unit kind below, documented guesses. The CPU factor is fitted to this project's own MiniLM
 runs on its 2-vCPU VM (`benchmarks/build_speed.py --threads 1 2`, 2026-11); the accelerator factors are unverified
 starting derates with no public measurement behind them (the nearest public data, NonGEMM Bench, Karami et al.,
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
+from .fusion import FUSED_GRAPH_OPS_PER_KERNEL, FUSED_SEQUENCES, fusion_table, fused_runs
+from .stages import balance_stages
 
 DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
     # CPU: ORT/XNNPACK GEMMs reach ~40-50 % of AVX2 FMA peak on MiniLM
@@ -63,9 +67,11 @@ COMPUTE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8
                      "int8_static": "int8", "int4_weight_only": None}
 
 
-# Graph nodes dispatched per ModelSpec op: unfused runtimes run reshapes/transposes/adds around every op;
-# TensorRT fuses a layer into a few kernels. (Documented guesses; calibration replaces them.)
-GRAPH_OPS_BY_RUNTIME = {"tensorrt": 0.6, "TensorrtExecutionProvider": 0.6, "CUDAExecutionProvider": 1.5}
+# Graph nodes dispatched per ModelSpec op: unfused runtimes run reshapes/transposes/adds around every op.
+# (Documented guesses; calibration replaces them.) Fusing runtimes: see FUSED_SEQUENCES.
+GRAPH_OPS_BY_RUNTIME = {"CUDAExecutionProvider": 1.5}
+
+
 # int4 weight-only GEMMs dequantize inside the kernel: slower than plain float GEMMs when compute-bound.
 INT4_WEIGHT_ONLY_COMPUTE_FACTOR = 0.7
 
@@ -74,6 +80,8 @@ def efficiency(profile: DeviceProfile, unit: ComputeUnit, runtime: Runtime | Non
                precision: str | None = None) -> Efficiency:
     """Runtime override for the precision, else the unit's, else the default for the unit kind."""
     if runtime is not None and precision is not None:
+        if precision in runtime.efficiency:  # one recipe (int8_dynamic, int8_static), e.g. from `calibrate`
+            return runtime.efficiency[precision]
         token = {"int8_dynamic": "int8", "int8_static": "int8", "int4_weight_only": "int4"}.get(precision, precision)
         if token in runtime.efficiency:
             return runtime.efficiency[token]
@@ -84,9 +92,13 @@ def bandwidth_gbps(profile: DeviceProfile, unit: ComputeUnit) -> float:
     return unit.memory_bandwidth_gbps or profile.memory_bandwidth_gbps
 
 
-def graph_ops_per_spec_op(runtime: Runtime | None) -> float:
+def graph_ops_per_spec_op(runtime: Runtime | None, fuse: bool = True) -> float:
+    """Graph nodes dispatched per ModelSpec op (per fused kernel where the runtime fuses)."""
     if runtime is None:
         return GRAPH_OPS_PER_SPEC_OP
+    table = fusion_table(runtime) if fuse else None
+    if table in FUSED_GRAPH_OPS_PER_KERNEL:
+        return FUSED_GRAPH_OPS_PER_KERNEL[table]
     return GRAPH_OPS_BY_RUNTIME.get(runtime.provider, GRAPH_OPS_BY_RUNTIME.get(runtime.name, GRAPH_OPS_PER_SPEC_OP))
 
 
@@ -130,11 +142,11 @@ class GroupCost:
     compute_s: float = 0.0
     memory_s: float = 0.0
 
-    def add(self, t_c: float, t_m: float, wbytes: float, gemm: bool, act: float) -> None:
+    def add(self, t_c: float, t_m: float, wbytes: float, gemm: bool, act: float, ops: float = 1.0) -> None:
         self.time_s += max(t_c, t_m)
         self.compute_s += t_c
         self.memory_s += t_m
-        self.ops += 1
+        self.ops += ops
         self.weight_bytes += wbytes
         if gemm:
             self.gemm_weight_bytes += wbytes
@@ -161,6 +173,9 @@ class BlockCosts:
     params_outside: int = 0
     params_block: int = 0
     tp_allreduce_bytes: float = 0.0  # per block, per all-reduce
+    layer_s: dict[str, float] = field(default_factory=dict)  # ModelSpec layer name -> roofline time (no overhead)
+    layer_kernels: dict[str, float] = field(default_factory=dict)  # layer -> its share of a kernel (1/n when fused)
+    fused: list[str] = field(default_factory=list)  # the fusions applied, for explanations
 
     def weight_bytes(self, head_keep: float = 1.0, ffn_keep: float = 1.0, n_blocks: int | None = None,
                      sparse_24: bool = False) -> float:
@@ -204,13 +219,14 @@ class CostEstimate:
 
 def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, precision: str, *, sparse_24: bool = False,
                 decode: bool = False, float_kinds: frozenset[str] = frozenset(),
-                runtime: Runtime | None = None, batch_scale: float = 1.0) -> BlockCosts:
+                runtime: Runtime | None = None, batch_scale: float = 1.0, fuse: bool = True) -> BlockCosts:
     """Roofline every op of the ModelSpec once; blocks are summed per group so pruning is arithmetic later.
 
     `float_kinds`: op kinds kept in float by a mixed-precision recipe (static int8 on ORT CPU / TensorRT keeps the
     FFN down-projections in float because GELU outliers wreck their int8 inputs: cosine 0.41 → 0.99 on MiniLM).
     `batch_scale`: cost one data-parallel replica, which sees batch/dp: FLOPs and activations shrink, but every
-    replica still reads all of its weights."""
+    replica still reads all of its weights.
+    `fuse`: apply the runtime's FUSED_SEQUENCES (False: cost every op as its own kernel, for comparison)."""
     eff = efficiency(profile, unit, runtime, precision)
     peak, _ = compute_peak_tops(unit, precision, sparse_24)
     if precision == "int4_weight_only":
@@ -228,6 +244,7 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
     bc = BlockCosts()
     blocks = {l.block for l in spec.layers if l.block is not None}
     bc.num_blocks = len(blocks)
+    rows: list[tuple] = []  # (layer, t_c, t_m, params_bytes, act)
     for layer in spec.layers:
         flops = float(layer.flops) * batch_scale
         act = float(layer.activation_bytes) * abytes * batch_scale
@@ -246,6 +263,15 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
             t_m = moved / bytes_per_s
         else:  # bandwidth-bound: read + write activations (and the few norm weights)
             t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
+        rows.append((layer, t_c, t_m, params_bytes, act))
+    table = fusion_table(runtime) if fuse else None
+    for members, saved_bytes, what in fused_runs(rows, FUSED_SEQUENCES.get(table or "", ())):
+        if what not in bc.fused:
+            bc.fused.append(what)
+        _add_fused(bc, members, saved_bytes / bytes_per_s)
+    for layer, t_c, t_m, params_bytes, act in rows:
+        if layer.name in bc.layer_kernels:  # costed with its fused group
+            continue
         if layer.block is None:
             group = bc.outside
             bc.params_outside += layer.params
@@ -259,16 +285,54 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
             group = bc.other
             bc.params_block += layer.params
         group.add(t_c, t_m, params_bytes, layer.gemm and layer.kind != "embedding", act)
+        bc.layer_s[layer.name] = max(t_c, t_m)
+        bc.layer_kernels[layer.name] = 1.0
         if layer.kind == "attention_out" and layer.block is not None:
             bc.tp_allreduce_bytes = act
     # Blocks are summed over all layers; pruning and layer dropping scale one average block.
     bc.attn, bc.ffn, bc.other = (g.per_block(bc.num_blocks) for g in (bc.attn, bc.ffn, bc.other))
-    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime)
+    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime, fuse)
     if precision == "int8_dynamic":
         bc.overhead_s *= 1.3  # the extra quantize node per GEMM
     elif precision == "int8_static" and unit.kind == "cpu":
         bc.overhead_s *= 1.6  # QDQ pairs around every quantized op; measured slower than dynamic on ORT CPU
     return bc
+
+
+def _add_fused(bc: BlockCosts, members: list[tuple], saved_s: float) -> None:
+    """One kernel for `members`: summed compute, summed traffic less what stays on chip (never below the weights
+    read), one dispatch."""
+    first = members[0][0]
+    t_c = sum(r[1] for r in members)
+    t_m_sum = sum(r[2] for r in members)
+    t_m = max(t_m_sum - saved_s, 0.0)
+    wbytes = sum(r[3] for r in members)
+    if first.block is None:
+        group = bc.outside
+        bc.params_outside += sum(r[0].params for r in members)
+    else:
+        group = bc.attn if first.kind in ATTN_KINDS else bc.ffn if first.kind in FFN_KINDS else bc.other
+        bc.params_block += sum(r[0].params for r in members)
+    gemm_w = sum(r[3] for r in members if r[0].gemm and r[0].kind != "embedding")
+    group.add(t_c, t_m, 0.0, False, max(r[4] for r in members), ops=1.0)
+    group.weight_bytes += wbytes
+    group.gemm_weight_bytes += gemm_w
+    total = max(t_c, t_m)
+    unfused = [max(r[1], r[2]) for r in members]
+    norm = sum(unfused) or 1.0
+    for r, u in zip(members, unfused):
+        bc.layer_s[r[0].name] = total * (u / norm if sum(unfused) else 1.0 / len(members))
+        bc.layer_kernels[r[0].name] = 1.0 / len(members)
+        if r[0].kind == "attention_out" and r[0].block is not None:
+            bc.tp_allreduce_bytes = r[4]
+
+
+def layer_times_ms(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit,
+                   precision: str) -> dict[str, float]:
+    """Predicted time of every ModelSpec layer (roofline + its share of per-op dispatch overhead), in ms; their sum
+    is the unpruned single-device latency `predict` gives. What `report` puts next to per-op profiles."""
+    bc = block_costs(spec, profile, unit, precision, runtime=runtime)
+    return {name: (t + bc.overhead_s * bc.layer_kernels.get(name, 1.0)) * 1e3 for name, t in bc.layer_s.items()}
 
 
 def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
@@ -285,43 +349,6 @@ def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
     if precision == "int4_weight_only":
         return WEIGHT_BYTES[precision] if layer.gemm and layer.kind != "embedding" else float_bytes
     return WEIGHT_BYTES[precision]
-
-
-def balance_stages(block_ms: float, num_blocks: int, pp: int, first_extra_ms: float,
-                   last_extra_ms: float) -> list[tuple[int, int]]:
-    """Split blocks [0, n) into pp contiguous stages: minimise the slowest stage, then the spread (sum of squares).
-    Embeddings add to the first stage, the head to the last. Exact dynamic programme, O(pp·n²)."""
-    n = num_blocks
-    if pp <= 1 or n <= 1:
-        return [(0, n - 1)]
-    pp = min(pp, n)
-    cost = [block_ms] * n
-    cost[0] += first_extra_ms
-    cost[-1] += last_extra_ms
-    prefix = [0.0]
-    for c in cost:
-        prefix.append(prefix[-1] + c)
-    inf = (float("inf"), float("inf"))
-    # best[k][i]: (max, sumsq) splitting the first i blocks into k stages
-    best = [[inf] * (n + 1) for _ in range(pp + 1)]
-    cut = [[0] * (n + 1) for _ in range(pp + 1)]
-    best[0][0] = (0.0, 0.0)
-    for k in range(1, pp + 1):
-        for i in range(k, n + 1):
-            for j in range(k - 1, i):
-                prev = best[k - 1][j]
-                if prev[0] == float("inf"):
-                    continue
-                t = prefix[i] - prefix[j]
-                cand = (max(prev[0], t), prev[1] + t * t)
-                if cand < best[k][i]:
-                    best[k][i], cut[k][i] = cand, j
-    stages, i = [], n
-    for k in range(pp, 0, -1):
-        j = cut[k][i]
-        stages.append((j, i - 1))
-        i = j
-    return stages[::-1]
 
 
 def predict(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,

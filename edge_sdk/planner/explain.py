@@ -7,6 +7,7 @@ from collections import defaultdict
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import DeviceProfile
 from ..schemas.plan import Rejection
+from .space import INT32_ACCUMULATE_ISA
 
 CONSTRAINT_FLAG = {"memory": "usable memory", "latency": "--latency-ms", "size": "--max-size-mb",
                    "quality": "--max-quality-drop"}
@@ -36,12 +37,16 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
     if alts:
         line += f" (vs {', '.join(alts)} on the same runtime)"
     unit = best.target.unit
-    if unit.kind == "cpu" and best.precision.startswith("int8") and profile.architecture == "x86_64" and \
-            "avx512_vnni" not in profile.isa_features and "avx_vnni" not in profile.isa_features:
+    if unit.kind == "cpu" and best.precision.startswith("int8") and profile.architecture == "x86_64":
         fp32 = _best([c for c in same_shape if c.target == best.target and c.precision == "fp32"], lat)
-        if fp32:
+        int32_acc = sorted(INT32_ACCUMULATE_ISA & set(profile.isa_features))
+        if fp32 and not int32_acc:
             line += (f"; no VNNI on this CPU, so int8 buys size ({fp32.pred.size_mb / best.pred.size_mb:.1f}× smaller)"
                      f" more than speed ({fp32.pred.latency_ms / best.pred.latency_ms:.2f}× faster)")
+        elif fp32:
+            line += (f"; {'/'.join(int32_acc)} on this CPU: int8 GEMMs accumulate in int32 "
+                     f"({fp32.pred.latency_ms / best.pred.latency_ms:.2f}× faster and "
+                     f"{fp32.pred.size_mb / best.pred.size_mb:.1f}× smaller than fp32)")
     if unit.kind == "tpu":
         line += "; the Edge TPU runs full-integer int8 only (ops it lacks fall back to the CPU: see `edge-sdk report`)"
     out["precision"] = line

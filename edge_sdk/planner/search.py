@@ -346,3 +346,24 @@ def smallest_footprint(spec, profile: DeviceProfile, cons: Constraints) -> tuple
     mem = MemoryBreakdown(weights_mb=p.weights_mb, activations_mb=p.activations_mb, kv_cache_mb=p.kv_cache_mb,
                           overhead_mb=p.overhead_mb, total_mb=p.total_mb)
     return mem, c.describe(), c.dp * c.tp * c.pp > 1
+
+
+def predict_plan(plan: Plan, profile: DeviceProfile) -> Prediction | None:
+    """What `profile` (e.g. with a calibration applied) predicts for an existing plan: the same candidate costed
+    again. None when the plan carries no ModelSpec or its runtime/precision is not among the profile's candidates."""
+    spec = plan.model_spec
+    if spec is None:
+        return None
+    prune = plan.pass_of("structured_prune")
+    sp = plan.pass_of("sparsity")
+    want = (plan.runtime.name, plan.runtime.provider, plan.runtime.unit, plan.precision,
+            round(prune.head_ratio, 6) if prune else 0.0, round(prune.ffn_ratio, 6) if prune else 0.0,
+            prune.drop_layers if prune else 0, sp.pattern if sp else "none",
+            plan.layout.dp, plan.layout.tp, plan.layout.pp)
+    cands, _, _ = enumerate_candidates(spec, profile, Constraints(max_quality_drop=1.0))
+    for c in cands:
+        have = (c.target.runtime.name, c.target.runtime.provider, c.target.unit.name, c.precision,
+                round(c.head_ratio, 6), round(c.ffn_ratio, 6), c.drop_layers, c.sparsity, c.dp, c.tp, c.pp)
+        if have == want:
+            return _to_plan(c, spec, profile, plan.model, plan.objective, {}).predicted
+    return None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -13,7 +14,12 @@ from pydantic import ValidationError
 from ..errors import InputError, format_validation_error
 from ..schemas.profile import DeviceClass, DeviceProfile
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .host import HostFacts
+
 ENV_VAR = "EDGE_SDK_PROFILES"
+HOST_ENV_VAR = "EDGE_SDK_HOST_PROFILE"  # live (default): detect this machine; static: the shipped host.yaml as it is
+HOST_MODES = ("live", "static")
 
 
 def shipped_profiles_dir() -> Path:
@@ -63,6 +69,8 @@ def _profile_files(directory: Path) -> list[Path]:
 class ProfileRegistry:
     profiles: dict[str, DeviceProfile]
     origin: dict[str, Path]
+    notes: dict[str, str] = field(default_factory=dict)   # name → what `resolve` says about it (live detection)
+    detected: dict[str, HostFacts] = field(default_factory=dict)  # name → what was read for a live profile
 
     def names(self) -> list[str]:
         return list(self.profiles)
@@ -71,14 +79,16 @@ class ProfileRegistry:
         return [p for p in self.profiles.values() if p.device_class.value == device_class]
 
     def resolve(self, name: str) -> tuple[DeviceProfile, str | None]:
-        """Resolve a name or alias. Returns (profile, note) where note says how an alias resolved."""
+        """Resolve a name or alias. Returns (profile, note): how an alias resolved, and what was detected for a
+        live profile (None when there is nothing to say)."""
         key = name.strip().lower()
         if key in self.profiles:
-            return self.profiles[key], None
+            return self.profiles[key], self.notes.get(key)
         alias_hits = [p for p in self.profiles.values() if key in (a.lower() for a in p.aliases)]
         if len(alias_hits) == 1:
             p = alias_hits[0]
-            return p, f"'{name}' is an alias for '{p.name}' ({p.display_name})"
+            how = f"'{name}' is an alias for '{p.name}' ({p.display_name})"
+            return p, f"{how}; {self.notes[p.name]}" if p.name in self.notes else how
         prefix = sorted(n for n in self.profiles if n.startswith(key) or key in n.split("-"))
         if len(prefix) == 1 and not alias_hits:
             p = self.profiles[prefix[0]]
@@ -103,11 +113,23 @@ class ProfileRegistry:
         return [self.resolve(part)[0] for part in spec.split(",") if part.strip()]
 
 
-def load_registry(extra_dirs: list[str | Path] | None = None, *, include_env: bool = True) -> ProfileRegistry:
+def host_mode(host_profile: str | None = None) -> str:
+    mode = (host_profile or os.environ.get(HOST_ENV_VAR) or "live").strip().lower()
+    if mode not in HOST_MODES:
+        where = "host_profile" if host_profile else f"${HOST_ENV_VAR}"
+        raise InputError(f"{where}: expected one of {', '.join(HOST_MODES)}, got {mode!r}")
+    return mode
+
+
+def load_registry(extra_dirs: list[str | Path] | None = None, *, include_env: bool = True,
+                  host_profile: str | None = None) -> ProfileRegistry:
     """Shipped profiles, then EDGE_SDK_PROFILES dirs (os.pathsep-separated), then `extra_dirs`.
 
     A later directory overrides a shipped profile of the same name; the same name twice in one directory is an error.
+    The shipped `host` is replaced by this machine's live profile (profiles/host.py) unless `host_profile="static"`
+    or $EDGE_SDK_HOST_PROFILE=static; a user's own `host.yaml` wins over both.
     """
+    mode = host_mode(host_profile)
     dirs: list[Path] = [shipped_profiles_dir()]
     if include_env and os.environ.get(ENV_VAR):
         dirs += [Path(d) for d in os.environ[ENV_VAR].split(os.pathsep) if d]
@@ -124,4 +146,14 @@ def load_registry(extra_dirs: list[str | Path] | None = None, *, include_env: bo
             seen_here[prof.name] = f
             profiles[prof.name] = prof
             origin[prof.name] = f
-    return ProfileRegistry(profiles=profiles, origin=origin)
+    reg = ProfileRegistry(profiles=profiles, origin=origin)
+    if mode == "live" and "host" in profiles and origin["host"].parent == dirs[0]:
+        from .host import host_profile as live_host
+
+        prof, facts = live_host(profiles["host"])
+        if facts is not None:
+            reg.profiles["host"], reg.detected["host"] = prof, facts
+            reg.notes["host"] = facts.summary()
+        else:
+            reg.notes["host"] = "host: could not detect this machine; using the shipped device_profiles/host.yaml"
+    return reg

@@ -227,7 +227,8 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
                  max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, pareto_device: str | None = None,
                  profiles_dir: list[str] | None = None, graph: OpGraph | None = None,
                  graph_cache: str | Path | None = None, tflite: str = "auto",
-                 spec: ModelSpec | None = None, progress=None) -> CompatReport:
+                 spec: ModelSpec | None = None, progress=None, calibration: bool = True,
+                 calibrations_dir: str | Path | None = None) -> CompatReport:
     """The Python API behind `edge-sdk report`: one CompatReport for `model` over the selected device profiles.
 
     The model's op graph is an artifact of the graph stage (`edge_sdk.opgraph.make_graph`): pass it as `graph`, or it
@@ -250,6 +251,15 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
     if not profiles:
         raise InputError(f"--devices {devices}: selects no device profile (expected all, a class such as mobile, "
                          f"or names)")
+    from ..calibration import calibrated
+
+    cal_notes: list[str] = []
+    applied = []
+    for p in profiles:  # every device's predictions rest on its newest matching calibration, named in the notes
+        cp, lines = calibrated(p, use=calibration, directory=calibrations_dir)
+        applied.append(cp)
+        cal_notes += [f"{p.name}: {line}" for line in lines]
+    profiles = applied
     names = [p.name for p in profiles]
     if pareto_device is None:
         pareto = "host" if "host" in names else names[0]
@@ -280,7 +290,7 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
              f"{'context' if family == 'decoder' else 'sequence'} {spec.seq_len}); M = measured by `edge-sdk bench`. "
              f"Quality numbers are estimates until a build measures them.",
              "Op coverage: 'session' = a real onnxruntime session here; 'data' = the shipped op list named in the "
-             "row (version, source and confidence in the sources table); 'unknown' = not checked."]
+             "row (version, source and confidence in the sources table); 'unknown' = not checked."] + cal_notes
     return CompatReport(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), model=model,
                         model_name=spec.name, family=family, params=spec.total_params, batch=spec.batch,
                         seq_len=spec.seq_len, devices_selected=devices, objective=objective,

@@ -273,6 +273,29 @@ def _coverage_table(d: DeviceReport) -> str:
             + "</table>")
 
 
+def _layer_profile(lp, file: str) -> str:
+    """Per-layer P/M table and top ops of a profiled measurement (bench --profile-ops)."""
+    if not lp.available:
+        return f"<p class='muted'>Per-op profile of {_e(file)} unavailable ({_e(lp.runtime)}): " \
+               f"{_e(lp.unavailable_reason)}</p>"
+    r = lp.layer_sum_over_end_to_end
+    rows = "".join(f"<tr><td class='mono'>{_e(x.layer)}</td><td>{_e(x.kind or '—')}</td><td class='num'>"
+                   f"{_ms(x.predicted_ms)}</td><td class='num'>{_ms(x.measured_ms) if x.nodes else '— (no node)'}"
+                   f"</td><td class='num'>{'—' if x.predicted_over_measured is None else f'{x.predicted_over_measured:.2f}'}"
+                   f"</td></tr>" for x in lp.layers)
+    ops = "".join(f"<tr><td class='mono'>{_e(n.node)}</td><td>{_e(n.op_type or '?')}</td><td class='mono'>"
+                  f"{_e(n.layer)}</td><td class='num'>{n.per_run_us:.1f} µs</td><td class='num'>{100 * n.share:.1f} %"
+                  f"</td></tr>" for n in lp.top_ops)
+    return (f"<h3>Per layer <span class='tag P'>P</span> <span class='tag M'>M</span> — {_e(file)}</h3>"
+            f"<p>Layer sum {_ms(lp.layer_sum_ms)} + (other) {_ms(lp.other_ms)} <span class='tag M'>M</span>; "
+            f"end-to-end p50 (unprofiled) {_ms(lp.end_to_end_ms)}, inside the profiler {_ms(lp.profiled_run_ms)}: "
+            f"<b>layer sum / end-to-end = {'—' if r is None else f'{r:.2f}'}</b>. M: {_e(lp.runtime)} profiler, "
+            f"{lp.iterations} profiled runs{f', trace {_e(lp.trace_file)}' if lp.trace_file else ''}. P: "
+            f"{_e(lp.predicted_basis or '—')}.</p><div class='two'><div><table><tr><th>layer</th><th>kind</th>"
+            f"<th>predicted (P)</th><th>measured (M)</th><th>P/M</th></tr>{rows}</table></div><div><table><tr>"
+            f"<th>top op</th><th>type</th><th>layer</th><th>per run</th><th>share</th></tr>{ops}</table></div></div>")
+
+
 def _device_detail(d: DeviceReport) -> str:
     parts = [f"<details id='dev-{_e(d.device)}'><summary>{_e(d.device)} — {_e(d.display_name)} "
              f"{_badge(d.verdict)}</summary>"]
@@ -313,6 +336,7 @@ def _device_detail(d: DeviceReport) -> str:
         parts.append("<h3>Measured <span class='tag M'>M</span></h3><table><tr><th>result</th><th>target</th>"
                      "<th>ran</th><th>p50 (M)</th><th>predicted (P)</th><th>P/M</th><th>what is compared</th>"
                      f"</tr>{rows}</table>")
+        parts += [_layer_profile(m.layer_profile, m.file) for m in d.measured if m.layer_profile]
     if d.rejected:
         parts.append("<h3>Ruled out</h3><ul class='reasons'>" + "".join(f"<li class='muted'>{_e(x)}</li>"
                                                                          for x in d.rejected) + "</ul>")

@@ -77,7 +77,35 @@ def _device(d: DeviceReport) -> list[str]:
                    f"{', FELL BACK' if m.fell_back else ''}); predicted {_ms(m.predicted_ms)}; P/M "
                    f"{'—' if m.predicted_over_measured is None else f'{m.predicted_over_measured:.2f}'}"
                    + (f"; also {'; '.join(m.other_runs)}" if m.other_runs else ""))
+        out += _layer_profile(m.layer_profile, m.file)
     out.append("")
+    return out
+
+
+def _ratio(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}"
+
+
+def _layer_profile(lp, file: str) -> list[str]:
+    """Per-layer P/M and the top ops of a profiled measurement (bench --profile-ops)."""
+    if lp is None:
+        return []
+    if not lp.available:
+        return ["", f"  per-op profile of {file} unavailable ({lp.runtime}): {lp.unavailable_reason}"]
+    out = ["", f"**Per layer** (M: {lp.runtime} profiler, {lp.iterations} profiled runs of {file}; P: "
+               f"{lp.predicted_basis})", "",
+           f"Layer sum {_ms(lp.layer_sum_ms)} M + (other) {_ms(lp.other_ms)} M; end-to-end p50 (unprofiled) "
+           f"{_ms(lp.end_to_end_ms)} M, inside the profiler {_ms(lp.profiled_run_ms)}: **layer sum / end-to-end = "
+           f"{_ratio(lp.layer_sum_over_end_to_end)}**" + (f"; trace `{lp.trace_file}`" if lp.trace_file else ""), "",
+           "| layer | kind | predicted (P) | measured (M) | P/M |", "|---|---|---|---|---|"]
+    for x in lp.layers:
+        out.append("| " + " | ".join(_cell(v) for v in (x.layer, x.kind or "—", _ms(x.predicted_ms),
+                                                           _ms(x.measured_ms) if x.nodes else "— (no node)",
+                                                           _ratio(x.predicted_over_measured))) + " |")
+    out += ["", f"Top {len(lp.top_ops)} ops by time (M):", "", "| node | op | layer | µs/run | share |",
+            "|---|---|---|---|---|"]
+    out += ["| " + " | ".join(_cell(v) for v in (f"`{n.node}`", n.op_type or "?", n.layer, f"{n.per_run_us:.1f}",
+                                                   f"{100 * n.share:.1f} %")) + " |" for n in lp.top_ops]
     return out
 
 

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 
 from ..schemas.bench import BenchResult
 from ..errors import format_validation_error
-from ..schemas.report import IgnoredResult, Measurement
+from ..schemas.report import IgnoredResult, LayerProfile, Measurement
+
+TOP_OPS = 10
 
 
 @dataclass
@@ -55,6 +57,20 @@ def measured_on(r: BenchResult) -> str | None:
     return r.device
 
 
+def layer_profile(r: BenchResult, rel: str) -> LayerProfile | None:
+    op = r.op_profile
+    if op is None:
+        return None
+    if not op.available:
+        return LayerProfile(available=False, unavailable_reason=op.unavailable_reason, runtime=op.runtime)
+    trace = str(Path(rel).parent / op.trace_file) if op.trace_file else None
+    return LayerProfile(available=True, runtime=op.runtime, iterations=op.iterations, layers=op.layers,
+                        top_ops=op.nodes[:TOP_OPS], layer_sum_ms=op.layer_sum_ms, other_ms=op.other_ms,
+                        node_sum_ms=op.node_sum_ms, profiled_run_ms=op.run_ms, end_to_end_ms=op.end_to_end_ms,
+                        layer_sum_over_end_to_end=op.layer_sum_over_end_to_end, predicted_basis=op.predicted_basis,
+                        trace_file=trace)
+
+
 def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measurement:
     chosen = _comparable(r)
     ratio = None
@@ -79,7 +95,7 @@ def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measure
                        mean_ms=round(chosen.latency_ms.mean, 4), iterations=chosen.iterations, batch=chosen.batch,
                        input_kind=chosen.inputs, started_at=r.started_at, predicted_ms=r.predicted_latency_ms,
                        predicted_over_measured=round(ratio, 4) if ratio is not None else None,
-                       comparison=comparison, other_runs=others)
+                       comparison=comparison, other_runs=others, layer_profile=layer_profile(r, rel))
 
 
 def collect_results(results_dir: str | Path | None, *, model: str, model_name: str, devices: set[str],
@@ -94,6 +110,8 @@ def collect_results(results_dir: str | Path | None, *, model: str, model_name: s
     matched: list[MatchedResult] = []
     ignored: list[IgnoredResult] = []
     for path in sorted(base.rglob("*.json")):
+        if path.name.endswith(".trace.json"):  # a profiled result's raw runtime trace, beside its result
+            continue
         rel = str(path.relative_to(base))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

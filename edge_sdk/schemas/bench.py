@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from .base import Strict
 
 InputChoice = Literal["auto", "real", "padded", "all"]
@@ -27,6 +27,10 @@ class BenchSettings(Strict):
     artifact: str | None = Field(None, description="model file in the bundle; None = the plan's artifact")
     timeout_s: float = Field(600.0, gt=0, description="the runner stops itself after this; the caller kills it "
                                                       "a few seconds later")
+    repeat: int = Field(1, ge=1, le=100, description="independent rounds, each with a fresh runtime session")
+    profile_ops: bool = Field(False, description="one extra pass with the runtime's op profiler, after the timed "
+                                                 "rounds: per-op times mapped to the model's layers")
+    profile_iterations: int = Field(20, ge=1, le=10000, description="runs in the profiled pass")
 
     @model_validator(mode="after")
     def _one_mode(self) -> "BenchSettings":
@@ -51,6 +55,10 @@ class BenchSettings(Strict):
             args += ["--threads", str(self.threads)]
         if self.artifact:
             args += ["--artifact", self.artifact]
+        if self.repeat > 1:
+            args += ["--repeat", str(self.repeat)]
+        if self.profile_ops:
+            args += ["--profile-ops", "--profile-iterations", str(self.profile_iterations)]
         return args
 
 
@@ -67,6 +75,16 @@ class LatencyStats(Strict):
     std: float
 
 
+class RoundSpread(Strict):
+    """How the medians of independent rounds (`--repeat K`, a fresh session each) differ."""
+
+    p50s_ms: list[float] = Field(description="each round's p50, in order")
+    min_ms: float
+    median_ms: float
+    max_ms: float
+    relative: float | None = Field(description="(max - min) / median of the round p50s")
+
+
 class BatchResult(Strict):
     batch: int = Field(ge=1)
     inputs: str = Field(description="sample-input kind: real | padded")
@@ -75,7 +93,11 @@ class BatchResult(Strict):
     latency_ms: LatencyStats
     throughput_per_s: float = Field(description="items (batch rows) per second over the timed iterations")
     wall_s: float = Field(description="wall time of the timed iterations")
-    samples_ms: list[float] = Field(description="raw per-iteration latencies, in order")
+    samples_ms: list[float] = Field(description="raw per-iteration latencies, in order (every round's, with --repeat)")
+    p50_ci95_ms: list[float] | None = Field(None, description="95 % confidence interval [low, high] of p50; None "
+                                                             "below 6 samples")
+    p50_ci_method: str | None = Field(None, description="how the interval was computed")
+    rounds: RoundSpread | None = Field(None, description="per-round p50s and their spread (--repeat > 1)")
 
 
 class SkippedRun(Strict):
@@ -94,6 +116,80 @@ class TegraStats(Strict):
     power_mw_max: float | None
     rails_mw_mean: dict[str, float]
     temperatures_c_max: dict[str, float]
+
+
+class ThermalZone(Strict):
+    zone: str
+    type: str | None
+    temp_c: float | None
+
+
+class MachineState(Strict):
+    """The machine before the run (and temperatures after it), read on the device from /sys and os.getloadavg.
+    A field is None where the machine does not expose it (`notes` says which)."""
+
+    cpu_count: int | None
+    load_avg_before: list[float] | None = Field(description="1, 5 and 15 min load averages before the run")
+    governors: dict[str, str] | None = Field(description="cpu -> cpufreq scaling governor")
+    cur_mhz: dict[str, float] | None = Field(description="cpu -> current clock (scaling_cur_freq) before the run")
+    min_mhz: dict[str, float] | None = None
+    max_mhz: dict[str, float] | None = None
+    thermal_before: list[ThermalZone] | None = None
+    thermal_after: list[ThermalZone] | None = None
+    notes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class OpNodeTime(Strict):
+    """One node of the runtime's graph (after its fusions) in the profiled pass."""
+
+    node: str
+    op_type: str | None
+    provider: str | None = None
+    per_run_us: float = Field(description="kernel time per inference, µs (mean over the profiled runs)")
+    calls_per_run: float
+    share: float = Field(description="fraction of the summed kernel time")
+    layer: str = Field(description="ModelSpec layer it belongs to, or '(other)'")
+
+
+class LayerTime(Strict):
+    """Measured (sum of its nodes) and predicted time of one ModelSpec layer; layer '(other)' holds the nodes no
+    layer claims (shape arithmetic, output pooling)."""
+
+    layer: str
+    kind: str | None = None
+    block: int | None = None
+    nodes: int = Field(0, description="profiled nodes mapped to it")
+    measured_ms: float
+    predicted_ms: float | None = Field(None, description="costmodel.layer_times_ms for this layer")
+    predicted_over_measured: float | None = None
+
+
+class OpProfile(Strict):
+    """Per-op times from the runtime's own profiler, mapped to the model's layers (bench --profile-ops)."""
+
+    runtime: str
+    available: bool
+    unavailable_reason: str | None = None
+    inputs: str | None = Field(None, description="sample-input kind of the profiled pair")
+    batch: int | None = None
+    warmup: int = 0
+    iterations: int = Field(0, description="profiled runs counted (warm-up runs are in the trace, not counted)")
+    profiled_p50_ms: float | None = Field(None, description="p50 of the profiled runs (profiling slows them)")
+    run_ms: float | None = Field(None, description="mean end-to-end run time inside the profiler (model_run)")
+    node_sum_ms: float | None = Field(None, description="summed kernel time per run")
+    layer_sum_ms: float | None = Field(None, description="summed time of the ModelSpec layers (without '(other)')")
+    other_ms: float | None = None
+    end_to_end_ms: float | None = Field(None, description="the clean (unprofiled) p50 of the same inputs and batch")
+    layer_sum_over_end_to_end: float | None = Field(None, description="layer_sum_ms / end_to_end_ms")
+    nodes: list[OpNodeTime] = Field(default_factory=list, description="most time first")
+    layers: list[LayerTime] = Field(default_factory=list, description="in ModelSpec order, '(other)' last")
+    predicted_basis: str | None = Field(None, description="what the per-layer predictions were computed with, or "
+                                                          "why there are none")
+    mapping_note: str | None = None
+    trace_file: str | None = Field(None, description="the raw chrome-trace file, relative to the result JSON once "
+                                                     "saved (on the device before)")
+    note: str | None = None
 
 
 class BenchResult(Strict):
@@ -149,6 +245,16 @@ class BenchResult(Strict):
     compared_with: str | None = Field(None, description="which measured median it is compared with")
     predicted_over_measured: float | None = Field(None, description="predicted / measured p50; <1 = slower "
                                                                     "than predicted")
+    prediction_basis: str | None = Field(None, description="the bundle's build-time prediction, or the calibration "
+                                                           "it was re-costed with")
     runner_version: str
     started_at: str
     finished_at: str
+    repeat: int = Field(1, description="independent rounds measured (fresh session each)")
+    machine: MachineState | None = Field(None, description="governor, clocks, temperatures and load (device side)")
+    warnings: list[str] = Field(default_factory=list, description="why these numbers may not be reproducible")
+    op_profile: OpProfile | None = None
+
+    # the raw runtime trace (chrome-trace JSON bytes) fetched with a profiled run; save_result writes it beside the
+    # result. Not part of the JSON: traces are megabytes.
+    _trace: bytes | None = PrivateAttr(None)

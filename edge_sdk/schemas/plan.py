@@ -155,6 +155,10 @@ class PlanSet(Strict):
     rejected: list[Rejection] = Field(default_factory=list)
     candidates_considered: int = 0
     model_spec: ModelSpec | None = Field(None, description="the ModelSpec every plan here was made from")
+    calibration: str | None = Field(None, description="the calibration the predictions rest on (None: the "
+                                                      "profile's own efficiencies)")
+    notes: list[str] = Field(default_factory=list, description="what a person should know about these plans "
+                                                              "(e.g. calibrations passed over, and why)")
 
     def runnable(self) -> list[Plan]:
         """The ranked plans, each carrying the ModelSpec: what `build` takes."""

@@ -13,6 +13,9 @@ from pydantic import Field, field_validator, model_validator
 from .base import Strict
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4"]
+#: Runtime efficiency keys: hardware precisions plus the plan precisions that split one (int8 has two recipes).
+EfficiencyKey = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4", "int8_dynamic", "int8_static",
+                        "int4_weight_only"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "fp16", "bf16", "fp8", "int16", "int8", "int4")
 
 IsaFeature = Literal[
@@ -34,6 +37,7 @@ class Confidence(str, Enum):
     secondary = "secondary"    # a secondary source quoting the vendor
     derived = "derived"        # computed from tagged figures (formula in `note`)
     unverified = "unverified"  # general knowledge or conflicting sources: check before relying on it
+    measured = "measured"      # read or measured on the device itself (the live host profile, calibrations)
 
 
 class Source(Strict):
@@ -53,7 +57,8 @@ class Efficiency(Strict):
     """Fractions of peak the roofline may assume; `calibrate` replaces them with measured values."""
 
     compute: float = Field(gt=0, le=1, description="fraction of dense peak reached by GEMMs")
-    memory: float = Field(gt=0, le=1, description="fraction of peak DRAM bandwidth reached")
+    memory: float = Field(gt=0, le=8, description="fraction of peak DRAM bandwidth reached (a calibration measures "
+                                                 "above 1 where activations stay in cache)")
     per_op_overhead_us: float = Field(ge=0, description="fixed launch/dispatch cost per operator, microseconds")
 
 
@@ -108,11 +113,52 @@ class Runtime(Strict):
     unit: str = Field(description="Name of the compute unit it runs on")
     precisions: list[Precision] = Field(description="Precisions this runtime+provider executes on that unit")
     format: ArtifactFormat
-    efficiency: dict[Precision, Efficiency] = Field(
+    efficiency: dict[EfficiencyKey, Efficiency] = Field(
         default_factory=dict, description="Per precision, overrides the unit's efficiency for this runtime "
                                           "(e.g. measured: LiteRT's fp32 kernels are faster than ORT's here, its "
-                                          "int8 kernels slower)")
+                                          "int8 kernels slower). Keys: a hardware precision (int8 covers both int8 "
+                                          "recipes) or a plan precision (int8_dynamic, int8_static) for one recipe; "
+                                          "`edge-sdk calibrate` writes measured ones")
     note: str | None = None
+
+
+PlanPrecision = Literal["fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only"]
+
+
+class ReferenceResult(Strict):
+    """A published whole-model latency on this device: what `calibrate --from-published` fits the runtime
+    efficiencies to, or, when `reserved_for_validation`, what it only checks its predictions against."""
+
+    model: str = Field(description="A config name in examples/configs (e.g. bert-base-mlm) or a path to a "
+                                   "transformers config.json")
+    batch: int = Field(1, ge=1)
+    seq_len: int | None = Field(None, ge=1, description="Tokens per sample (text models; for encoder-family vision "
+                                                        "models such as BEiT the patch count + 1)")
+    image_size: int | None = Field(None, ge=1, description="Image side in pixels (ViT-family models)")
+    precision: PlanPrecision = Field(description="Plan precision the published run used (fp16 for AI Hub 'float' "
+                                                 "on the HTP, int8_static for MLPerf/TensorRT int8)")
+    runtime: RuntimeName
+    provider: str = Field(description="As in the profile's `runtimes` (name + provider must match one)")
+    latency_ms: float | None = Field(None, gt=0, description="Published latency of one batch")
+    throughput_per_s: float | None = Field(None, gt=0, description="Published samples/s; latency = batch / "
+                                                                  "throughput (only when no latency is published)")
+    statistic: str | None = Field(None, description="Which latency was published: mean, median, p90 (MLPerf "
+                                                    "SingleStream), min, ...")
+    source: str = Field(description="Id of an entry in `sources` that has a public URL")
+    reserved_for_validation: bool = Field(False, description="Never fitted on; only predicted and compared")
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> "ReferenceResult":
+        if (self.latency_ms is None) == (self.throughput_per_s is None):
+            raise ValueError("give exactly one of latency_ms or throughput_per_s")
+        return self
+
+    @property
+    def published_latency_ms(self) -> float:
+        if self.latency_ms is not None:
+            return self.latency_ms
+        return self.batch / self.throughput_per_s * 1e3  # type: ignore[operator]
 
 
 class PowerRange(Strict):
@@ -152,6 +198,10 @@ class DeviceProfile(Strict):
     citations: dict[str, Citation] = Field(
         default_factory=dict, description="Dotted field path → where the number comes from and how sure we are")
     confidence: Confidence = Field(description="Overall confidence of the profile's numbers")
+    reference_results: list[ReferenceResult] = Field(
+        default_factory=list, description="Published whole-model latencies on this device (MLPerf, Qualcomm AI "
+                                          "Hub, vendor pages); `calibrate --from-published` fits to the ones not "
+                                          "reserved for validation")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceProfile":
@@ -171,6 +221,18 @@ class DeviceProfile(Strict):
             if c.source is not None and c.source not in ids:
                 raise ValueError(f"citation for '{path}' names source '{c.source}' which is not in `sources` "
                                  f"(expected one of {sorted(ids)})")
+        urls = {s.id: s.url for s in self.sources}
+        runtimes = {(r.name, r.provider) for r in self.runtimes}
+        for i, ref in enumerate(self.reference_results):
+            if ref.source not in ids:
+                raise ValueError(f"reference_results.{i}.source: '{ref.source}' is not in `sources` "
+                                 f"(expected one of {sorted(ids)})")
+            if not (urls.get(ref.source) or "").startswith(("http://", "https://")):
+                raise ValueError(f"reference_results.{i}.source: source '{ref.source}' has no public URL "
+                                 f"(a published result must say where it was published)")
+            if (ref.runtime, ref.provider) not in runtimes:
+                raise ValueError(f"reference_results.{i}.runtime: '{ref.runtime}/{ref.provider}' is not one of "
+                                 f"the profile's runtimes {sorted(f'{a}/{b}' for a, b in runtimes)}")
         if self.accelerator_count > 1 and self.interconnect_bandwidth_gbps is None:
             raise ValueError("accelerator_count > 1 needs interconnect_bandwidth_gbps")
         return self

@@ -74,7 +74,9 @@ class RemoteFacts(Strict):
     kernel: str | None = None
     python: str | None = Field(None, description="version of the target's python; None when it is missing")
     python_executable: str | None = None
-    cpu_count: int | None = None
+    cpu_count: int | None = Field(None, description="CPUs this process may use (affinity)")
+    cpu_model: str | None = None
+    isa_features: list[str] = Field(default_factory=list, description="from /proc/cpuinfo, profile vocabulary")
     mem_total_bytes: int | None = None
     mem_available_bytes: int | None = None
     disk_path: str | None = None

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 from .base import Strict
+from .bench import LayerTime, OpNodeTime
 from .graph import GraphOps, OpCount, OrtCpuCheck  # noqa: F401 - part of a report
 
 Verdict = Literal["runs_as_is", "runs_with_plan", "cannot_run"]
@@ -101,6 +102,27 @@ class PlanLine(Strict):
     kind: Literal["prediction"] = "prediction"
 
 
+class LayerProfile(Strict):
+    """A profiled measurement (`bench --profile-ops`) per ModelSpec layer: measured ms from the runtime's profiler,
+    predicted ms from the cost model (planner.layer_times_ms), and the top ops; copied from the BenchResult."""
+
+    kind: Literal["measured"] = "measured"
+    available: bool
+    unavailable_reason: str | None = None
+    runtime: str
+    iterations: int = 0
+    layers: list[LayerTime] = Field(default_factory=list)
+    top_ops: list[OpNodeTime] = Field(default_factory=list, description="the 10 nodes with the most time")
+    layer_sum_ms: float | None = None
+    other_ms: float | None = None
+    node_sum_ms: float | None = None
+    profiled_run_ms: float | None = Field(None, description="end-to-end run inside the profiler (its overhead in)")
+    end_to_end_ms: float | None = Field(None, description="the clean p50 of the profiled inputs and batch")
+    layer_sum_over_end_to_end: float | None = None
+    predicted_basis: str | None = None
+    trace_file: str | None = None
+
+
 class Measurement(Strict):
     kind: Literal["measured"] = "measured"
     file: str
@@ -122,6 +144,7 @@ class Measurement(Strict):
     predicted_over_measured: float | None = Field(None, description="<1: slower than predicted")
     comparison: str = Field(description="what the ratio compares")
     other_runs: list[str] = Field(default_factory=list, description="the result's other batch/input runs")
+    layer_profile: LayerProfile | None = Field(None, description="per-layer times when the run was profiled")
 
 
 class ParetoPoint(Strict):

@@ -24,10 +24,15 @@ def engine_class(fmt):
     return importlib.import_module("." + name, __name__).ENGINE
 
 
-def open_engine(path, fmt=None, provider=None, threads=None):
-    """An engine with the model at `path` loaded; `fmt` defaults to the file's extension."""
+def open_engine(path, fmt=None, provider=None, threads=None, profile_prefix=None):
+    """An engine with the model at `path` loaded; `fmt` defaults to the file's extension. `profile_prefix`: switch
+    the runtime's op profiler on, writing under that path prefix (engines without one ignore it and say why in
+    `op_profile_unavailable`)."""
     fmt = fmt or os.path.splitext(path)[1].lstrip(".")
-    return engine_class(fmt)(path, provider, threads)
+    cls = engine_class(fmt)
+    if profile_prefix is None:
+        return cls(path, provider, threads)
+    return cls(path, provider, threads, profile_prefix=profile_prefix)
 
 
 __all__ = ["ENGINES", "RUNTIME_FORMATS", "engine_class", "open_engine"]

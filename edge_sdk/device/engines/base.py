@@ -10,6 +10,8 @@ class Engine(object):
     provider_requested/provider_used/fallback_reason: the execution provider or delegate asked for and used;
     load_ms: model load time; inputs: [{"name", "shape" (None for dynamic dims), "dtype" (numpy name)}];
     output_names: the model's output names, in the order prepare()'s callable returns them.
+    op_profile_unavailable: why this engine cannot profile ops (None when it can: then end_profiling() returns the
+    path of the runtime's trace file after an engine opened with a profile_prefix has run).
     """
 
     runtime = None
@@ -21,6 +23,11 @@ class Engine(object):
     load_ms = 0.0
     inputs = ()
     output_names = ()
+    op_profile_unavailable = "this engine has no op profiler"
+
+    def end_profiling(self):
+        """Path of the runtime's profile (trace) file; None when nothing was profiled."""
+        return None
 
     def prepare(self, feeds):
         """A callable that runs the model once on `feeds` ({input name: array}) and returns the outputs (a list).

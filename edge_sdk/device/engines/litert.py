@@ -4,6 +4,7 @@ import os
 import time
 
 from ..errors import EXIT_RUNTIME, DeviceError
+from ..opprofile import LITERT_UNAVAILABLE
 from .base import Engine, dist_version, module_version
 
 # Known LiteRT delegate libraries, by the provider name device profiles use. "xnnpack"/"cpu" need none.
@@ -19,8 +20,9 @@ TFLITE_CPU_PROVIDERS = ("", "cpu", "xnnpack")
 
 class TfliteEngine(Engine):
     runtime = "litert"
+    op_profile_unavailable = LITERT_UNAVAILABLE
 
-    def __init__(self, path, provider, threads):
+    def __init__(self, path, provider, threads, profile_prefix=None):
         mod = None
         errors = []
         for name, dist in (("ai_edge_litert.interpreter", ("ai-edge-litert", "ai-edge-litert-nightly")),

@@ -19,8 +19,9 @@ ORT_PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionPro
 
 class OrtEngine(Engine):
     runtime = "onnxruntime"
+    op_profile_unavailable = None
 
-    def __init__(self, path, provider, threads):
+    def __init__(self, path, provider, threads, profile_prefix=None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -45,6 +46,10 @@ class OrtEngine(Engine):
             opts.inter_op_num_threads = 1
         # Idle ORT threads spin after each run and steal cores from anything else measured on the device.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._profiling = bool(profile_prefix)
+        if profile_prefix:  # onnxruntime's own profiler: a chrome-trace JSON, one event per kernel run
+            opts.enable_profiling = True
+            opts.profile_file_prefix = profile_prefix
         t0 = time.perf_counter_ns()
         try:
             self.session = ort.InferenceSession(path, opts, providers=providers)
@@ -60,6 +65,12 @@ class OrtEngine(Engine):
             dims = [d if isinstance(d, int) and d > 0 else None for d in i.shape]
             self.inputs.append({"name": i.name, "shape": dims, "dtype": ORT_DTYPES.get(i.type, "float32")})
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def end_profiling(self):
+        if not self._profiling:
+            return None
+        self._profiling = False
+        return self.session.end_profiling() or None
 
     def prepare(self, feeds):
         session = self.session

@@ -1,0 +1,191 @@
+#!/usr/bin/env python
+"""How close are the planner's predictions to measurements on this machine, after `edge-sdk calibrate --local`?
+
+Builds (exports with edge-sdk's ONNX export, quantizes with the build's own quantize functions) a set of encoder
+artifacts that differ in model (MiniLM with its weights, tiny and BERT-base configs, ViT configs), precision (fp32,
+int8 dynamic, int8 static with the FFN down-projections in float, as the planner plans it), and runs them at several
+batch sizes (1, 8) and sequence lengths (16-384) with onnxruntime on the CPU, the way the device package does
+(default threads, spinning off). Each case is measured in `--rounds` interleaved rounds (median of each round;
+the table shows the median of the rounds and their spread), and predicted by the cost model with the host profile
+and the newest matching local calibration — the same numbers `edge-sdk plan --device host` prints.
+
+None of these cases are fitted on: the calibration sees only microbenchmark kernels (edge_sdk/calibration/suite.py).
+
+    python benchmarks/prediction_accuracy.py                 # uses the newest local calibration (fails without)
+    python benchmarks/prediction_accuracy.py --calibrate     # calibrates first (and saves it), then compares
+    python benchmarks/prediction_accuracy.py --no-calibration  # the profile's own efficiencies, for contrast
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+CONFIGS = ROOT / "examples" / "configs"
+# (model, precision, batch, seq_len or None for ViT)
+CASES = [
+    ("minilm", "fp32", 1, 128), ("minilm", "int8_dynamic", 1, 128), ("minilm", "int8_static", 1, 128),
+    ("minilm", "int8_dynamic", 1, 16), ("minilm", "int8_dynamic", 1, 384), ("minilm", "fp32", 8, 128),
+    ("minilm", "int8_dynamic", 8, 64),
+    (str(CONFIGS / "tiny-bert.json"), "fp32", 1, 64), (str(CONFIGS / "tiny-bert.json"), "int8_dynamic", 8, 256),
+    (str(CONFIGS / "bert-base.json"), "fp32", 1, 128), (str(CONFIGS / "bert-base.json"), "int8_dynamic", 1, 384),
+    (str(CONFIGS / "bert-base.json"), "int8_static", 1, 128),
+    (str(CONFIGS / "tiny-vit.json"), "fp32", 8, None), (str(CONFIGS / "vit-b16.json"), "int8_dynamic", 1, None),
+]
+TOLERANCE = 0.15
+
+
+def _artifact(model: str, precision: str, work: Path, cache: dict) -> Path:
+    from edge_sdk.builder.sources import load_for_build
+    from edge_sdk.passes.export_onnx import export_onnx
+    from edge_sdk.passes.quantize_onnx import quantize_dynamic_int8, quantize_static_int8
+    from edge_sdk.schemas.passes import ExportOnnxConfig
+
+    key = (model, precision)
+    if key in cache:
+        return cache[key]
+    base = work / f"{Path(model).stem}.fp32.onnx"
+    if (model, "fp32") not in cache:
+        loaded = load_for_build(model)
+        export_onnx(loaded.model, base, model_kind=loaded.kind, tokenizer=loaded.tokenizer,
+                    config=ExportOnnxConfig())
+        cache[(model, "fp32")] = base
+        cache[(model, "loaded")] = loaded
+    if precision == "fp32":
+        return base
+    out = work / f"{Path(model).stem}.{precision}.onnx"
+    if precision == "int8_dynamic":
+        quantize_dynamic_int8(base, out)
+    else:
+        feeds = [_feeds(base, 1, 64, seed=i) for i in range(16)]
+        quantize_static_int8(base, out, feeds, exclude_ffn_down=True, reduce_range=_reduce_range())
+    cache[key] = out
+    return out
+
+
+def _reduce_range() -> bool:
+    from edge_sdk.planner.space import RuntimeUnit, int8_reduce_range
+    from edge_sdk.profiles import load_registry
+
+    prof, _ = load_registry().resolve("host")
+    rt = next(r for r in prof.runtimes if r.name == "onnxruntime")
+    return bool(int8_reduce_range(prof, RuntimeUnit(rt, prof.unit(rt.unit))))
+
+
+def _feeds(path: Path, batch: int, seq: int | None, seed: int = 0) -> dict:
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(seed)
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for i in s.get_inputs():
+        if i.name == "pixel_values":
+            shape = [batch if not isinstance(d, int) else d for d in i.shape]
+            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
+        elif i.name == "attention_mask":
+            feeds[i.name] = np.ones((batch, seq), np.int64)
+        elif i.name == "token_type_ids":
+            feeds[i.name] = np.zeros((batch, seq), np.int64)
+        else:
+            feeds[i.name] = rng.integers(1, 1000, (batch, seq)).astype(np.int64)  # inside every vocab here
+    return feeds
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the device package runs it
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _median_ms(sess, feeds, min_s: float = 0.4, min_runs: int = 5) -> float:
+    for _ in range(2):
+        sess.run(None, feeds)
+    times, start = [], time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_s:
+        t0 = time.perf_counter_ns()
+        sess.run(None, feeds)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return statistics.median(times)
+
+
+def _predict_ms(model: str, precision: str, batch: int, seq: int | None, profile) -> float:
+    import edge_sdk
+    from edge_sdk.planner.costmodel import block_costs, predict
+    from edge_sdk.planner.space import RuntimeUnit, static_int8_is_mixed
+
+    spec = edge_sdk.inspect(model, batch=batch, seq_len=seq)
+    rt = next(r for r in profile.runtimes if (r.name, r.provider) == ("onnxruntime", "CPUExecutionProvider"))
+    unit = profile.unit(rt.unit)
+    mixed = precision == "int8_static" and static_int8_is_mixed(RuntimeUnit(rt, unit))
+    bc = block_costs(spec, profile, unit, precision, runtime=rt,
+                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset())
+    return predict(spec, profile, rt, unit, precision, bc).latency_ms
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calibrate", action="store_true", help="run `calibrate --local` first and save it")
+    ap.add_argument("--no-calibration", action="store_true", help="use the profile's own efficiencies")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds per case")
+    ap.add_argument("--calibrations", default=None, help="calibrations directory (default ./calibrations)")
+    args = ap.parse_args()
+
+    from edge_sdk.calibration import calibrated, save_calibration
+    from edge_sdk.calibration.run import calibrate_local
+    from edge_sdk.profiles import load_registry
+
+    host, _ = load_registry().resolve("host")
+    if args.calibrate:
+        cal = calibrate_local(host, show_progress=False)
+        print(f"calibrated: saved {save_calibration(cal, args.calibrations)}")
+    prof, notes = calibrated(host, use=not args.no_calibration, directory=args.calibrations)
+    for n in notes:
+        print(n)
+    if not args.no_calibration and not (notes and notes[0].startswith("using calibration")):
+        print("no matching local calibration: run with --calibrate (or edge-sdk calibrate --local) first")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="edge-pred-acc-") as tmp:
+        cache: dict = {}
+        runs = []
+        for model, prec, batch, seq in CASES:
+            path = _artifact(model, prec, Path(tmp), cache)
+            feeds = _feeds(path, batch, seq)
+            s = seq or feeds["pixel_values"].shape[-1]
+            runs.append(dict(model=model, prec=prec, batch=batch, seq=seq, label=f"{Path(model).stem} {prec} "
+                             f"b{batch} {'s' + str(seq) if seq else 'img' + str(s)}", sess=_session(path),
+                             feeds=feeds, ms=[]))
+        for _ in range(args.rounds):  # interleaved: a burst of load hits every case alike
+            for r in runs:
+                r["ms"].append(_median_ms(r["sess"], r["feeds"]))
+    print(f"\n{'case':44} {'predicted':>10} {'measured':>10} {'P/M':>6} {'rounds min-max':>16}  within ±{TOLERANCE:.0%}")
+    ok = 0
+    for r in runs:
+        meas = statistics.median(r["ms"])
+        pred = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], prof)
+        ratio = pred / meas
+        hit = abs(ratio - 1) <= TOLERANCE
+        ok += hit
+        print(f"{r['label']:44} {pred:10.3f} {meas:10.3f} {ratio:6.2f} {min(r['ms']):7.3f}-{max(r['ms']):<8.3f}  "
+              f"{'yes' if hit else 'NO'}")
+    frac = ok / len(runs)
+    print(f"\n{ok}/{len(runs)} predictions within ±{TOLERANCE:.0%} ({frac:.0%}); goal ≥ 90 % "
+          f"({'met' if frac >= 0.9 else 'not met'}) — {'profile efficiencies' if args.no_calibration else 'calibrated'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

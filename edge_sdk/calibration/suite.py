@@ -1,0 +1,267 @@
+"""Which microbenchmarks does `calibrate` time? Small ONNX graphs at the shapes transformer encoders run, made here.
+
+Each kernel isolates one term of the cost model (planner/costmodel.py), so the fit can read it off:
+- `gemm`: a linear layer (MatMul + bias Add) at BERT-family shapes — tokens 16…1024 × (hidden, FFN) widths of
+  MiniLM and BERT-base — in every precision the runtime builds: fp32, int8 dynamic (onnxruntime.quantization
+  `quantize_dynamic`, what `build` makes) and int8 static QDQ (`quantize_static`, per channel; the same functions
+  the build's quantize pass calls, so the kernels are the ones a bundle runs);
+- `attention`: the batched QKᵀ matmul of one layer (heads × seq × seq);
+- `softmax`, `layernorm`, `gelu` (the erf decomposition the exporter emits): bandwidth-bound non-GEMM kernels;
+- `bandwidth`: a large elementwise Add (64 MiB per operand, STREAM-like "add": 2 reads + 1 write);
+- `overhead`: a chain of 64 tiny Adds — what dispatching one graph node costs;
+- `dispatch`: a toy BERT encoder (1 layer, hidden 32, 8 tokens; edge-sdk's own ONNX export, then each precision's
+  quantizer) whose FLOPs are negligible: its time is what a real exported graph pays per ModelSpec op in shape
+  arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over.
+
+Every fourth GEMM (and one non-GEMM kernel of each kind) is held out of the fit to report the fit error.
+Graphs are written once per (runtime precisions, reduce_range) into a suite directory with `suite.json`; the
+device package's `calibrate` command times them (edge_sdk/device/calibrate.py) with nothing but numpy and the
+runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SUITE_FORMAT = 1
+GEMM_TOKENS = (16, 128, 384, 1024)
+GEMM_WIDTHS = ((384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072), (3072, 768))
+NONGEMM_ROWS = ((128, 384), (1024, 768))
+ATTENTION = ((12, 128, 32), (12, 384, 64))   # heads, seq, head_dim
+SOFTMAX = ((12, 128), (12, 384))             # heads, seq  → [heads, seq, seq]
+BANDWIDTH_ELEMS = 16 * 1024 * 1024           # 64 MiB of float32 per operand
+OVERHEAD_NODES = 64
+TOY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+       "vocab_size": 128, "max_position_embeddings": 64}
+TOY_SEQ = 8
+OPSET = 17
+
+
+def _model(nodes, inputs, outputs, inits=()):
+    from onnx import helper
+
+    g = helper.make_graph(nodes, "calibration", inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    return m
+
+
+def _vi(name, shape):
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+
+
+def _linear(m: int, k: int, n: int, seed: int):
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = numpy_helper.from_array((rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32), "W")
+    b = numpy_helper.from_array((rng.standard_normal(n) * 0.02).astype(np.float32), "B")
+    nodes = [helper.make_node("MatMul", ["X", "W"], ["H"], name="linear/MatMul"),
+             helper.make_node("Add", ["H", "B"], ["Y"], name="linear/Add")]
+    # the token count is a symbolic dimension: one file (one copy of the weights) serves every M
+    return _model(nodes, [_vi("X", ("tokens", k))], [_vi("Y", ("tokens", n))], [w, b])
+
+
+def _attention(h: int, s: int, d: int):
+    from onnx import helper
+
+    nodes = [helper.make_node("MatMul", ["Q", "K"], ["Y"], name="attention/MatMul")]
+    return _model(nodes, [_vi("Q", (h, s, d)), _vi("K", (h, d, s))], [_vi("Y", (h, s, s))])
+
+
+def _softmax(h: int, s: int):
+    from onnx import helper
+
+    return _model([helper.make_node("Softmax", ["X"], ["Y"], axis=-1)], [_vi("X", (h, s, s))], [_vi("Y", (h, s, s))])
+
+
+def _layernorm(m: int, n: int):
+    from onnx import helper, numpy_helper
+
+    g = numpy_helper.from_array(np.ones(n, np.float32), "G")
+    b = numpy_helper.from_array(np.zeros(n, np.float32), "Bn")
+    node = helper.make_node("LayerNormalization", ["X", "G", "Bn"], ["Y"], axis=-1, epsilon=1e-12)
+    return _model([node], [_vi("X", (m, n))], [_vi("Y", (m, n))], [g, b])
+
+
+def _gelu(m: int, n: int):
+    """x · 0.5 · (1 + erf(x / √2)): the five nodes torch's exporter writes for nn.GELU."""
+    from onnx import helper, numpy_helper
+
+    c = [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in
+         (("sqrt2", np.sqrt(2.0)), ("one", 1.0), ("half", 0.5))]
+    nodes = [helper.make_node("Div", ["X", "sqrt2"], ["a"]), helper.make_node("Erf", ["a"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["p"]), helper.make_node("Mul", ["X", "p"], ["q"]),
+             helper.make_node("Mul", ["q", "half"], ["Y"])]
+    return _model(nodes, [_vi("X", (m, n))], [_vi("Y", (m, n))], c)
+
+
+def _bandwidth(n: int):
+    from onnx import helper
+
+    return _model([helper.make_node("Add", ["A", "B"], ["Y"])], [_vi("A", (n,)), _vi("B", (n,))], [_vi("Y", (n,))])
+
+
+def _overhead(nodes: int):
+    from onnx import helper, numpy_helper
+
+    one = numpy_helper.from_array(np.ones((1, 16), np.float32), "one")
+    chain, prev = [], "X"
+    for i in range(nodes):
+        out = "Y" if i == nodes - 1 else f"t{i}"
+        chain.append(helper.make_node("Add", [prev, "one"], [out], name=f"add{i}"))
+        prev = out
+    return _model(chain, [_vi("X", (1, 16))], [_vi("Y", (1, 16))], [one])
+
+
+def _toy_bert(dest: Path) -> Path:
+    """The toy encoder in fp32, exported the way `build` exports, and its ModelSpec (for the fit) beside it."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from ..modelspec import inspect_module
+    from ..passes.export_onnx import export_onnx
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**TOY)).eval()
+    path = dest / ".toy_bert.float.onnx"
+    export_onnx(model, path, model_kind="text")
+    spec = inspect_module(model, seq_len=TOY_SEQ)
+    (dest / "toy_bert.modelspec.json").write_text(spec.model_dump_json())
+    return path
+
+
+def _quantized(src: Path, dst: Path, precision: str, reduce_range: bool, inputs: dict[str, list[int]],
+               int_inputs: bool = False) -> int:
+    """Quantize a float kernel with the build's own functions; returns the node count of the result."""
+    import onnx
+
+    from ..passes.quantize_onnx import quantize_dynamic_int8, quantize_static_int8
+
+    if precision == "int8_dynamic":
+        quantize_dynamic_int8(src, dst, per_channel=True)
+    else:
+        rng = np.random.default_rng(1)
+        feeds = [{k: (np.ones(v, np.int64) if int_inputs else rng.standard_normal(v).astype(np.float32))
+                  for k, v in inputs.items()} for _ in range(8)]
+        # the toy keeps its FFN down-projection in float, as the planner's mixed static int8 does
+        quantize_static_int8(src, dst, feeds, per_channel=True, exclude_ffn_down=int_inputs,
+                             reduce_range=reduce_range)
+    return len(onnx.load(os.fspath(dst), load_external_data=False).graph.node)
+
+
+def kernel_plan(precisions: tuple[str, ...]) -> list[dict]:
+    """Every kernel's name, kind, precision, shape, input shapes, FLOPs and bytes (fp32 activations; weights at the
+    kernel's precision), before any file is written."""
+    out: list[dict] = []
+    i = 0
+    for prec in precisions:
+        wbytes = 1.0 if prec.startswith("int8") else 4.0
+        for m in GEMM_TOKENS:
+            for k, n in GEMM_WIDTHS:
+                extra = 1.25 * m * k if prec == "int8_dynamic" else 0.0  # DynamicQuantizeLinear, as costmodel counts
+                out.append(dict(name=f"gemm_{prec}_{m}x{k}x{n}", kind="gemm", precision=prec,
+                                shape={"m": m, "k": k, "n": n}, inputs={"X": [m, k]}, flops=2.0 * m * k * n,
+                                bytes_moved=k * n * wbytes + 4.0 * (m * k + m * n) + extra, held_out=i % 4 == 3))
+                i += 1
+    for h, s, d in ATTENTION:
+        out.append(dict(name=f"attention_{h}x{s}x{d}", kind="attention", precision="fp32",
+                        shape={"heads": h, "seq": s, "head_dim": d}, inputs={"Q": [h, s, d], "K": [h, d, s]},
+                        flops=2.0 * h * s * s * d, bytes_moved=4.0 * (2 * h * s * d + h * s * s),
+                        held_out=s == ATTENTION[-1][1]))
+    for h, s in SOFTMAX:
+        out.append(dict(name=f"softmax_{h}x{s}x{s}", kind="softmax", precision="fp32", shape={"heads": h, "seq": s},
+                        inputs={"X": [h, s, s]}, flops=0.0, bytes_moved=8.0 * h * s * s, held_out=s == SOFTMAX[-1][1]))
+    for m, n in NONGEMM_ROWS:
+        out.append(dict(name=f"layernorm_{m}x{n}", kind="layernorm", precision="fp32", shape={"m": m, "n": n},
+                        inputs={"X": [m, n]}, flops=0.0, bytes_moved=8.0 * m * n, held_out=m == NONGEMM_ROWS[-1][0]))
+        out.append(dict(name=f"gelu_{m}x{n}", kind="gelu", precision="fp32", shape={"m": m, "n": n},
+                        inputs={"X": [m, n]}, flops=0.0, bytes_moved=8.0 * m * n, held_out=m == NONGEMM_ROWS[-1][0]))
+    out.append(dict(name="bandwidth_add_64MiB", kind="bandwidth", precision="fp32", shape={"elements": BANDWIDTH_ELEMS},
+                    inputs={"A": [BANDWIDTH_ELEMS], "B": [BANDWIDTH_ELEMS]}, flops=0.0,
+                    bytes_moved=12.0 * BANDWIDTH_ELEMS, held_out=False))
+    out.append(dict(name=f"overhead_{OVERHEAD_NODES}_adds", kind="overhead", precision="fp32",
+                    shape={"nodes": OVERHEAD_NODES}, inputs={"X": [1, 16]}, flops=0.0, bytes_moved=0.0,
+                    held_out=False))
+    for prec in precisions:
+        out.append(dict(name=f"dispatch_toy_bert_{prec}", kind="dispatch", precision=prec,
+                        shape={"layers": TOY["num_hidden_layers"], "hidden": TOY["hidden_size"], "seq": TOY_SEQ},
+                        inputs={n: [1, TOY_SEQ] for n in ("input_ids", "attention_mask", "token_type_ids")},
+                        dtypes={n: "int64" for n in ("input_ids", "attention_mask", "token_type_ids")},
+                        flops=0.0, bytes_moved=0.0, held_out=False, spec_file="toy_bert.modelspec.json"))
+    return out
+
+
+def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8_dynamic", "int8_static"),
+               reduce_range: bool = False, progress: Callable[[int, int, str], None] | None = None) -> Path:
+    """Write every kernel of `kernel_plan` as an ONNX file plus `suite.json` into `dest` (reused when complete)."""
+    import onnx
+
+    dest = Path(dest)
+    plan = kernel_plan(precisions)
+    key = hashlib.sha256(json.dumps([SUITE_FORMAT, plan, reduce_range], sort_keys=True).encode()).hexdigest()[:16]
+    manifest = dest / "suite.json"
+    if manifest.is_file():
+        try:
+            if json.loads(manifest.read_text()).get("key") == key:
+                return dest
+        except (OSError, ValueError):
+            pass
+    dest.mkdir(parents=True, exist_ok=True)
+    builders = {"attention": lambda s: _attention(s["heads"], s["seq"], s["head_dim"]),
+                "softmax": lambda s: _softmax(s["heads"], s["seq"]),
+                "layernorm": lambda s: _layernorm(s["m"], s["n"]), "gelu": lambda s: _gelu(s["m"], s["n"]),
+                "bandwidth": lambda s: _bandwidth(s["elements"]), "overhead": lambda s: _overhead(s["nodes"])}
+    kernels: list[dict] = []
+    made: dict[str, int] = {}
+    toy: Path | None = None
+    for i, k in enumerate(plan):
+        if progress:
+            progress(i, len(plan), k["name"])
+        path = dest / f"{k['name']}.onnx"
+        if k["kind"] == "gemm":
+            s = k["shape"]
+            path = dest / f"gemm_{k['precision']}_{s['k']}x{s['n']}.onnx"
+            if path.name in made:
+                kernels.append({**k, "file": path.name, "format": "onnx", "nodes": made[path.name]})
+                continue
+            model = _linear(s["m"], s["k"], s["n"], seed=s["k"] * 7 + s["n"])
+            if k["precision"] == "fp32":
+                onnx.save(model, os.fspath(path))
+                nodes = len(model.graph.node)
+            else:
+                src = dest / f".{path.stem}.float.onnx"
+                onnx.save(model, os.fspath(src))
+                try:
+                    nodes = _quantized(src, path, k["precision"], reduce_range, k["inputs"])
+                finally:
+                    src.unlink(missing_ok=True)
+            made[path.name] = nodes
+        elif k["kind"] == "dispatch":
+            toy = toy or _toy_bert(dest)
+            if k["precision"] == "fp32":
+                model = onnx.load(os.fspath(toy))
+                onnx.save(model, os.fspath(path))
+                nodes = len(model.graph.node)
+            else:
+                nodes = _quantized(toy, path, k["precision"], reduce_range, k["inputs"], int_inputs=True)
+        else:
+            model = builders[k["kind"]](k["shape"])
+            onnx.save(model, os.fspath(path))
+            nodes = len(model.graph.node)
+        kernels.append({**k, "file": path.name, "format": "onnx", "nodes": nodes})
+    if toy is not None:
+        toy.unlink(missing_ok=True)
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"format": SUITE_FORMAT, "key": key, "reduce_range": reduce_range,
+                               "kernels": kernels}, indent=1))
+    os.replace(tmp, manifest)
+    return dest

@@ -1,0 +1,223 @@
+"""`edge-sdk calibrate`: the fit recovers known efficiencies, calibrations are matched to the right device and never
+used silently when they do not match, and a real calibration (here and over SSH) changes what `plan` predicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge_sdk.calibration import calibrated, find_calibration, load_calibration, save_calibration
+from edge_sdk.calibration.fit import fit, predict_ms
+from edge_sdk.calibration.suite import kernel_plan
+from edge_sdk.errors import InputError
+from edge_sdk.profiles import load_registry
+from edge_sdk.schemas.calibration import Calibration, DeviceFingerprint, FittedEfficiency, Microbenchmark
+from edge_sdk.schemas.profile import Efficiency
+
+REPO = Path(__file__).resolve().parents[1]
+EDGE = [sys.executable, "-m", "edge_sdk"]
+
+
+@pytest.fixture(scope="module")
+def host():
+    return load_registry(host_profile="static").resolve("host")[0]
+
+
+def _synthetic(host, eff: dict[str, Efficiency], bandwidth: float, ov_us: float) -> list[Microbenchmark]:
+    """Kernel timings made by the roofline itself at known efficiencies (a per-node cost of ov_us)."""
+    from edge_sdk.planner.costmodel import compute_peak_tops
+
+    unit = host.unit("cpu")
+    out = []
+    for k in kernel_plan(("fp32", "int8_dynamic")):
+        if k["kind"] == "dispatch":
+            continue
+        nodes = 64 if k["kind"] == "overhead" else 2
+        prec = k["precision"]
+        e = eff[prec]
+        m = Microbenchmark(name=k["name"], kind=k["kind"], runtime="onnxruntime", provider="CPUExecutionProvider",
+                           precision=prec, shape=k["shape"], flops=k["flops"], bytes_moved=k["bytes_moved"],
+                           nodes=nodes, median_ms=1.0, iterations=10, held_out=k["held_out"])
+        peak = compute_peak_tops(unit, prec, False)[0]
+        t = predict_ms(m, peak_tops=peak, bandwidth_gbps=bandwidth,
+                       eff=Efficiency(compute=e.compute, memory=1.0 if k["kind"] == "bandwidth" else e.memory,
+                                      per_op_overhead_us=ov_us))
+        out.append(m.model_copy(update={"median_ms": t, "p10_ms": t}))
+    return out
+
+
+def test_fit_recovers_the_efficiencies_that_made_the_timings(host):
+    truth = {"fp32": Efficiency(compute=0.42, memory=0.8, per_op_overhead_us=0.5),
+             "int8_dynamic": Efficiency(compute=0.27, memory=0.8, per_op_overhead_us=0.5)}
+    rt = next(r for r in host.runtimes if r.name == "onnxruntime")
+    fits, bw, notes = fit(_synthetic(host, truth, 20.0, 0.5), host, rt)
+    assert bw == pytest.approx(20.0, rel=0.01)
+    got = {f.precision: f for f in fits}
+    assert set(got) == {"fp32", "int8_dynamic"}
+    for prec, e in truth.items():
+        assert got[prec].efficiency.compute == pytest.approx(e.compute, rel=0.03), prec
+        assert got[prec].efficiency.memory == pytest.approx(e.memory, rel=0.03), prec
+        assert got[prec].efficiency.per_op_overhead_us == pytest.approx(0.5, rel=0.01)
+        assert got[prec].held_out > 0 and got[prec].fit_error_max < 0.05  # held-out kernels predicted too
+
+
+def _cal(profile="host", target="local", fp=None, version="1.32.0", created="2026-11-01T00:00:00+00:00",
+         compute=0.9) -> Calibration:
+    return Calibration(profile=profile, target=target, source="microbenchmarks", fingerprint=fp,
+                       runtime_versions={"onnxruntime": version}, created_at=created,
+                       fits=[FittedEfficiency(unit="cpu", runtime="onnxruntime", provider="CPUExecutionProvider",
+                                              precision="int8_dynamic", points=3,
+                                              efficiency=Efficiency(compute=compute, memory=2.0,
+                                                                    per_op_overhead_us=0.3))])
+
+
+def test_only_a_matching_calibration_is_used_and_every_other_one_is_named(host, tmp_path):
+    here = DeviceFingerprint(arch="x86_64", cpu_model="Test CPU", cores=2, isa_features=["avx2"])
+    there = DeviceFingerprint(arch="x86_64", cpu_model="Other CPU", cores=8, isa_features=["avx2"])
+    good = save_calibration(_cal(fp=here), tmp_path)
+    other = save_calibration(_cal(fp=there, created="2026-11-02T00:00:00+00:00"), tmp_path)
+    old_rt = save_calibration(_cal(fp=here, version="1.19.0", created="2026-11-03T00:00:00+00:00"), tmp_path)
+    broken = tmp_path / "local" / "zz-truncated.json"
+    broken.write_text(good.read_text()[:200])
+    older = tmp_path / "local" / "zz-older.json"
+    older.write_text(json.dumps({**json.loads(good.read_text()), "schema_version": 0}))
+    found = find_calibration(host, directory=tmp_path, fingerprint=here, runtime_versions={"onnxruntime": "1.32.1"})
+    assert found.path == good
+    text = "\n".join(found.notes)
+    assert f"{other}: measured on another machine (Other CPU, 8 cores" in text
+    assert f"{old_rt}: measured with onnxruntime 1.19.0, this device has 1.32.1" in text
+    assert str(broken) in text and "not a JSON calibration" in text
+    assert str(older) in text and "schema_version 0" in text
+    applied, notes = calibrated(host, directory=tmp_path, fingerprint=here, runtime_versions={"onnxruntime": "1.32"})
+    assert notes[0].startswith(f"using calibration {good}")
+    rt = next(r for r in applied.runtimes if r.name == "onnxruntime")
+    assert rt.efficiency["int8_dynamic"].compute == 0.9
+    assert calibrated(host, use=False, directory=tmp_path) == (host, [])
+    with pytest.raises(InputError, match="zz-truncated.json"):
+        load_calibration(broken)
+
+
+def test_a_target_calibration_applies_to_its_profile_and_published_ones_rank_below_measured(tmp_path):
+    reg = load_registry()
+    rpi = reg.resolve("raspberry-pi-5")[0]
+    version = next(r.version for r in rpi.runtimes if r.name == "onnxruntime") or "1.32.0"  # unpinned: any matches
+    pub = _cal(profile=rpi.name, target="published", version=version, compute=0.3).model_copy(
+        update={"source": "published", "created_at": "2026-11-05T00:00:00+00:00"})
+    save_calibration(pub, tmp_path)
+    assert find_calibration(rpi, directory=tmp_path).calibration.source == "published"
+    measured = save_calibration(_cal(profile=rpi.name, target="my-pi", version=version), tmp_path)
+    assert find_calibration(rpi, directory=tmp_path).path == measured  # older, but measured beats published
+    assert find_calibration(reg.resolve("jetson-orin-nano")[0], directory=tmp_path).calibration is None
+
+
+def test_plan_says_which_calibration_it_used_and_no_calibration_ignores_it(tmp_path):
+    import edge_sdk
+    from edge_sdk.calibration import local_fingerprint
+
+    cal = _cal(fp=local_fingerprint(), version=__import__("onnxruntime").__version__, compute=0.05)
+    path = save_calibration(cal, tmp_path)
+    ps = edge_sdk.plan("minilm", device="host", runtime="onnxruntime", calibrations_dir=tmp_path)
+    plain = edge_sdk.plan("minilm", device="host", runtime="onnxruntime", calibration=False,
+                          calibrations_dir=tmp_path)
+    assert ps.calibration and str(path) in ps.calibration and plain.calibration is None
+    from edge_sdk.planner import predict_plan
+
+    fast = next(p for p in plain.runnable() if p.precision == "int8_dynamic")
+    applied, _ = calibrated(load_registry().resolve("host")[0], directory=tmp_path)
+    slow = predict_plan(fast, applied)
+    assert slow.latency_ms > 3 * fast.predicted.latency_ms  # a 5 % compute efficiency is much slower
+    assert ps.best.summary() != fast.summary() or ps.best.predicted.latency_ms == pytest.approx(slow.latency_ms)
+    r = subprocess.run(EDGE + ["plan", "--device", "host", "--calibrations", str(tmp_path)], capture_output=True,
+                       text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0 and f"using calibration {path}" in r.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["--local", "--from-published", "host"]])
+def test_calibrate_needs_exactly_one_mode(args):
+    r = subprocess.run(EDGE + ["calibrate", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and "exactly one of --local" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_from_published_on_a_profile_without_results_is_one_clear_line():
+    r = subprocess.run(EDGE + ["calibrate", "--from-published", "raspberry-pi-5"], capture_output=True, text=True,
+                       timeout=120, cwd=REPO)
+    assert r.returncode == 2 and "reference_results" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
+    r = subprocess.run(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path), "--json"],
+                       capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cal = Calibration.model_validate_json(r.stdout)
+    from edge_sdk.calibration import local_fingerprint
+
+    assert cal.fingerprint == local_fingerprint() and cal.target == "local" and cal.profile == "host"
+    assert {f.precision for f in cal.fits} == {"fp32", "int8_dynamic", "int8_static"}
+    assert cal.memory_bandwidth_gbps and cal.memory_bandwidth_gbps > 0.5
+    assert all(f.held_out > 0 and f.fit_error_median is not None for f in cal.fits)
+    kinds = {m.kind for m in cal.measurements}
+    assert {"gemm", "bandwidth", "overhead", "dispatch", "softmax", "layernorm", "gelu", "attention"} <= kinds
+    assert any("litert" in n and "not calibrated" in n for n in cal.notes)
+    saved = list((tmp_path / "local").glob("*.json"))
+    assert len(saved) == 1 and load_calibration(saved[0]) == cal
+    p = subprocess.run(EDGE + ["plan", "--device", "host", "--calibrations", str(tmp_path), "--json"],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert p.returncode == 0 and json.loads(p.stdout)["calibration"].startswith(f"using calibration {saved[0]}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_calibration_and_leaves_no_process(tmp_path):
+    proc = subprocess.Popen(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _device_calibrations():  # wait until the device side runs
+        time.sleep(0.2)
+    assert _device_calibrations(), "the device-side calibration never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    time.sleep(1.0)
+    assert not _device_calibrations(), "a calibration process outlived Ctrl-C"
+    assert not list(tmp_path.rglob("*.json"))  # nothing half-written
+
+
+def _device_calibrations() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "edge_device calibrate"], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
+    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
+
+    work = tmp_path_factory.mktemp("calibrate-remote")
+    try:
+        server = start_loopback_sshd(work / "sshd", users=["root"])
+    except SshdUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        target = work / "loop.yaml"
+        target.write_text("\n".join([
+            "name: loop", "host: 127.0.0.1", f"port: {server.port}", "user: root",
+            f"identity_file: {server.client_key}", f"known_hosts: {server.known_hosts}", "profile: host",
+            f"python: {sys.executable}", f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
+        cals = work / "cals"
+        r = subprocess.run(EDGE + ["calibrate", "--target", str(target), "--calibrations", str(cals), "--json"],
+                           capture_output=True, text=True, timeout=900, cwd=REPO)
+        assert r.returncode == 0, r.stderr[-2000:]
+        cal = Calibration.model_validate_json(r.stdout)
+        assert cal.target == "loop" and cal.profile == "host" and len(cal.fits) == 3
+        suites = list((work / "device" / ".edge_calibration").iterdir())
+        assert len(suites) == 1 and (suites[0] / "suite.json").is_file()
+        assert list((cals / "loop").glob("*.json"))
+    finally:
+        server.stop()
