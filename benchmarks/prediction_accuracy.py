@@ -140,7 +140,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calibrate", action="store_true", help="run `calibrate --local` first and save it")
     ap.add_argument("--no-calibration", action="store_true", help="use the profile's own efficiencies")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds per case")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds per case")
     ap.add_argument("--calibrations", default=None, help="calibrations directory (default ./calibrations)")
     args = ap.parse_args()
 

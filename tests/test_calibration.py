@@ -221,3 +221,35 @@ def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
         assert list((cals / "loop").glob("*.json"))
     finally:
         server.stop()
+
+
+def test_gemm_table_interpolates_per_flop_time_in_log_tokens_and_takes_the_nearest_widths():
+    from edge_sdk.planner.gemm_table import measured_gemm_s
+    from edge_sdk.schemas.profile import GemmTiming
+
+    flop = lambda m, k, n: 2.0 * m * k * n  # noqa: E731
+    table = [GemmTiming(m=16, k=384, n=384, ms=flop(16, 384, 384) * 4e-12 * 1e3),     # 4 ps/FLOP at 16 tokens
+             GemmTiming(m=256, k=384, n=384, ms=flop(256, 384, 384) * 1e-12 * 1e3),   # 1 ps/FLOP at 256 tokens
+             GemmTiming(m=16, k=768, n=3072, ms=flop(16, 768, 3072) * 9e-12 * 1e3)]
+    assert measured_gemm_s(table, 16, 384, 384) == pytest.approx(flop(16, 384, 384) * 4e-12)
+    assert measured_gemm_s(table, 64, 384, 384) == pytest.approx(flop(64, 384, 384) * 2e-12)  # halfway in log m
+    assert measured_gemm_s(table, 4096, 384, 384) == pytest.approx(flop(4096, 384, 384) * 1e-12)  # clamped
+    assert measured_gemm_s(table, 16, 1024, 4096) == pytest.approx(flop(16, 1024, 4096) * 9e-12)  # nearest widths
+    assert measured_gemm_s([], 16, 384, 384) is None
+
+
+def test_the_cost_model_reads_linear_layers_off_a_calibrated_table(host):
+    import edge_sdk
+    from edge_sdk.planner.costmodel import block_costs
+    from edge_sdk.schemas.profile import GemmTiming
+
+    spec = edge_sdk.inspect("minilm", seq_len=128)
+    prof = host.model_copy(deep=True)
+    rt = next(r for r in prof.runtimes if r.name == "onnxruntime")
+    plain = block_costs(spec, prof, prof.unit("cpu"), "fp32", runtime=rt)
+    rt.gemm_ms["fp32"] = [GemmTiming(m=128, k=k, n=n, ms=1.0) for k, n in ((384, 384), (384, 1536), (1536, 384))]
+    table = block_costs(spec, prof, prof.unit("cpu"), "fp32", runtime=rt)
+    q = "encoder.layer.0.attention.self.query"
+    assert table.layer_s[q] == pytest.approx(1e-3) and plain.layer_s[q] != pytest.approx(1e-3)
+    ctx = next(l.name for l in spec.layers if l.kind == "attention_scores")  # not a linear layer: still roofline
+    assert table.layer_s[ctx] == pytest.approx(plain.layer_s[ctx])

@@ -72,6 +72,10 @@ class RunnerStream:
             return self.result
         if self.error is not None:
             msg, code = self.error.get("message", "unknown error"), self.error.get("code", rc)
+            if "unrecognized arguments" in msg:  # a bundle built before this edge-sdk learnt the option
+                raise InputError(f"the bundle's device package on {self.where} is older than this edge-sdk and does "
+                                 f"not know an option it was given ({msg.split('unrecognized arguments:')[-1].strip()})"
+                                 f"; rebuild the bundle with `edge-sdk build` (and deploy it again)")
             if code == EXIT_DEADLINE:
                 raise RemoteError(f"the runner on {self.where} hit its deadline and stopped: {msg}; raise "
                                   f"--timeout or lower --iterations/--duration")

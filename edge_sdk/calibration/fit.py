@@ -10,7 +10,9 @@ The model being fitted is the planner's own roofline (planner/costmodel.py), ker
    where their working sets stay in cache, which is what small transformer activations do;
 4. compute, per precision: the GEMM kernels of that precision (plus QKᵀ for fp32);
 5. the per-op overhead the planner charges (per ModelSpec op, times its graph-nodes-per-op factor), per precision:
-   solved exactly from the toy encoder (`dispatch` kernels) with the planner's own `predict`, which is linear in it.
+   solved exactly from the toy encoder (`dispatch` kernels) with the planner's own `predict`, which is linear in it;
+The GEMM timings themselves also go into the calibration as a table the planner reads linear-layer times from
+(planner/gemm_table.py); the fitted compute efficiency then serves the ops the table does not cover (QKᵀ, PV).
    Steps 1-4 use the 64-Add per-node cost to separate dispatch from compute within single kernels.
 
 Steps 3 and 4 are least squares on log(predicted / measured) — relative error, so a 20 µs kernel counts as much as a
@@ -32,7 +34,7 @@ GRID_STEPS = 400
 
 def _grid(lo: float, hi: float) -> list[float]:
     a, b = math.log(lo), math.log(hi)
-    return [math.exp(a + (b - a) * i / (GRID_STEPS - 1)) for i in range(GRID_STEPS)]
+    return [min(hi, max(lo, math.exp(a + (b - a) * i / (GRID_STEPS - 1)))) for i in range(GRID_STEPS)]
 
 
 def predict_ms(m: Microbenchmark, *, peak_tops: float, bandwidth_gbps: float, eff: Efficiency) -> float:
@@ -62,27 +64,37 @@ def _errors(points: list[Microbenchmark], predict) -> tuple[float | None, float 
     return errs[len(errs) // 2], errs[-1]
 
 
-def _dispatch_overhead(m: Microbenchmark, spec, profile: DeviceProfile, runtime: Runtime, compute: float,
-                       memory: float, bandwidth: float) -> float | None:
-    """The planner's per_op_overhead_us that makes its prediction of the toy encoder equal the measurement."""
-    from ..planner.costmodel import block_costs, predict
+def _planner_copy(profile: DeviceProfile, runtime: Runtime, bandwidth: float, tables: dict):
+    """A copy of the profile as a calibration will leave it (bandwidth, GEMM tables), to solve against `predict`."""
+    from ..schemas.profile import GemmTiming
 
-    unit = profile.unit(runtime.unit)
     prof = profile.model_copy(deep=True)
-    u = prof.unit(unit.name)
+    u = prof.unit(runtime.unit)
     u.memory_bandwidth_gbps = bandwidth
     rt = next(r for r in prof.runtimes if (r.name, r.provider, r.unit) == (runtime.name, runtime.provider,
                                                                            runtime.unit))
+    for prec, pts in tables.items():
+        rt.gemm_ms[prec] = [GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=m.median_ms) for m in pts]
+    return prof, rt, u
 
-    def at(ov: float) -> float:
-        rt.efficiency[m.precision] = Efficiency(compute=compute, memory=memory, per_op_overhead_us=ov)
-        bc = block_costs(spec, prof, u, m.precision, runtime=rt)
-        return predict(spec, prof, rt, u, m.precision, bc).latency_ms
 
+def _encoder_ms(spec, planner, precision: str, eff: Efficiency) -> float:
+    """What the planner predicts for a small encoder (a `dispatch` or `layer` kernel) at these efficiencies."""
+    from ..planner.costmodel import block_costs, predict
+
+    prof, rt, u = planner
+    rt.efficiency[precision] = eff
+    bc = block_costs(spec, prof, u, precision, runtime=rt)
+    return predict(spec, prof, rt, u, precision, bc).latency_ms
+
+
+def _solve_overhead(m: Microbenchmark, spec, planner, compute: float, memory: float) -> float | None:
+    """per_op_overhead_us making the planner's toy-encoder prediction equal the measurement (predict is linear in
+    it)."""
+    at = lambda ov: _encoder_ms(spec, planner, m.precision, Efficiency(compute=compute, memory=memory,  # noqa: E731
+                                                                       per_op_overhead_us=ov))
     p0, p1 = at(0.0), at(1.0)
-    if p1 <= p0:
-        return None
-    return max(0.0, (m.median_ms - p0) / (p1 - p0))
+    return None if p1 <= p0 else max(0.0, (m.median_ms - p0) / (p1 - p0))
 
 
 def fit(measurements: list[Microbenchmark], profile: DeviceProfile, runtime: Runtime,
@@ -126,6 +138,7 @@ def fit(measurements: list[Microbenchmark], profile: DeviceProfile, runtime: Run
     gemm_by_prec: dict[str, list[Microbenchmark]] = defaultdict(list)
     for m in by_kind["gemm"]:
         gemm_by_prec[m.precision].append(m)
+    planner = _planner_copy(profile, runtime, bandwidth, {p: list(v) for p, v in gemm_by_prec.items()})
     gemm_by_prec["fp32"] += by_kind["attention"]
     for prec, pts in sorted(gemm_by_prec.items()):
         train = [m for m in pts if not m.held_out]
@@ -137,28 +150,27 @@ def fit(measurements: list[Microbenchmark], profile: DeviceProfile, runtime: Run
             e = Efficiency(compute=c, memory=memory, per_op_overhead_us=ov_us)
             return lambda m: predict_ms(m, peak_tops=peak, bandwidth_gbps=bandwidth, eff=e)
 
-        compute = _best(_grid(0.005, 1.0), lambda c: _log_loss(train, g_pred(c)))
-        planner_ov, how = ov_us, "64-Add chain (no dispatch kernel)"
-        for d in by_kind["dispatch"]:
-            spec = (dispatch_specs or {}).get(d.name)
-            if d.precision == prec and spec is not None:
-                solved = _dispatch_overhead(d, spec, profile, runtime, compute, memory, bandwidth)
-                if solved is not None:
-                    planner_ov, how = solved, f"toy encoder {d.median_ms:.3g} ms"
-        eff = Efficiency(compute=round(compute, 4), memory=round(memory, 4),
-                         per_op_overhead_us=round(planner_ov, 4))
+        compute = _best(_grid(0.005, 4.0), lambda c: _log_loss(train, g_pred(c)))
+        planner_ov, how = ov_us, "per-op overhead from the 64-Add chain (no toy encoder)"
+        specs = dispatch_specs or {}
+        toy = next((d for d in by_kind["dispatch"] if d.precision == prec and d.name in specs), None)
+        if toy is not None:
+            solved = _solve_overhead(toy, specs[toy.name], planner, compute, memory)
+            if solved is not None:
+                planner_ov, how = solved, f"per-op overhead from the toy encoder ({toy.median_ms:.3g} ms)"
+        eff = Efficiency(compute=round(compute, 4), memory=round(memory, 4), per_op_overhead_us=round(planner_ov, 4))
         held = [m for m in pts if m.held_out] + ([m for m in nongemm if m.held_out] if prec == "fp32" else [])
         k_eff = Efficiency(compute=eff.compute, memory=eff.memory, per_op_overhead_us=ov_us)  # per kernel node
         pred = lambda m, eff=k_eff, peak=peak: predict_ms(m, peak_tops=peak if m.flops else 1.0,  # noqa: E731
                                                           bandwidth_gbps=bandwidth, eff=eff)
         med, mx = _errors(held, pred)
-        if compute >= 0.999:
-            notes.append(f"{runtime.name} {prec}: GEMMs ran at or above the profile's peak ({peak:g} TOPS): the "
-                         f"profile's peak is too low for this machine; compute efficiency capped at 1")
+        if compute > 1.0:
+            notes.append(f"{runtime.name} {prec}: GEMMs ran at {compute:.2f}× the profile's peak ({peak:g} TOPS): "
+                         f"its clock or ops/cycle is too low for this machine (a VM often hides the boost clock)")
         fits.append(FittedEfficiency(unit=unit.name, runtime=runtime.name, provider=runtime.provider,
                                      precision=prec, efficiency=eff, points=len(train), held_out=len(held),
                                      fit_error_median=None if med is None else round(med, 4),
                                      fit_error_max=None if mx is None else round(mx, 4),
-                                     note=f"peak {peak:g} TOPS, bandwidth {bandwidth:.1f} GB/s; per-op overhead "
-                                          f"from the {how}"))
+                                     note=f"peak {peak:g} TOPS, bandwidth {bandwidth:.1f} GB/s; {how}; held-out "
+                                          f"error of the kernel roofline (linear layers use the measured table)"))
     return fits, (round(bw, 2) if bw else None), notes

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..artifacts import atomic_write_text, read_json, validate
 from ..errors import InputError
 from ..schemas.calibration import CALIBRATION_SCHEMA_VERSION, Calibration, DeviceFingerprint
-from ..schemas.profile import DeviceProfile, Efficiency
+from ..schemas.profile import DeviceProfile, Efficiency, GemmTiming
 
 DEFAULT_DIR = "calibrations"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -126,12 +126,17 @@ def find_calibration(profile: DeviceProfile, *, directory: str | Path | None = N
 
 
 def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile:
-    """The profile with the calibration's fitted efficiencies (per runtime × precision) and measured bandwidth."""
+    """The profile with the calibration's fitted efficiencies (per runtime × precision), its measured GEMM table and
+    measured bandwidth."""
     p = profile.model_copy(deep=True)
     for fit in cal.fits:
         for rt in p.runtimes:
             if (rt.name, rt.provider, rt.unit) == (fit.runtime, fit.provider, fit.unit):
                 rt.efficiency[fit.precision] = Efficiency(**fit.efficiency.model_dump())
+                rt.gemm_ms[fit.precision] = [
+                    GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=m.median_ms)
+                    for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision
+                    and (m.runtime, m.provider) == (fit.runtime, fit.provider)]
     if cal.memory_bandwidth_gbps:
         units = {f.unit for f in cal.fits} or {u.name for u in p.compute_units}
         for u in p.compute_units:

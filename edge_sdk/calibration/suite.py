@@ -11,7 +11,7 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
 - `overhead`: a chain of 64 tiny Adds — what dispatching one graph node costs;
 - `dispatch`: a toy BERT encoder (1 layer, hidden 32, 8 tokens; edge-sdk's own ONNX export, then each precision's
   quantizer) whose FLOPs are negligible: its time is what a real exported graph pays per ModelSpec op in shape
-  arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over.
+  arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over;
 
 Every fourth GEMM (and one non-GEMM kernel of each kind) is held out of the fit to report the fit error.
 Graphs are written once per (runtime precisions, reduce_range) into a suite directory with `suite.json`; the
@@ -40,6 +40,7 @@ OVERHEAD_NODES = 64
 TOY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
        "vocab_size": 128, "max_position_embeddings": 64}
 TOY_SEQ = 8
+ENCODERS = {"dispatch": ("toy_bert", TOY, TOY_SEQ)}
 OPSET = 17
 
 
@@ -122,20 +123,21 @@ def _overhead(nodes: int):
     return _model(chain, [_vi("X", (1, 16))], [_vi("Y", (1, 16))], [one])
 
 
-def _toy_bert(dest: Path) -> Path:
-    """The toy encoder in fp32, exported the way `build` exports, and its ModelSpec (for the fit) beside it."""
+def _encoder(dest: Path, kind: str) -> Path:
+    """A small BERT encoder in fp32, exported the way `build` exports, and its ModelSpec (for the fit) beside it."""
     import torch
     from transformers import BertConfig, BertModel
 
     from ..modelspec import inspect_module
     from ..passes.export_onnx import export_onnx
 
+    name, config, seq = ENCODERS[kind]
     torch.manual_seed(0)
-    model = BertModel(BertConfig(**TOY)).eval()
-    path = dest / ".toy_bert.float.onnx"
+    model = BertModel(BertConfig(**config)).eval()
+    path = dest / f".{name}.float.onnx"
     export_onnx(model, path, model_kind="text")
-    spec = inspect_module(model, seq_len=TOY_SEQ)
-    (dest / "toy_bert.modelspec.json").write_text(spec.model_dump_json())
+    spec = inspect_module(model, seq_len=seq)
+    (dest / f"{name}.modelspec.json").write_text(spec.model_dump_json())
     return path
 
 
@@ -191,12 +193,14 @@ def kernel_plan(precisions: tuple[str, ...]) -> list[dict]:
     out.append(dict(name=f"overhead_{OVERHEAD_NODES}_adds", kind="overhead", precision="fp32",
                     shape={"nodes": OVERHEAD_NODES}, inputs={"X": [1, 16]}, flops=0.0, bytes_moved=0.0,
                     held_out=False))
-    for prec in precisions:
-        out.append(dict(name=f"dispatch_toy_bert_{prec}", kind="dispatch", precision=prec,
-                        shape={"layers": TOY["num_hidden_layers"], "hidden": TOY["hidden_size"], "seq": TOY_SEQ},
-                        inputs={n: [1, TOY_SEQ] for n in ("input_ids", "attention_mask", "token_type_ids")},
-                        dtypes={n: "int64" for n in ("input_ids", "attention_mask", "token_type_ids")},
-                        flops=0.0, bytes_moved=0.0, held_out=False, spec_file="toy_bert.modelspec.json"))
+    ids = ("input_ids", "attention_mask", "token_type_ids")
+    for kind, (name, config, seq) in ENCODERS.items():
+        for prec in precisions:
+            out.append(dict(name=f"{kind}_{name}_{prec}", kind=kind, precision=prec,
+                            shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
+                                   "seq": seq},
+                            inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids},
+                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json"))
     return out
 
 
@@ -222,7 +226,7 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
                 "bandwidth": lambda s: _bandwidth(s["elements"]), "overhead": lambda s: _overhead(s["nodes"])}
     kernels: list[dict] = []
     made: dict[str, int] = {}
-    toy: Path | None = None
+    encoders: dict[str, Path] = {}
     for i, k in enumerate(plan):
         if progress:
             progress(i, len(plan), k["name"])
@@ -245,21 +249,23 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
                 finally:
                     src.unlink(missing_ok=True)
             made[path.name] = nodes
-        elif k["kind"] == "dispatch":
-            toy = toy or _toy_bert(dest)
+        elif k["kind"] in ENCODERS:
+            if k["kind"] not in encoders:
+                encoders[k["kind"]] = _encoder(dest, k["kind"])
+            src = encoders[k["kind"]]
             if k["precision"] == "fp32":
-                model = onnx.load(os.fspath(toy))
+                model = onnx.load(os.fspath(src))
                 onnx.save(model, os.fspath(path))
                 nodes = len(model.graph.node)
             else:
-                nodes = _quantized(toy, path, k["precision"], reduce_range, k["inputs"], int_inputs=True)
+                nodes = _quantized(src, path, k["precision"], reduce_range, k["inputs"], int_inputs=True)
         else:
             model = builders[k["kind"]](k["shape"])
             onnx.save(model, os.fspath(path))
             nodes = len(model.graph.node)
         kernels.append({**k, "file": path.name, "format": "onnx", "nodes": nodes})
-    if toy is not None:
-        toy.unlink(missing_ok=True)
+    for src in encoders.values():
+        src.unlink(missing_ok=True)
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps({"format": SUITE_FORMAT, "key": key, "reduce_range": reduce_range,
                                "kernels": kernels}, indent=1))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
+from .gemm_table import measured_gemm_s
 from .fusion import FUSED_GRAPH_OPS_PER_KERNEL, FUSED_SEQUENCES, fusion_table, fused_runs
 from .stages import balance_stages
 
@@ -261,6 +262,10 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
                 moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
             t_c = flops / (float_flops_per_s if in_float else flops_per_s)
             t_m = moved / bytes_per_s
+            measured = _measured_gemm(runtime, float_precision if in_float else precision, layer, batch_scale,
+                                      decode or sparse_24)
+            if measured is not None:  # a calibrated runtime: the measured kernel time replaces the roofline
+                t_c, t_m = measured, 0.0
         else:  # bandwidth-bound: read + write activations (and the few norm weights)
             t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
         rows.append((layer, t_c, t_m, params_bytes, act))
@@ -325,6 +330,16 @@ def _add_fused(bc: BlockCosts, members: list[tuple], saved_s: float) -> None:
         bc.layer_kernels[r[0].name] = 1.0 / len(members)
         if r[0].kind == "attention_out" and r[0].block is not None:
             bc.tp_allreduce_bytes = r[4]
+
+
+def _measured_gemm(runtime: Runtime | None, precision: str, layer, batch_scale: float, skip: bool) -> float | None:
+    """The calibrated time of a linear layer (planner/gemm_table.py), or None to use the roofline."""
+    if skip or runtime is None or layer.kind == "embedding" or not (layer.in_features and layer.out_features
+                                                                    and layer.tokens):
+        return None
+    table = runtime.gemm_ms.get(precision)
+    return measured_gemm_s(table, layer.tokens * batch_scale, layer.in_features, layer.out_features) if table \
+        else None
 
 
 def layer_times_ms(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit,

@@ -56,7 +56,9 @@ class Citation(Strict):
 class Efficiency(Strict):
     """Fractions of peak the roofline may assume; `calibrate` replaces them with measured values."""
 
-    compute: float = Field(gt=0, le=1, description="fraction of dense peak reached by GEMMs")
+    compute: float = Field(gt=0, le=4, description="fraction of dense peak reached by GEMMs (a calibration measures "
+                                                  "above 1 where the profile's peak is too low, e.g. a VM hiding its "
+                                                  "boost clock)")
     memory: float = Field(gt=0, le=8, description="fraction of peak DRAM bandwidth reached (a calibration measures "
                                                  "above 1 where activations stay in cache)")
     per_op_overhead_us: float = Field(ge=0, description="fixed launch/dispatch cost per operator, microseconds")
@@ -106,6 +108,17 @@ RuntimeName = Literal["onnxruntime", "litert", "tensorrt", "pytorch", "qnn", "co
 ArtifactFormat = Literal["onnx", "tflite", "engine", "pt", "dlc", "mlpackage"]
 
 
+class GemmTiming(Strict):
+    """One measured linear layer (tokens × in_features → out_features) and its time: `calibrate` fills a table of
+    these per precision, and the cost model reads GEMM time off it instead of the roofline (kernel efficiency on a
+    CPU depends on the shape far more than one fraction of peak can say)."""
+
+    m: int = Field(gt=0, description="tokens (rows)")
+    k: int = Field(gt=0, description="in_features")
+    n: int = Field(gt=0, description="out_features")
+    ms: float = Field(gt=0)
+
+
 class Runtime(Strict):
     name: RuntimeName
     version: str | None = None
@@ -119,6 +132,8 @@ class Runtime(Strict):
                                           "int8 kernels slower). Keys: a hardware precision (int8 covers both int8 "
                                           "recipes) or a plan precision (int8_dynamic, int8_static) for one recipe; "
                                           "`edge-sdk calibrate` writes measured ones")
+    gemm_ms: dict[EfficiencyKey, list[GemmTiming]] = Field(
+        default_factory=dict, description="measured GEMM times per precision (from `edge-sdk calibrate`)")
     note: str | None = None
 
 
