@@ -124,31 +124,15 @@ def calibrate_local(profile: DeviceProfile, *, threads: int | None = None, deadl
 
 
 def _upload_suite(session, suite: Path) -> str:
-    """The suite on the device under `<workdir>/.edge_calibration/<key>/` (uploaded once; temp dir, then rename)."""
+    """The suite on the device under `<workdir>/.edge_calibration/<key>/` (uploaded once; see remote.device)."""
     import json
-    import secrets
+
+    from ..remote.device import upload_dir
 
     key = json.loads((suite / "suite.json").read_text())["key"]
     root = posixpath.join(session.target.remote_workdir, SUITE_DIR_ON_DEVICE, key)
-    sftp = session.sftp
-    try:
-        sftp.stat(posixpath.join(root, "suite.json"))
-        return root
-    except (OSError, EOFError):
-        pass
-    tmp = f"{root}.tmp-{secrets.token_hex(4)}"
-    session.run(["mkdir", "-p", "--", tmp], check=True, timeout=60)
-    try:
-        for f in sorted(suite.iterdir()):
-            if f.is_file() and not f.name.startswith("."):
-                session.put(f, posixpath.join(tmp, f.name))
-        sftp.rename(tmp, root)
-    except (OSError, EOFError) as exc:
-        raise RemoteError(f"cannot upload the calibration suite to {session.endpoint}:{root}: "
-                          f"{exc or type(exc).__name__}") from None
-    finally:
-        session.run(["rm", "-rf", "--", tmp], timeout=60)
-    return root
+    files = {f.name: f for f in sorted(suite.iterdir()) if f.is_file() and not f.name.startswith(".")}
+    return upload_dir(session, root, files, what="calibration suite", marker="suite.json")
 
 
 def calibrate_target(target, profile: DeviceProfile, *, threads: int | None = None,

@@ -38,36 +38,53 @@ def package_root(session) -> str:
     return posixpath.join(session.target.remote_workdir, PACKAGE_DIR, package_hash())
 
 
-def upload_package(session) -> str:
-    """Put the host's device package on the device (temp dir, then one rename); returns its root."""
-    root = package_root(session)
+def upload_dir(session, root: str, files: dict, *, what: str, marker: str) -> str:
+    """A content-addressed directory on the device (`root` names its content): nothing is sent when `root/marker`
+    is there; otherwise every file ({relative path: bytes or a local Path}) goes to a temp dir that is renamed into
+    place, so a cut upload never leaves a half directory that looks complete."""
+    if _exists(session, posixpath.join(root, marker)):
+        return root
     tmp = f"{root}.tmp-{secrets.token_hex(4)}"
-    dirs = sorted({posixpath.dirname(posixpath.join(tmp, PACKAGE_NAME, rel)) for rel in package_files()})
+    dirs = sorted({posixpath.dirname(posixpath.join(tmp, rel)) for rel in files})
     session.run(["mkdir", "-p", "--", *dirs], check=True, timeout=60)
     try:
         sftp = session.sftp
-        for rel, data in package_files().items():
-            with sftp.open(posixpath.join(tmp, PACKAGE_NAME, rel), "wb") as f:
-                f.write(data)
+        for rel, data in files.items():
+            if isinstance(data, bytes):
+                with sftp.open(posixpath.join(tmp, rel), "wb") as f:
+                    f.write(data)
+            else:
+                session.put(data, posixpath.join(tmp, rel))
         try:
             sftp.rename(tmp, root)
         except OSError:
-            if not _has_package(session, root):  # else another deploy put the same package there first
+            if not _exists(session, posixpath.join(root, marker)):  # else another host put the same one there first
                 raise
     except (OSError, EOFError) as exc:
-        raise RemoteError(f"cannot upload the device package to {session.endpoint.hostname}:{root}: "
+        raise RemoteError(f"cannot upload the {what} to {session.endpoint.hostname}:{root}: "
                           f"{exc or type(exc).__name__}") from None
     finally:
         session.run(["rm", "-rf", "--", tmp], timeout=60)
     return root
 
 
-def _has_package(session, root: str) -> bool:
+def upload_package(session) -> str:
+    """Put the host's device package on the device; returns its root."""
+    files = {posixpath.join(PACKAGE_NAME, rel): data for rel, data in package_files().items()}
+    return upload_dir(session, package_root(session), files, what="device package",
+                      marker=posixpath.join(PACKAGE_NAME, "__main__.py"))
+
+
+def _exists(session, path: str) -> bool:
     try:
-        session.sftp.stat(posixpath.join(root, PACKAGE_NAME, "__main__.py"))
+        session.sftp.stat(path)
         return True
     except (OSError, EOFError):
         return False
+
+
+def _has_package(session, root: str) -> bool:
+    return _exists(session, posixpath.join(root, PACKAGE_NAME, "__main__.py"))
 
 
 def run_device(session, command: str, *args: object, bundle_dir: str | None = None,
