@@ -142,8 +142,10 @@ def build(model: "Any | Plan | PlanSet | None" = None, *, device: str = "host", 
     if plan is None:
         plans = _plan(model if model is not None else "minilm", device, top=top, runtime=runtime,
                       max_quality_drop=opts.max_quality_drop, profiles_dir=profiles_dir)
-        if progress and plans.device_note:
-            progress(plans.device_note)
+        if progress:
+            for line in [plans.device_note, plans.calibration, *plans.notes]:
+                if line:
+                    progress(line)
         plan = plans
     elif model is not None:
         _check_model_matches(plan, model)
