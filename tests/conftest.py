@@ -9,11 +9,13 @@ shell start-up files out of every command. Without root the current user logs in
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -121,6 +123,32 @@ def sshd():
         for p in s._made:
             shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def root_loopback_sshd(work: Path):
+    """A private OpenSSH server on loopback that `root` logs in to (skips the test when there is no sshd): for tests
+    that run device commands with this interpreter as the target's python."""
+    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
+
+    try:
+        server = start_loopback_sshd(work / "sshd", users=["root"])
+    except SshdUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_loopback_target(server, work: Path, name: str = "loop") -> Path:
+    """A deploy-target YAML for `root_loopback_sshd`'s server: profile host, this interpreter, workdir work/device."""
+    path = work / f"{name}.yaml"
+    path.write_text("\n".join([
+        f"name: {name}", "host: 127.0.0.1", f"port: {server.port}", "user: root",
+        f"identity_file: {server.client_key}", f"known_hosts: {server.known_hosts}", "profile: host",
+        f"python: {sys.executable}", f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
+    return path
 
 
 def minimal_plan(device: str = "host"):

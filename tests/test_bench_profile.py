@@ -5,7 +5,6 @@ machine-state warnings (no mocks: a real tiny BERT bundle, a real OpenSSH server
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -251,26 +250,18 @@ def test_litert_says_plainly_that_it_has_no_op_profiler(work):
 
 @pytest.fixture(scope="module")
 def sshd(work):
-    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
+    from conftest import root_loopback_sshd
 
-    try:
-        server = start_loopback_sshd(work / "sshd", users=["root"])
-    except SshdUnavailable as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
+    with root_loopback_sshd(work) as server:
+        yield server
 
 
 def test_remote_profiled_bench_fetches_its_trace(sshd, work, bundle, tmp_path):
     from edge_sdk.benchmark import bench_remote
+    from conftest import write_loopback_target
     from edge_sdk.remote import deploy, load_target_file
 
-    path = work / "loop.yaml"
-    path.write_text("\n".join([
-        "name: loop", "host: 127.0.0.1", f"port: {sshd.port}", "user: root", f"identity_file: {sshd.client_key}",
-        f"known_hosts: {sshd.known_hosts}", "profile: host", f"python: {sys.executable}",
-        f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
-    target = load_target_file(path)
+    target = load_target_file(write_loopback_target(sshd, work))
     deploy(bundle, target)
     r = bench_remote(target, iterations=5, warmup=1, profile_ops=True, profile_iterations=3, show_progress=False)
     op = r.op_profile

@@ -12,6 +12,7 @@ import pytest
 
 from edge_sdk.benchmark import BenchResult, bench_remote
 from edge_sdk.errors import RemoteError
+from conftest import root_loopback_sshd, write_loopback_target
 from test_bench_inputs import make_bundle
 from test_bench_local import HANGING_RUNNER, alive, with_runner
 
@@ -25,24 +26,13 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sshd(work):
-    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
-
-    try:
-        server = start_loopback_sshd(work / "sshd", users=["root"])
-    except SshdUnavailable as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
+    with root_loopback_sshd(work) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def target_file(sshd, work):
-    path = work / "loop.yaml"
-    path.write_text("\n".join([
-        "name: loop", "host: 127.0.0.1", f"port: {sshd.port}", "user: root", f"identity_file: {sshd.client_key}",
-        f"known_hosts: {sshd.known_hosts}", "profile: host", f"python: {sys.executable}",
-        f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
-    return path
+    return write_loopback_target(sshd, work)
 
 
 @pytest.fixture(scope="module")
