@@ -152,10 +152,10 @@ def main() -> int:
     if args.calibrate:
         cal = calibrate_local(host, show_progress=False)
         print(f"calibrated: saved {save_calibration(cal, args.calibrations)}")
-    prof, notes = calibrated(host, use=not args.no_calibration, directory=args.calibrations)
-    for n in notes:
+    prof, used, ignored = calibrated(host, use=not args.no_calibration, directory=args.calibrations)
+    for n in ([used] if used else []) + ignored:
         print(n)
-    if not args.no_calibration and not (notes and notes[0].startswith("using calibration")):
+    if not args.no_calibration and used is None:
         print("no matching local calibration: run with --calibrate (or edge-sdk calibrate --local) first")
         return 2
     with tempfile.TemporaryDirectory(prefix="edge-pred-acc-") as tmp:

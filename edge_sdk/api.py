@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .schemas.report import CompatReport
 
 Progress = Callable[[str], None]
-DEFAULT_MAX_QUALITY_DROP = 0.02
+DEFAULT_MAX_QUALITY_DROP = 0.02  # planner's default, restated so `import edge_sdk` loads no pydantic (tested)
 
 
 def inspect(model: Any = "minilm", *, batch: int = 1, seq_len: int | None = None,
@@ -51,15 +51,6 @@ def _constraints(latency_ms, max_size_mb, max_quality_drop, runtime):
     return cons
 
 
-def _calibrated(prof: "DeviceProfile", use: bool, directory) -> "tuple[DeviceProfile, str | None, list[str]]":
-    """The profile with its newest matching calibration applied: (profile, the calibration line or None, notes)."""
-    from .calibration import calibrated
-
-    cprof, notes = calibrated(prof, use=use, directory=directory)
-    used = notes[0] if notes and notes[0].startswith("using calibration") else None
-    return cprof, used, [n for n in notes if n != used]
-
-
 def plan(model: Any = "minilm", device: str = "host", *, batch: int = 1, seq_len: int = 128,
          objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
          max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
@@ -67,12 +58,13 @@ def plan(model: Any = "minilm", device: str = "host", *, batch: int = 1, seq_len
          calibrations_dir: str | Path | None = None) -> "PlanSet":
     """`edge-sdk plan --device D`: the ranked, explained plans for one device, predicted with the newest matching
     calibration (`calibration=False`: the profile's own efficiencies). Raises InfeasibleError (exit 3)."""
+    from .calibration import calibrated
     from .planner import plan_for_profile
     from .profiles import load_registry
 
     cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
     prof, how = load_registry(list(profiles_dir or [])).resolve(device)
-    prof, used, notes = _calibrated(prof, calibration, calibrations_dir)
+    prof, used, notes = calibrated(prof, use=calibration, directory=calibrations_dir)
     spec = spec or inspect(model, batch=batch, seq_len=seq_len)
     ps = plan_for_profile(spec, prof, model=str(model), objective=objective, constraints=cons, top=top,
                           device_note=how)
@@ -86,6 +78,7 @@ def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1,
                  calibration: bool = True, calibrations_dir: str | Path | None = None
                  ) -> "list[tuple[DeviceProfile, PlanSet | InfeasibleError]]":
     """`edge-sdk plan --devices all`: every selected profile with its PlanSet, or the InfeasibleError saying why not."""
+    from .calibration import calibrated
     from .errors import InfeasibleError, InputError
     from .planner import plan_for_profile
     from .profiles import load_registry
@@ -98,7 +91,7 @@ def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1,
     spec = spec or inspect(model, batch=batch, seq_len=seq_len)
     out: list = []
     for prof in profiles:
-        cprof, used, notes = _calibrated(prof, calibration, calibrations_dir)
+        cprof, used, notes = calibrated(prof, use=calibration, directory=calibrations_dir)
         try:
             ps = plan_for_profile(spec, cprof, model=str(model), objective=objective, constraints=cons, top=top)
             out.append((prof, ps.model_copy(update={"calibration": used, "notes": notes})))

@@ -95,11 +95,11 @@ def test_only_a_matching_calibration_is_used_and_every_other_one_is_named(host, 
     assert f"{old_rt}: measured with onnxruntime 1.19.0, this device has 1.32.1" in text
     assert str(broken) in text and "not a JSON calibration" in text
     assert str(older) in text and "schema_version 0" in text
-    applied, notes = calibrated(host, directory=tmp_path, fingerprint=here, runtime_versions={"onnxruntime": "1.32"})
-    assert notes[0].startswith(f"using calibration {good}")
+    applied, used, _ = calibrated(host, directory=tmp_path, fingerprint=here, runtime_versions={"onnxruntime": "1.32"})
+    assert used.startswith(f"using calibration {good}")
     rt = next(r for r in applied.runtimes if r.name == "onnxruntime")
     assert rt.efficiency["int8_dynamic"].compute == 0.9
-    assert calibrated(host, use=False, directory=tmp_path) == (host, [])
+    assert calibrated(host, use=False, directory=tmp_path) == (host, None, [])
     with pytest.raises(InputError, match="zz-truncated.json"):
         load_calibration(broken)
 
@@ -130,7 +130,7 @@ def test_plan_says_which_calibration_it_used_and_no_calibration_ignores_it(tmp_p
     from edge_sdk.planner import predict_plan
 
     fast = next(p for p in plain.runnable() if p.precision == "int8_dynamic")
-    applied, _ = calibrated(load_registry().resolve("host")[0], directory=tmp_path)
+    applied = calibrated(load_registry().resolve("host")[0], directory=tmp_path).profile
     slow = predict_plan(fast, applied)
     assert slow.latency_ms > 3 * fast.predicted.latency_ms  # a 5 % compute efficiency is much slower
     assert ps.best.summary() != fast.summary() or ps.best.predicted.latency_ms == pytest.approx(slow.latency_ms)
@@ -197,19 +197,11 @@ def _device_calibrations() -> list[int]:
 @pytest.mark.ssh
 @pytest.mark.slow
 def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
-    from edge_sdk.remote.loopback import SshdUnavailable, start_loopback_sshd
+    from conftest import root_loopback_sshd, write_loopback_target
 
     work = tmp_path_factory.mktemp("calibrate-remote")
-    try:
-        server = start_loopback_sshd(work / "sshd", users=["root"])
-    except SshdUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        target = work / "loop.yaml"
-        target.write_text("\n".join([
-            "name: loop", "host: 127.0.0.1", f"port: {server.port}", "user: root",
-            f"identity_file: {server.client_key}", f"known_hosts: {server.known_hosts}", "profile: host",
-            f"python: {sys.executable}", f"workdir: {work / 'device'}", "connect_timeout_s: 10"]) + "\n")
+    with root_loopback_sshd(work) as server:
+        target = write_loopback_target(server, work)
         cals = work / "cals"
         r = subprocess.run(EDGE + ["calibrate", "--target", str(target), "--calibrations", str(cals), "--json"],
                            capture_output=True, text=True, timeout=900, cwd=REPO)
@@ -219,8 +211,6 @@ def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
         suites = list((work / "device" / ".edge_calibration").iterdir())
         assert len(suites) == 1 and (suites[0] / "suite.json").is_file()
         assert list((cals / "loop").glob("*.json"))
-    finally:
-        server.stop()
 
 
 def test_gemm_table_interpolates_per_flop_time_in_log_tokens_and_takes_the_nearest_widths():

@@ -26,8 +26,7 @@ def device_profile(profile_name: str | None, *, calibration: bool = True, calibr
         prof, _ = load_registry().resolve(profile_name)
     except InputError:
         return None, None
-    prof, notes = calibrated(prof, use=calibration, directory=calibrations_dir)
-    used = notes[0] if notes and notes[0].startswith("using calibration") else None
+    prof, used, _ = calibrated(prof, use=calibration, directory=calibrations_dir)
     return prof, used
 
 

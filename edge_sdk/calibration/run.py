@@ -57,8 +57,7 @@ def kernels_of(suite: Path) -> list[dict]:
     return json.loads((suite / "suite.json").read_text())["kernels"]
 
 
-def _measurements(event: dict, suite: Path, rt: Runtime) -> list[Microbenchmark]:
-    kernels = {k["name"]: k for k in kernels_of(suite)}
+def _measurements(event: dict, kernels: dict[str, dict], rt: Runtime) -> list[Microbenchmark]:
     out = []
     for row in event.get("kernels") or []:
         k = kernels.get(row.get("name"))
@@ -74,15 +73,15 @@ def _measurements(event: dict, suite: Path, rt: Runtime) -> list[Microbenchmark]
 
 def _calibration(event: dict, suite: Path, profile: DeviceProfile, rt: Runtime, target: str, threads: int | None,
                  started: float) -> Calibration:
-    measured = _measurements(event, suite, rt)
+    from ..schemas.modelspec import ModelSpec
+
+    kernels = {k["name"]: k for k in kernels_of(suite)}
+    measured = _measurements(event, kernels, rt)
     if not measured:
         raise RemoteError(f"calibration on {target}: the device returned no timings")
-    specs = {}
-    for k in kernels_of(suite):
-        if k.get("spec_file"):
-            from ..schemas.modelspec import ModelSpec
-
-            specs[k["name"]] = ModelSpec.model_validate_json((suite / k["spec_file"]).read_text())
+    spec_files = {k["spec_file"] for k in kernels.values() if k.get("spec_file")}
+    parsed = {f: ModelSpec.model_validate_json((suite / f).read_text()) for f in spec_files}
+    specs = {name: parsed[k["spec_file"]] for name, k in kernels.items() if k.get("spec_file")}
     fits, bw, notes = fit(measured, profile, rt, specs)
     if event.get("fallback_reason"):
         notes.append(f"the runtime fell back: {event['fallback_reason']}")

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from ..artifacts import atomic_write_text, read_json, validate
 from ..errors import InputError
@@ -147,22 +148,30 @@ def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile
     return p
 
 
+class Calibrated(NamedTuple):
+    """What `calibrated` hands back: the profile to plan with, the line naming the calibration applied (None when
+    none was), and one line per calibration passed over, with why."""
+
+    profile: DeviceProfile
+    used: str | None
+    ignored: list[str]
+
+
 def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Path | None = None,
                fingerprint: DeviceFingerprint | None = None,
-               runtime_versions: dict[str, str] | None = None) -> tuple[DeviceProfile, list[str]]:
-    """`profile` with its newest matching calibration applied, and the lines to tell the user (which one is used,
-    and every file passed over). `use=False` (--no-calibration) returns the profile as it is."""
+               runtime_versions: dict[str, str] | None = None) -> Calibrated:
+    """`profile` with its newest matching calibration applied. `use=False` (--no-calibration) returns the profile as
+    it is."""
     if not use:
-        return profile, []
+        return Calibrated(profile, None, [])
     if profile.name == "host" and fingerprint is None:
-        fingerprint, runtime_versions = local_fingerprint(), local_runtime_versions()
+        facts = _local_facts()
+        fingerprint, runtime_versions = fingerprint_from_facts(facts), _runtime_versions(facts)
     found = find_calibration(profile, directory=directory, fingerprint=fingerprint,
                              runtime_versions=runtime_versions)
-    notes = list(found.notes)
     if found.calibration is None:
-        return profile, notes
-    notes.insert(0, found.describe() or "")
-    return apply_calibration(profile, found.calibration), notes
+        return Calibrated(profile, None, list(found.notes))
+    return Calibrated(apply_calibration(profile, found.calibration), found.describe(), list(found.notes))
 
 
 def fingerprint_from_facts(facts: dict) -> DeviceFingerprint:
@@ -172,15 +181,18 @@ def fingerprint_from_facts(facts: dict) -> DeviceFingerprint:
                              accelerators=list(facts.get("accelerators") or []))
 
 
+def _local_facts() -> dict:
+    from ..device.probe import facts
+
+    return facts(".")
+
+
 def local_fingerprint() -> DeviceFingerprint:
-    from ..device.probe import facts
-
-    return fingerprint_from_facts(facts("."))
+    return fingerprint_from_facts(_local_facts())
 
 
-def local_runtime_versions() -> dict[str, str]:
-    from ..device.probe import facts
-
-    pk = facts(".").get("packages") or {}
+def _runtime_versions(facts: dict) -> dict[str, str]:
+    """Runtime name (as profiles spell it) -> installed version, from the probe's package versions."""
+    pk = facts.get("packages") or {}
     names = {"onnxruntime": "onnxruntime", "ai_edge_litert": "litert", "openvino": "openvino", "tensorrt": "tensorrt"}
     return {names[k]: str(v) for k, v in pk.items() if k in names and v and not str(v).startswith("broken")}

@@ -124,15 +124,10 @@ def _tflite_why(mode: str, exported) -> str | None:
     return litert_env_problem()
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
-    s = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {s[:limit]}{'...' if len(s) > limit else ''}"
-
-
 def _make(model: str, spec: ModelSpec, seq_len: int, tflite: str, key: str, work: Path,
           say: Callable[[str], None]) -> OpGraph:
     from ..versions import tool_versions
-    from .onnx_graph import export_graph
+    from .onnx_graph import one_line_error, export_graph
     from .ort_check import check_ort_cpu
     from .tflite import convert
 
@@ -148,7 +143,7 @@ def _make(model: str, spec: ModelSpec, seq_len: int, tflite: str, key: str, work
         try:
             tfl = convert(exported.torch_model, exported.model_kind or "text", exported.tokenizer, seq_len, work)
         except Exception as exc:  # noqa: BLE001 - the converter fails in many ways; the report says how, and maps
-            why = f"the conversion failed ({_one_line(exc)})"
+            why = f"the conversion failed ({one_line_error(exc)})"
     rel = lambda p: os.path.relpath(p, work) if p is not None and Path(p).resolve().is_relative_to(work.resolve()) \
         else (str(p) if p is not None else None)  # noqa: E731 - an ONNX file given by the user stays where it is
     return OpGraph(key=key, model=model, model_name=spec.name, seq_len=seq_len, model_kind=exported.model_kind,

@@ -72,7 +72,7 @@ def count_ops(nodes: list[GraphNode]) -> list[OpCount]:
     return [OpCount(op=k, count=v) for k, v in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
+def one_line_error(exc: BaseException, limit: int = 240) -> str:
     s = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {s[:limit]}{'...' if len(s) > limit else ''}"
 
@@ -117,7 +117,7 @@ def static_graph(src: Path, dst: Path, seq_len: int) -> tuple[dict[str, int], st
         ort.InferenceSession(os.fspath(fixed), so, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - an unloadable graph is a finding, reported by the caller
         dst.unlink(missing_ok=True)
-        return dims, _one_line(exc)
+        return dims, one_line_error(exc)
     finally:
         fixed.unlink(missing_ok=True)
     return dims, None
@@ -243,7 +243,7 @@ def export_graph(model_source: str, spec: "ModelSpec", work_dir: Path, *, seq_le
             status = "exported"
             exporter, note, torch_model, kind, tokenizer = _export_real(model_source, spec, path)
     except Exception as exc:  # noqa: BLE001 - exporters fail in many ways; the report names the error and goes on
-        return ExportedGraph(GraphOps(status="not_checked", note=f"not checked: the export failed ({_one_line(exc)})",
+        return ExportedGraph(GraphOps(status="not_checked", note=f"not checked: the export failed ({one_line_error(exc)})",
                                    seconds=round(time.perf_counter() - started, 2)))
     exported = _load(path)
     nodes = graph_nodes(exported)

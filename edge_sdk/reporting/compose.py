@@ -256,9 +256,9 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
     cal_notes: list[str] = []
     applied = []
     for p in profiles:  # every device's predictions rest on its newest matching calibration, named in the notes
-        cp, lines = calibrated(p, use=calibration, directory=calibrations_dir)
+        cp, used, ignored = calibrated(p, use=calibration, directory=calibrations_dir)
         applied.append(cp)
-        cal_notes += [f"{p.name}: {line}" for line in lines]
+        cal_notes += [f"{p.name}: {line}" for line in ([used] if used else []) + ignored]
     profiles = applied
     names = [p.name for p in profiles]
     if pareto_device is None:
