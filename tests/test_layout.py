@@ -122,7 +122,8 @@ def test_areas_form_a_one_way_graph():
         if area not in ("cli", "__main__"):
             assert "cli" not in targets, f"{area} imports the CLI"
         if area not in ("cli", "__init__"):
-            assert "api" not in targets, f"{area} imports edge_sdk.api (stages take artifacts, they do not call the API)"
+            assert "api" not in targets, \
+                f"{area} imports edge_sdk.api (stages take artifacts, they do not call the API)"
     assert deps["schemas"] <= {"errors"}, f"schemas import stages: {deps['schemas']}"
     assert deps["arch"] <= {"schemas", "errors", "quiet"}, f"arch imports stages: {deps['arch']}"
     for leaf in LEAVES:
@@ -187,3 +188,12 @@ def test_api_names_stay_functions_once_every_subpackage_is_loaded():
     for name in edge_sdk.__all__:
         if name != "__version__":
             assert callable(getattr(edge_sdk, name)) and not isinstance(getattr(edge_sdk, name), type(edge_sdk)), name
+
+
+def test_the_api_default_quality_budget_is_the_planners_and_import_stays_light():
+    from edge_sdk import api, planner
+
+    assert api.DEFAULT_MAX_QUALITY_DROP == planner.DEFAULT_MAX_QUALITY_DROP
+    r = subprocess.run([sys.executable, "-c", "import sys, edge_sdk; print(sorted(m for m in ('pydantic', 'torch', "
+                        "'onnxruntime') if m in sys.modules))"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr

@@ -19,13 +19,13 @@ from pydantic import Field
 
 from ..bundle import pack_archive, write_bundle
 from ..errors import InputError, QualityGateError
+from ..planner.search import DEFAULT_MAX_QUALITY_DROP
 from ..schemas.base import Strict
 from ..schemas.bundle import Artifact, Attempt, Bundle, QualityReport, TensorSig
 from ..schemas.modelspec import ModelSpec
 from ..schemas.plan import Plan, PlanSet
 from ..versions import tool_versions
 
-DEFAULT_MAX_QUALITY_DROP = 0.02
 SAMPLE_ROWS = 16
 
 Progress = Callable[[str], None]
