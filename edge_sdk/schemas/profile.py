@@ -7,7 +7,7 @@ TFLOPS. One MAC counts as 2 ops. Every number should be traceable to a source th
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from .base import Strict
@@ -103,9 +103,17 @@ class ComputeUnit(Strict):
         return bool(self.peak_tops_sparse)
 
 
-RuntimeName = Literal["onnxruntime", "litert", "tensorrt", "pytorch", "qnn", "coreml", "tidl", "neuropilot",
-                      "openvino", "executorch"]
-ArtifactFormat = Literal["onnx", "tflite", "engine", "pt", "dlc", "mlpackage"]
+#: Runtimes edge-sdk knows by name. A profile may name any other runtime (a Rockchip NPU's RKNN, Hailo, a Mali
+#: GPU's Arm NN, ...): the planner costs it from the unit's peaks and says edge-sdk cannot build for it yet.
+KNOWN_RUNTIMES = ("onnxruntime", "litert", "tensorrt", "pytorch", "qnn", "coreml", "tidl", "neuropilot",
+                  "openvino", "executorch")
+RuntimeName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="a runtime's name, lower case: "
+                                   + ", ".join(KNOWN_RUNTIMES) + " or any other (costed, not built)")]
+#: Artifact formats: "openvino" is OpenVINO IR (model.xml + model.bin). Any other name is a format edge-sdk
+#: cannot build yet (rknn, hef, ...).
+KNOWN_FORMATS = ("onnx", "tflite", "openvino", "engine", "pt", "dlc", "mlpackage")
+ArtifactFormat = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", description="artifact format: "
+                                      + ", ".join(KNOWN_FORMATS) + " or any other (not built)")]
 
 
 class GemmTiming(Strict):
