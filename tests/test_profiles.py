@@ -22,9 +22,9 @@ HOST_YAML = shipped_profiles_dir() / "host.yaml"
 EXPECTED_BY_CLASS = {
     "mobile": {"snapdragon-8-gen3", "tensor-g3", "apple-a17-pro", "dimensity-9300"},
     "embedded": {"jetson-orin-nano", "jetson-orin-nx", "jetson-agx-orin", "jetson-nano", "raspberry-pi-5",
-                 "coral-dev-board", "imx8m-plus"},
+                 "coral-dev-board", "imx8m-plus", "rk3588", "core-ultra-7-165h"},
     "automotive": {"drive-agx-orin", "sa8295p", "tda4vm"},
-    "server": {"t4", "l4", "a10", "a100-80gb-x8", "h100-sxm-x8"},
+    "server": {"t4", "l4", "a10", "a100-80gb-x8", "h100-sxm-x8", "xeon-platinum-8480", "epyc-8534p"},
     "host": {"host"},
 }
 EXPECTED = set().union(*EXPECTED_BY_CLASS.values())
@@ -43,8 +43,8 @@ def _unit(prof, kind):
 
 # --- the shipped set -------------------------------------------------------------------------------------------
 
-def test_all_twenty_profiles_load_with_expected_names(reg):
-    assert len(reg.profiles) == 20
+def test_all_twenty_four_profiles_load_with_expected_names(reg):
+    assert len(reg.profiles) == 24
     assert set(reg.profiles) == EXPECTED
 
 
@@ -146,7 +146,7 @@ def test_profiles_dir_overrides_and_extends(tmp_path):
     r = load_registry([d], include_env=False)
     assert r.profiles["host"].memory_total_gb == 64
     assert r.origin["host"] == d / "host.yaml"
-    assert "my-box" in r.profiles and len(r.profiles) == 21
+    assert "my-box" in r.profiles and len(r.profiles) == 25
 
 
 def test_env_var_overrides_and_extends(tmp_path, monkeypatch):
@@ -248,6 +248,37 @@ def test_orin_nano_headline_numbers(reg):
     gpu = _unit(p, "gpu")
     assert (p.memory_total_gb, p.memory_bandwidth_gbps, p.unified_memory) == (8, 68, True)
     assert gpu.peak_tops_dense["int8"] == 20 and gpu.peak_tops_sparse["int8"] == 40
+
+
+def test_x86_cpu_profiles_isa_and_openvino_precisions(reg):
+    spr, siena = reg.profiles["xeon-platinum-8480"], reg.profiles["epyc-8534p"]
+    assert {"avx512_vnni", "amx_int8", "amx_bf16"} <= set(spr.isa_features)
+    assert {"avx512_vnni", "avx512_bf16"} <= set(siena.isa_features)
+    assert not {"amx_int8", "amx_bf16", "avx512_fp16"} & set(siena.isa_features)
+    for p in (spr, siena):
+        ov = next(r for r in p.runtimes if r.name == "openvino")
+        assert (ov.provider, ov.format, set(ov.precisions)) == ("CPU", "openvino", {"fp32", "bf16", "int8"})
+        assert _unit(p, "cpu").peak_tops_dense["bf16"] > _unit(p, "cpu").peak_tops_dense["fp32"]
+    assert _unit(spr, "cpu").peak_tops_dense["int8"] > 10 * _unit(siena, "cpu").peak_tops_dense["int8"]  # AMX
+
+
+def test_core_ultra_has_cpu_gpu_npu_each_with_an_openvino_device(reg):
+    p = reg.profiles["core-ultra-7-165h"]
+    assert {u.kind for u in p.compute_units} == {"cpu", "gpu", "npu"}
+    ov = {r.provider: r for r in p.runtimes if r.name == "openvino"}
+    assert {k: ov[k].unit for k in ov} == {"CPU": "cpu", "GPU": "gpu", "NPU": "npu"}
+    assert set(ov["NPU"].precisions) == set(ov["GPU"].precisions) == {"fp16", "int8"}
+    assert "bf16" not in ov["CPU"].precisions and "avx512f" not in p.isa_features
+    assert _unit(p, "npu").peak_tops_dense["int8"] == 10.6 and _unit(p, "gpu").peak_tops_dense["int8"] == 18.8
+
+
+def test_rk3588_npu_runs_rknn_only(reg):
+    p = reg.profiles["rk3588"]
+    npu = _unit(p, "npu")
+    assert npu.peak_tops_dense["int8"] == 6 and npu.count == 3
+    assert [(r.name, r.format, r.provider) for r in p.runtimes if r.unit == npu.name] == [("rknn", "rknn", "rknpu2")]
+    assert {(r.name, r.provider) for r in p.runtimes if r.unit == "cpu"} == {("onnxruntime", "CPUExecutionProvider"),
+                                                                              ("litert", "xnnpack")}
 
 
 # --- bad input through the real CLI ----------------------------------------------------------------------------
@@ -367,7 +398,7 @@ def test_validate_all_shipped_files_ok():
     files = sorted(str(p) for p in shipped_profiles_dir().glob("*.yaml"))
     proc = _cli("devices", "validate", *files)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("ok ") == 20
+    assert proc.stdout.count("ok ") == 24
 
 
 def test_devices_table_and_alias_note():
