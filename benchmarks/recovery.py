@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""How much quality does structured pruning cost on MiniLM, and how much does label-free recovery buy back?
+"""How much quality does structured pruning cost on MiniLM, and how much does label-free recovery buy back per minute?
 
 Prunes all-MiniLM-L6-v2 (heads/FFN neurons ranked by importance, optional layer dropping), measures the cosine of
 sentence embeddings to the unpruned model on the HELD-OUT everyday sentences (edge_sdk/quality/data/
-eval_sentences.txt, never trained on), distils on unlabeled text (the shipped WordNet corpus or --calibration-data)
-for a time budget, and measures again; also PyTorch latency of teacher vs student (batch 1, real lengths,
-interleaved, medians). Run it niced on a shared machine:
+eval_sentences.txt, never trained on), distils on unlabeled text (the whole shipped general-English corpus, or
+--calibration-data) for each recovery budget, and measures again. Every budget is its own run from the same pruned
+model (the learning-rate schedule spans the budget), so the rows are the curve the planner's priors are fitted to
+(edge_sdk/planner/priors.py). The steps done within each budget are printed: on shared cores a minute buys fewer.
+Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
 
-    nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --head-ratio 0.25 --budget-seconds 240
+    nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --budget-minutes 1 5 15 30
 """
 
 from __future__ import annotations
@@ -68,29 +70,39 @@ def latency_ms(teacher, student, tokenizer, texts, repeats=3) -> dict:
             "speedup_p90": ratios[len(ratios) * 9 // 10]}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--head-ratio", type=float, default=0.0)
     ap.add_argument("--ffn-ratio", type=float, default=0.0)
     ap.add_argument("--drop-layers", type=int, default=0)
     ap.add_argument("--importance", default="fisher", choices=["fisher", "weight_norm", "activation"])
-    ap.add_argument("--calibration-samples", type=int, default=128)
-    ap.add_argument("--budget-seconds", type=float, default=180)
-    ap.add_argument("--max-steps", type=int, default=100_000)
-    ap.add_argument("--gradual-steps", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-length", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--hidden-weight", type=float, default=1.0)
-    ap.add_argument("--embedding-weight", type=float, default=1.0)
-    ap.add_argument("--attention-weight", type=float, default=0.0)
-    ap.add_argument("--calibration-data", type=Path, default=None, help="default: the shipped WordNet corpus")
+    ap.add_argument("--allocation", default="global", choices=["global", "uniform"],
+                    help="how many heads/neurons each layer keeps (global: one ranking; what the planner plans)")
+    ap.add_argument("--calibration-samples", type=int, default=128, help="texts for the importance scores")
+    ap.add_argument("--budget-minutes", type=float, nargs="+", default=[5.0],
+                    help="recovery budgets; each is a separate run from the same pruned model")
+    ap.add_argument("--max-steps", type=int, default=1_000_000, help="also stop after this many steps")
+    ap.add_argument("--gradual-steps", type=int, default=1, help="prune in K increments, recovery between them")
+    d = DistillConfig()
+    ap.add_argument("--batch-size", type=int, default=d.batch_size)
+    ap.add_argument("--max-length", type=int, default=d.max_length)
+    ap.add_argument("--lr", type=float, default=d.learning_rate)
+    ap.add_argument("--lr-schedule", default=d.lr_schedule, choices=["cosine", "linear", "constant"])
+    ap.add_argument("--hidden-weight", type=float, default=d.hidden_loss_weight)
+    ap.add_argument("--embedding-weight", type=float, default=d.embedding_loss_weight)
+    ap.add_argument("--attention-weight", type=float, default=d.attention_loss_weight)
+    ap.add_argument("--attention-layers", default=d.attention_layers, choices=["last", "all"])
+    ap.add_argument("--train-embeddings", action="store_true")
+    ap.add_argument("--calibration-data", type=Path, default=None, help="default: the shipped corpus")
     ap.add_argument("--threads", type=int, default=2, help="for the latency measurement")
-    ap.add_argument("--train-threads", type=int, default=2,
-                    help="for scoring and distillation (1 is faster when other jobs oversubscribe the cores)")
-    ap.add_argument("--speed-sentences", type=int, default=40, help="0 skips the latency measurement")
+    ap.add_argument("--train-threads", type=int, default=2, help="for scoring and distillation")
+    ap.add_argument("--speed-sentences", type=int, default=0, help="> 0: also measure PyTorch latency")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     torch.set_num_threads(args.train_threads)
     torch.manual_seed(0)
 
@@ -110,51 +122,57 @@ def main() -> None:
         return text_batches(tokenizer, length_grouped(train_texts, args.batch_size, seed=epoch),
                             batch_size=args.batch_size, max_length=args.max_length)
 
-    distill_cfg = DistillConfig(max_steps=args.max_steps, max_seconds=args.budget_seconds, learning_rate=args.lr,
-                                batch_size=args.batch_size, max_length=args.max_length,
-                                hidden_loss_weight=args.hidden_weight, embedding_loss_weight=args.embedding_weight,
-                                attention_loss_weight=args.attention_weight)
-    # --gradual-steps K: the prune pass itself prunes in K increments with `recovery` after each (budget split K ways)
+    ref = embed(teacher, tokenizer, held_out)
+    t0 = time.monotonic()
     prune_cfg = StructuredPruneConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
                                       drop_layers=args.drop_layers, importance=args.importance,
-                                      calibration_samples=args.calibration_samples, increments=args.gradual_steps,
-                                      recovery=distill_cfg if args.gradual_steps > 1 else None)
-    ref = embed(teacher, tokenizer, held_out)
-
-    t0 = time.monotonic()
+                                      calibration_samples=args.calibration_samples, allocation=args.allocation)
     oneshot = copy.deepcopy(teacher)
     record = structured_prune(oneshot, prune_cfg, batches=calib, log=print)
     prune_s = time.monotonic() - t0
     before = cosines(embed(oneshot, tokenizer, held_out), ref)
     print(f"one-shot pruned ({prune_s:.1f} s to score and cut): held-out cosine {before['mean']:.4f} "
           f"(p10 {before['p10']:.4f}, min {before['min']:.4f}); params {count_parameters(teacher):,} → "
-          f"{count_parameters(oneshot):,}", flush=True)
+          f"{count_parameters(oneshot):,}; {len(train_texts):,} training texts", flush=True)
+    rows = []
+    for minutes in args.budget_minutes:
+        cfg = DistillConfig(max_steps=args.max_steps, max_seconds=minutes * 60, learning_rate=args.lr,
+                            lr_schedule=args.lr_schedule, batch_size=args.batch_size, max_length=args.max_length,
+                            hidden_loss_weight=args.hidden_weight, embedding_loss_weight=args.embedding_weight,
+                            attention_loss_weight=args.attention_weight, attention_layers=args.attention_layers,
+                            train_embeddings=args.train_embeddings)
+        last = {"t": 0.0}
 
-    last = {"t": 0.0}
+        def progress(step, total, info):
+            if info["seconds"] - last["t"] >= 60:
+                last["t"] = info["seconds"]
+                print(f"  step {step}, {info['seconds']:.0f} s, loss {info['loss']:.4f}", flush=True)
 
-    def progress(step, total, info):
-        if info["seconds"] - last["t"] >= 30:
-            last["t"] = info["seconds"]
-            print(f"  step {step}, {info['seconds']:.0f} s, loss {info['loss']:.4f}", flush=True)
-
-    if args.gradual_steps > 1:
-        student = copy.deepcopy(teacher)
-        record, results = prune_gradually(student, teacher, prune_cfg, calibration=calib, training=training,
-                                          progress=progress, log=print)
+        if args.gradual_steps > 1:   # the prune pass's own schedule: K increments, recovery split between them
+            student = copy.deepcopy(teacher)
+            gradual = prune_cfg.model_copy(update={"increments": args.gradual_steps, "recovery": cfg})
+            _, results = prune_gradually(student, teacher, gradual, calibration=calib, training=training,
+                                         progress=progress, log=print)
+        else:
+            student = copy.deepcopy(oneshot)
+            results = [distill(student, teacher, training, cfg, layer_map=record.kept_layers, progress=progress)]
         steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
-        first, final = results[0].first_loss, results[-1].last_loss
-    else:
-        student = oneshot
-        r = distill(student, teacher, training, distill_cfg, layer_map=record.kept_layers, progress=progress)
-        steps, seconds, first, final = r.steps, r.seconds, r.first_loss, r.last_loss
-    after = cosines(embed(student, tokenizer, held_out), ref)
-    print(f"after recovery: {steps} steps in {seconds:.0f} s ({steps * args.batch_size:,} sentences seen), "
-          f"loss {first:.4f} → {final:.4f}; held-out cosine {after['mean']:.4f} (p10 {after['p10']:.4f}, "
-          f"min {after['min']:.4f})", flush=True)
+        after = cosines(embed(student, tokenizer, held_out), ref)
+        row = {"budget_minutes": minutes, "steps": steps, "seconds": round(seconds, 1),
+               "sentences_seen": steps * args.batch_size, "loss_first": results[0].first_loss,
+               "loss_last": results[-1].last_loss, "cosine_after_recovery": after}
+        rows.append(row)
+        print(f"budget {minutes:g} min: {steps} steps in {seconds:.0f} s ({row['sentences_seen']:,} sentences), "
+              f"loss {row['loss_first']:.4f} → {row['loss_last']:.4f}; held-out cosine {after['mean']:.4f} "
+              f"(p10 {after['p10']:.4f}, min {after['min']:.4f})", flush=True)
+    print(f"\n{record.summary()}; one-shot cosine {before['mean']:.4f}")
+    print("| budget (min) | steps | sentences | cosine after recovery |")
+    for r in rows:
+        print(f"| {r['budget_minutes']:g} | {r['steps']} | {r['sentences_seen']:,} | "
+              f"{r['cosine_after_recovery']['mean']:.4f} |")
     result = {"config": vars(args) | {"calibration_data": str(args.calibration_data)}, "record": record.summary(),
-              "params_teacher": count_parameters(teacher), "params_student": count_parameters(student),
-              "cosine_before_recovery": before, "cosine_after_recovery": after, "steps": steps,
-              "seconds": seconds, "loss_first": first, "loss_last": final, "held_out_sentences": len(held_out)}
+              "params_teacher": count_parameters(teacher), "params_student": count_parameters(oneshot),
+              "cosine_before_recovery": before, "runs": rows, "held_out_sentences": len(held_out)}
     if args.speed_sentences:
         torch.set_num_threads(args.threads)
         speed = latency_ms(teacher, student, tokenizer, held_out[:args.speed_sentences])

@@ -10,7 +10,8 @@ The Python API mirrors the CLI, one function per stage, each taking and returnin
 
 __version__ = "0.1.0"
 
-from .api import bench, build, calibrate, deploy, graph, inspect, plan, plan_devices, report  # noqa: E402
+from .api import (bench, bench_fleet, build, calibrate, deploy, deploy_fleet, graph, inspect, on_fleet, plan,  # noqa: E402
+                  plan_devices, report)
 
-__all__ = ["__version__", "bench", "build", "calibrate", "deploy", "graph", "inspect", "plan", "plan_devices",
-           "report"]
+__all__ = ["__version__", "bench", "bench_fleet", "build", "calibrate", "deploy", "deploy_fleet", "graph", "inspect",
+           "on_fleet", "plan", "plan_devices", "report"]

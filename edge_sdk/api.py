@@ -4,6 +4,7 @@
     plans  = edge_sdk.plan("minilm", device="jetson")                # PlanSet (plans.best is a Plan)
     bundle = edge_sdk.build(plans.best, out_dir="out/minilm")        # Bundle (runs the plan; never re-plans)
     rel    = edge_sdk.deploy(bundle, target="my-jetson")             # Release
+    fleet  = edge_sdk.deploy_fleet(bundle, fleet="lab", canary=1)    # FleetResult (one outcome per device)
     result = edge_sdk.bench(target="my-jetson")                      # BenchResult (or bench(bundle): measured here)
     graph  = edge_sdk.graph("minilm")                                # OpGraph (cached; the report reads it)
     rep    = edge_sdk.report("minilm", devices="all", graph=graph)   # CompatReport
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .schemas.bench import BenchResult, BenchSettings
     from .schemas.bundle import Bundle
     from .schemas.calibration import Calibration
+    from .schemas.fleet import FleetResult
     from .schemas.graph import OpGraph
     from .schemas.modelspec import ModelSpec
     from .schemas.plan import Plan, PlanSet
@@ -42,11 +44,13 @@ def inspect(model: Any = "minilm", *, batch: int = 1, seq_len: int | None = None
     return inspect_model(model, batch=batch, seq_len=seq_len, image_size=image_size)
 
 
-def _constraints(latency_ms, max_size_mb, max_quality_drop, runtime):
+def _constraints(latency_ms, max_size_mb, max_quality_drop, runtime, recovery_minutes=None):
     from .planner import Constraints
 
     cons = Constraints(latency_ms=latency_ms, max_size_mb=max_size_mb, max_quality_drop=max_quality_drop,
                        runtime=runtime)
+    if recovery_minutes is not None:
+        cons.recovery_minutes = recovery_minutes
     cons.validate()
     return cons
 
@@ -55,14 +59,16 @@ def plan(model: Any = "minilm", device: str = "host", *, batch: int = 1, seq_len
          objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
          max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
          profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None, calibration: bool = True,
-         calibrations_dir: str | Path | None = None) -> "PlanSet":
+         calibrations_dir: str | Path | None = None, recovery_minutes: float | None = None) -> "PlanSet":
     """`edge-sdk plan --device D`: the ranked, explained plans for one device, predicted with the newest matching
-    calibration (`calibration=False`: the profile's own efficiencies). Raises InfeasibleError (exit 3)."""
+    calibration (`calibration=False`: the profile's own efficiencies). `recovery_minutes`: the distillation a
+    pruned plan gets (its predicted quality depends on it, and its distill pass carries it). Raises InfeasibleError
+    (exit 3)."""
     from .calibration import calibrated
     from .planner import plan_for_profile
     from .profiles import load_registry
 
-    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
+    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime, recovery_minutes)
     prof, how = load_registry(list(profiles_dir or [])).resolve(device)
     prof, used, notes = calibrated(prof, use=calibration, directory=calibrations_dir)
     spec = spec or inspect(model, batch=batch, seq_len=seq_len)
@@ -75,15 +81,15 @@ def plan_devices(model: Any = "minilm", devices: str = "all", *, batch: int = 1,
                  objective: str = "latency", latency_ms: float | None = None, max_size_mb: float | None = None,
                  max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP, runtime: str | None = None, top: int = 3,
                  profiles_dir: Sequence[str] | None = None, spec: "ModelSpec | None" = None,
-                 calibration: bool = True, calibrations_dir: str | Path | None = None
-                 ) -> "list[tuple[DeviceProfile, PlanSet | InfeasibleError]]":
+                 calibration: bool = True, calibrations_dir: str | Path | None = None,
+                 recovery_minutes: float | None = None) -> "list[tuple[DeviceProfile, PlanSet | InfeasibleError]]":
     """`edge-sdk plan --devices all`: every selected profile with its PlanSet, or the InfeasibleError saying why not."""
     from .calibration import calibrated
     from .errors import InfeasibleError, InputError
     from .planner import plan_for_profile
     from .profiles import load_registry
 
-    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime)
+    cons = _constraints(latency_ms, max_size_mb, max_quality_drop, runtime, recovery_minutes)
     profiles = load_registry(list(profiles_dir or [])).select(devices)
     if not profiles:
         raise InputError(f"--devices {devices}: selects no device profile (expected all, a class such as mobile, "
@@ -105,14 +111,19 @@ _plan = plan  # build() takes a `plan=` argument; this keeps the function reacha
 
 def build(model: "Any | Plan | PlanSet | None" = None, *, device: str = "host", out_dir: str | Path = "out/bundle",
           plan: "Plan | PlanSet | Sequence[Plan] | None" = None, runtime: str | None = None, top: int = 3,
-          max_quality_drop: float | None = None, eval_data: str | None = None, eval_samples: int | None = None,
+          max_quality_drop: float | None = None, eval_data: str | Sequence[str] | None = None,
+          eval_samples: int | None = None, task_data: str | None = None,
           calibration_data: str | None = None, calibration_samples: int = 2000, distill_steps: int | None = None,
           distill_seconds: float | None = None, archive: bool = True, profiles_dir: Sequence[str] | None = None,
-          progress: Progress | None = None) -> "Bundle":
+          progress: Progress | None = None, recovery_minutes: float | None = None) -> "Bundle":
     """`edge-sdk build`: compress, export, measure quality, write a verifiable bundle.
 
     Give a Plan or PlanSet (as `model` or `plan`) and it is run as it is; give a model and a device and the
-    planner's top plans (under `max_quality_drop` and `runtime`) are tried in order until one passes the gate."""
+    planner's top plans (under `max_quality_drop` and `runtime`) are tried in order until one passes the gate.
+    `task_data` (labelled: .npz inputs+labels, or .tsv/.jsonl text) adds task accuracy to the gate: retained accuracy
+    (and a classifier's top-1 agreement) must be >= 1 - max_quality_drop, like the mean cosine.
+    `recovery_minutes`: plans are made (and their pruning judged) for that much distillation; a given plan's
+    distill pass gets it as its time budget (`distill_seconds` / `distill_steps`, when given, win)."""
     from pydantic import ValidationError
 
     from .builder import BuildOptions, build as run_plans
@@ -123,7 +134,17 @@ def build(model: "Any | Plan | PlanSet | None" = None, *, device: str = "host", 
         if plan is not None:
             raise InputError("build: give the plan once (as the first argument or as plan=), not both")
         plan, model = model, None
+    if recovery_minutes is not None and plan is not None and distill_seconds is None and distill_steps is None:
+        from .planner import Constraints
+        from .planner.search import RECOVERY_MAX_STEPS
+
+        Constraints(recovery_minutes=recovery_minutes).validate()
+        distill_seconds = recovery_minutes * 60 if recovery_minutes > 0 else None
+        distill_steps = RECOVERY_MAX_STEPS if recovery_minutes > 0 else 0
+    if eval_data is not None:  # one file/directory, or a list of image files
+        eval_data = str(eval_data) if isinstance(eval_data, (str, Path)) else [str(x) for x in eval_data]
     given = dict(max_quality_drop=max_quality_drop, eval_data=eval_data, eval_samples=eval_samples,
+                 task_data=None if task_data is None else str(task_data),
                  calibration_data=calibration_data, calibration_samples=calibration_samples,
                  distill_steps=distill_steps, distill_seconds=distill_seconds, archive=archive)
     try:
@@ -133,8 +154,12 @@ def build(model: "Any | Plan | PlanSet | None" = None, *, device: str = "host", 
         flag = "--" + str(err["loc"][0]).replace("_", "-")
         raise InputError(f"{flag}: {err['msg']} (got {err.get('input')!r})") from None
     if plan is None:
-        plans = _plan(model if model is not None else "minilm", device, top=top, runtime=runtime,
-                      max_quality_drop=opts.max_quality_drop, profiles_dir=profiles_dir)
+        source = model if model is not None else "minilm"
+        spec = inspect(source, seq_len=128)
+        if runtime is None and spec.transformer is not None and spec.transformer.family == "decoder":
+            runtime = "onnxruntime"  # decoder LLMs are built with onnxruntime-genai (ONNX with a KV cache)
+        plans = _plan(source, device, top=top, runtime=runtime, max_quality_drop=opts.max_quality_drop,
+                      profiles_dir=profiles_dir, spec=spec, recovery_minutes=recovery_minutes)
         if progress:
             for line in [plans.device_note, plans.calibration, *plans.notes]:
                 if line:
@@ -248,6 +273,104 @@ def bench(bundle: "Bundle | str | Path | None" = None, *, target: str | None = N
     return result
 
 
+def _group(targets, fleet, targets_dirs, profiles_dir):
+    """(registry, Fleet or None, targets) for `--targets a,b,c` (a string or a list) or `--fleet NAME`."""
+    from .profiles import load_registry
+    from .remote.fleet import resolve_group
+
+    reg = load_registry(list(profiles_dir or []))
+    names = ",".join(targets) if isinstance(targets, (list, tuple)) else targets
+    fl, tgs = resolve_group(names, fleet, list(targets_dirs) if targets_dirs else None, reg)
+    return reg, fl, tgs
+
+
+def deploy_fleet(bundle: "Bundle | str | Path", *, targets: "str | Sequence[str] | None" = None,
+                 fleet: str | None = None, parallel: int | None = None, canary: int | None = None,
+                 max_unavailable: int | None = None, latency_budget_ms: float | None = None,
+                 accept_new_host_key: bool = False, force: bool = False, lock_wait_s: float = 300.0,
+                 targets_dirs: Sequence[str] | None = None, profiles_dir: Sequence[str] | None = None,
+                 board: Any = None) -> "FleetResult":
+    """`edge-sdk deploy --targets a,b,c | --fleet NAME`: a rolling deploy. The bundle is verified once; `canary`
+    devices go first and must pass the health check (the new release's runner on its sample inputs, p50 within
+    `latency_budget_ms`), else the rollout stops and they are rolled back. Unset knobs come from the fleet file."""
+    from .benchmark.fleet import bench_health_check
+    from .remote.deploy import shippable
+    from .remote.rollout import rollout
+
+    reg, fl, tgs = _group(targets, fleet, targets_dirs, profiles_dir)
+    pick = lambda given, name, default: given if given is not None else getattr(fl, name, default)  # noqa: E731
+    budget = pick(latency_budget_ms, "latency_budget_ms", None)
+    n_canary = pick(canary, "canary", 0)
+    if budget is not None and not n_canary:
+        from .errors import InputError
+
+        raise InputError("a latency budget is checked on canaries: give --canary K (K >= 1) with it")
+    check = bench_health_check(budget, accept_new_host_key=accept_new_host_key) if n_canary else None
+    with shippable(_bundle_path(bundle)) as b:
+        return rollout(b, tgs, parallel=pick(parallel, "parallel", 4), canary=n_canary,
+                       max_unavailable=pick(max_unavailable, "max_unavailable", None), health_check=check,
+                       board=board, fleet=fl, registry=None if force else reg, force=force,
+                       accept_new_host_key=accept_new_host_key, lock_wait_s=lock_wait_s)
+
+
+def bench_fleet(*, targets: "str | Sequence[str] | None" = None, fleet: str | None = None,
+                parallel: int | None = None, settings: "BenchSettings | None" = None, release: str | None = None,
+                bundle: "Bundle | str | Path | None" = None, results_dir: str | Path | None = "results",
+                targets_dirs: Sequence[str] | None = None, calibration: bool = True,
+                calibrations_dir: str | Path | None = None, board: Any = None) -> "FleetResult":
+    """`edge-sdk bench --targets ... | --fleet NAME`: every device's release benchmarked, each result saved under
+    results_dir/<target>/ (None: not saved) and in the FleetResult."""
+    from .benchmark import BenchSettings
+    from .benchmark.fleet import bench_fleet as run
+
+    _, fl, tgs = _group(targets, fleet, targets_dirs, None)
+    return run(tgs, settings or BenchSettings(), parallel=parallel or getattr(fl, "parallel", 4), release=release,
+               bundle=_bundle_path(bundle) if bundle else None, results_dir=results_dir, board=board, fleet=fl,
+               calibration=calibration, calibrations_dir=calibrations_dir)
+
+
+def on_fleet(action: str, *, targets: "str | Sequence[str] | None" = None, fleet: str | None = None,
+             parallel: int | None = None, to: str | None = None, threads: int | None = None,
+             deadline_s: float = 900.0, accept_new_host_key: bool = False, calibrations_dir: str | Path | None = None,
+             targets_dirs: Sequence[str] | None = None, profiles_dir: Sequence[str] | None = None,
+             board: Any = None) -> "FleetResult":
+    """`edge-sdk targets check | rollback | calibrate` with `--targets`/`--fleet`: action "check", "rollback" (to
+    release `to`, default each device's previous one) or "calibrate" (saved under calibrations_dir/<target>/)."""
+    import time
+
+    from .errors import InputError
+    from .remote import check_target, rollback
+    from .remote.fleet import Board, fleet_result, run_each
+
+    reg, fl, tgs = _group(targets, fleet, targets_dirs, profiles_dir)
+    kw = {"accept_new_host_key": accept_new_host_key}
+    if action == "check":
+        def one(t, rep):
+            return check_target(t, reg.resolve(t.profile)[0], **kw)
+    elif action == "rollback":
+        def one(t, rep):
+            return rollback(t, to=to, **kw)
+    elif action == "calibrate":
+        from .calibration import save_calibration
+        from .calibration.run import calibrate_target, suite_for_profile
+
+        for prof in {t.profile: reg.resolve(t.profile)[0] for t in tgs}.values():
+            suite_for_profile(prof)  # made once per profile, before the devices share it
+
+        def one(t, rep):
+            rep.stage("calibrating")
+            cal = calibrate_target(t, reg.resolve(t.profile)[0], threads=threads, deadline_s=deadline_s,
+                                   show_progress=False, **kw)
+            save_calibration(cal, calibrations_dir)
+            return cal
+    else:
+        raise InputError(f"on_fleet: action must be check, rollback or calibrate, got {action!r}")
+    t0 = time.monotonic()
+    n = parallel or getattr(fl, "parallel", 4)
+    outcomes = run_each(tgs, one, parallel=n, board=board or Board())
+    return fleet_result(action, outcomes, parallel=n, seconds=time.monotonic() - t0, fleet=fl)
+
+
 def report(model: Any = "minilm", *, devices: str = "all", results_dir: str | Path | None = "results",
            graph: "OpGraph | None" = None, bundle_sha256: str | None = None, batch: int = 1, seq_len: int = 128,
            objective: str = "latency", max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP,
@@ -265,4 +388,5 @@ def report(model: Any = "minilm", *, devices: str = "all", results_dir: str | Pa
                         calibrations_dir=calibrations_dir)
 
 
-__all__ = ["bench", "build", "calibrate", "deploy", "graph", "inspect", "plan", "plan_devices", "report"]
+__all__ = ["bench", "bench_fleet", "build", "calibrate", "deploy", "deploy_fleet", "graph", "inspect", "on_fleet",
+           "plan", "plan_devices", "report"]

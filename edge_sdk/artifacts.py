@@ -20,9 +20,26 @@ from .errors import InputError, format_validation_error
 M = TypeVar("M", bound=BaseModel)
 
 
+def check_output_path(path: str | Path, *, kind: str = "file", flag: str = "-o") -> Path:
+    """Refuse an output path that cannot be written, before any work: a directory where a file goes (`kind="file"`),
+    a file where a directory goes (`kind="dir"`), or a path below an existing file. One InputError naming it."""
+    p = Path(path)
+    if kind == "file" and p.is_dir():
+        raise InputError(f"{flag} {p}: is a directory; expected the path of a file to write")
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise InputError(f"{flag} {p}: exists and is not a directory; expected a directory (or a new path)")
+    for parent in p.parents:  # the nearest one that exists must be a directory, or nothing can be created below it
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                what = "a file, not a directory" if parent.exists() else "a broken link"
+                raise InputError(f"{flag} {p}: '{parent}' is {what}; choose another path")
+            break
+    return p
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to a temp file beside `path` (readable 0644), then rename it into place."""
-    p = Path(path)
+    p = check_output_path(path, flag="output")
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:

@@ -12,12 +12,13 @@ One exit code per cause, so a script can tell "fix your input" from "the toolcha
 | 5    | RemoteError          | SSH, host key, transfer, or a command on the device failed                  |
 | 6    | ParallelRunError     | a rank of a parallel run failed, hung, or its output differs                |
 | 7    | ToolError            | a toolchain step failed (export, quantization, conversion, missing env)     |
+| 8    | FleetError           | some devices of a fleet failed, others succeeded (summary names them)       |
 | 130  |                      | interrupted (Ctrl-C)                                                        |
 """
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_QUALITY, EXIT_REMOTE, EXIT_PARALLEL, EXIT_TOOL = range(8)
+EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_QUALITY, EXIT_REMOTE, EXIT_PARALLEL, EXIT_TOOL, EXIT_FLEET = range(9)
 EXIT_INTERRUPTED = 130
 
 
@@ -65,6 +66,12 @@ class ToolError(EdgeSdkError):
     that differs from PyTorch, or its environment is missing (exit 7)."""
 
     exit_code = EXIT_TOOL
+
+
+class FleetError(EdgeSdkError):
+    """A command over a fleet failed on some devices (exit 8) — or on all of them alike (then with their code)."""
+
+    exit_code = EXIT_FLEET
 
 
 def format_validation_error(source: str, exc) -> str:

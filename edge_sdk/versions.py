@@ -7,7 +7,7 @@ import platform
 from importlib import metadata
 
 DISTRIBUTIONS = ("edge-sdk", "torch", "transformers", "onnx", "onnxruntime", "onnxscript", "onnxconverter-common",
-                 "ai-edge-litert", "numpy", "tokenizers", "pydantic", "PyYAML", "typer", "rich")
+                 "ai-edge-litert", "onnxruntime-genai", "numpy", "tokenizers", "pydantic", "PyYAML", "typer", "rich")
 
 
 def tool_versions() -> dict[str, str]:

@@ -136,7 +136,8 @@ def test_report_reads_the_planner_through_its_api():
 
 
 def test_device_package_imports_only_stdlib_numpy_and_runtimes():
-    allowed_third_party = {"numpy", "onnxruntime", "ai_edge_litert", "tflite_runtime", "tokenizers", "openvino"}
+    allowed_third_party = {"numpy", "onnxruntime", "onnxruntime_genai", "ai_edge_litert", "tflite_runtime",
+                           "tokenizers", "openvino"}
     stdlib = set(sys.stdlib_module_names)
     device = [m for m in MODULES if _area(m) == "device"]
     assert device, "edge_sdk/device/ (the package shipped in every bundle) is missing"

@@ -34,10 +34,12 @@ def test_every_profile_gets_a_verdict(minilm):
     assert rep.model_name == "all-MiniLM-L6-v2" and rep.graph.status == "exported"
     assert "its own weights" in rep.graph.note
     host = rep.device("host")
-    assert host.verdict == "runs_as_is" and host.best_plan.runtime == "onnxruntime"
+    assert host.verdict == "runs_as_is" and host.best_plan.runtime == "openvino"
     assert host.as_is_plan.precision == "fp32"
     cpu = next(c for c in host.coverage if c.provider == "CPUExecutionProvider")
     assert cpu.check == "session" and cpu.verdict == "full" and not cpu.issues
+    ov = next(c for c in host.coverage if c.runtime == "openvino")  # converted by OpenVINO and queried, for real
+    assert ov.check == "session" and ov.verdict == "full" and ov.is_plan_runtime and "OpenVINO" in ov.notes[0]
     assert rep.ort_cpu.session_created and rep.ort_cpu.ops_without_kernel == []
 
 
@@ -65,9 +67,10 @@ def test_silent_fallbacks_are_flagged(minilm):
     assert plan_cov.silent and "onnxruntime CPU EP" in plan_cov.fallback_to
     assert apple.fallback_flags[0].startswith("[plan runtime]")
     assert any("WARNING" in r and "CPU" in r for r in apple.reasons)
-    nano = rep.device("jetson-nano")  # TensorRT 8.2 has no LayerNormalization (opset 17)
-    assert nano.verdict == "cannot_run"
+    nano = rep.device("jetson-nano")  # TensorRT 8.2 has no LayerNormalization (opset 17): the plan exports at 16
+    assert nano.verdict == "runs_with_plan"
     assert any("LayerNormalization" in r and "opset 16" in r for r in nano.reasons)
+    assert "export_onnx (opset 16)" in nano.best_plan.passes
 
 
 def test_versions_and_sources_are_pinned(minilm):

@@ -88,11 +88,12 @@ def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, py
         raise BundleError(f"{src}: bundle not found")
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         copy = Path(tmp) / "bundle"
-        if src.is_dir():
-            shutil.copytree(src, copy, symlinks=False)
+        if src.is_dir():  # links are copied as links, so that verify_dir refuses them as it does in the original
+            shutil.copytree(src, copy, symlinks=True)
         else:
             extract_archive(src, copy)
-        manifest = verify_dir(copy)  # every file's sha256, the runner's too; the runner re-checks what it loads
+        # every file's sha256, the runner's too; the runner re-checks what it loads. Messages name src, not the copy.
+        manifest = verify_dir(copy, shown_as=src)
         if not (copy / PACKAGE_NAME / "__main__.py").is_file():
             raise BundleError(f"{src}: the bundle has no device package ({PACKAGE_NAME}/; built by an older "
                               f"edge-sdk?); rebuild it with edge-sdk build")

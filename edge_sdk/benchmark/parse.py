@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from ..device.stats import CI_METHOD, median_ci, spread
 from ..errors import RemoteError
-from ..schemas.bench import BatchResult, BenchResult, BenchSettings, MachineState, RoundSpread, SkippedRun, TegraStats
+from ..schemas.bench import (BatchResult, BenchResult, BenchSettings, GenerationStats, MachineState, RoundSpread,
+                             SkippedRun, TegraStats)
 from ..schemas.plan import Plan
 from .op_profile import build_op_profile
 from .stats import latency_stats, throughput_per_s
@@ -112,6 +113,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
             finished_at=event["finished_at"], repeat=event.get("repeat") or 1, machine=machine,
             warnings=list(machine.warnings) if machine else [],
             op_profile=_op_profile(event, done, plan, profile_name, profile, used),
+            generation=GenerationStats(**event["generation"]) if event.get("generation") else None,
             prediction_basis=basis if prediction else None,
             **_compare(prediction, done, host or target),
         )

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError, RemoteError
-from ..remote import DeployTarget, RemoteTimeout, Session, open_bundle, resolve_target
+from ..remote import ConnectionLost, DeployTarget, RemoteTimeout, Session, open_bundle, resolve_target
 from ..remote.command import EXIT_NO_DIR
 from ..remote.device import run_device
 from ..remote.session import connected
@@ -76,6 +76,10 @@ def bench_remote(target: DeployTarget | str, release: str | None = None, setting
                                         if name == "stdout" else None)
             except RemoteTimeout as exc:
                 rc, err, killed = None, exc.stderr, limit
+            except ConnectionLost as exc:
+                raise ConnectionLost(f"bench on {t.name}: {exc}; the runner on the device stops itself within a "
+                                     f"second or two of losing its connection — re-run the bench once "
+                                     f"{t.name} is reachable") from None
         if settings.profile_ops and stream.result is not None:
             raw = stream.result.get("op_profile") or {}
             if raw.get("trace_file"):  # fetch the runtime's trace back (SFTP), then leave the device clean

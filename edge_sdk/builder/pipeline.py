@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from pydantic import Field
 
-from ..bundle import pack_archive, write_bundle
+from ..bundle import check_bundle_output, pack_archive, write_bundle
 from ..errors import InputError, QualityGateError
 from ..planner.search import DEFAULT_MAX_QUALITY_DROP
 from ..schemas.base import Strict
@@ -27,6 +27,9 @@ from ..schemas.plan import Plan, PlanSet
 from ..versions import tool_versions
 
 SAMPLE_ROWS = 16
+#: Artifact formats a build writes ("engine": TensorRT compiles our ONNX on the device), and who runs each.
+BUILT_FORMATS = ("onnx", "tflite", "openvino", "engine")
+RUNTIME_OF_FORMAT = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}
 
 Progress = Callable[[str], None]
 
@@ -36,9 +39,13 @@ class BuildOptions(Strict):
 
     max_quality_drop: float = Field(DEFAULT_MAX_QUALITY_DROP, ge=0, lt=1,
                                     description="max measured mean-cosine drop vs the uncompressed model")
-    eval_data: str | None = Field(None, description="evaluation inputs: a text file (one per line) or images")
+    eval_data: str | list[str] | None = Field(None, description="evaluation inputs: a text file (one per line); for "
+                                                                "vision models images, a directory or .npy/.npz")
+    task_data: str | None = Field(None, description="labelled task data (.npz inputs+labels; .tsv/.jsonl for text): "
+                                                    "adds task accuracy to the quality gate")
     eval_samples: int | None = Field(None, ge=1)
-    calibration_data: str | None = Field(None, description="unlabeled text for calibration and recovery")
+    calibration_data: str | None = Field(None, description="unlabeled text (vision: images) for calibration and "
+                                                           "recovery")
     calibration_samples: int = Field(2000, ge=1)
     distill_steps: int | None = Field(None, ge=0, description="recovery budget in steps (overrides the plan's)")
     distill_seconds: float | None = Field(None, gt=0, description="recovery budget in seconds")
@@ -57,9 +64,9 @@ def _check_plan_fits(plan: Plan, spec: ModelSpec) -> None:
         if prune.drop_layers >= t.num_layers:
             raise InputError(f"plan: passes.structured_prune.drop_layers {prune.drop_layers} >= the {t.num_layers} "
                              f"layers of {spec.name}")
-    if plan.runtime.format not in ("onnx", "tflite", "engine"):
-        raise InputError(f"plan: runtime.format '{plan.runtime.format}' cannot be built (expected onnx, tflite or "
-                         f"engine)")
+    if plan.runtime.format not in BUILT_FORMATS:
+        raise InputError(f"plan: runtime.format '{plan.runtime.format}' cannot be built (expected one of "
+                         f"{', '.join(BUILT_FORMATS)}); plan for a runtime edge-sdk builds (edge-sdk plan --runtime)")
     if not plan.layout.is_single:
         raise InputError(f"plan: layout {plan.layout.describe()} is a multi-device layout; run it with "
                          f"`edge-sdk run-parallel`, or plan for one device")
@@ -79,7 +86,7 @@ def _with_budget(plan: Plan, distill_steps: int | None, distill_seconds: float |
 
 
 def _primary(state, plan: Plan):
-    fmt = "tflite" if plan.runtime.format == "tflite" else "onnx"
+    fmt = plan.runtime.format if plan.runtime.format in ("tflite", "openvino") else "onnx"
     rec = state.latest(fmt)
     if rec is None:
         raise InputError(f"plan: no {fmt} artifact was produced; the passes {[p.kind for p in plan.passes]} need an "
@@ -92,6 +99,11 @@ def _embed_fn(rec, loaded, max_length: int):
         from ..quality import onnx_embed_fn
 
         return onnx_embed_fn(rec.path, loaded.tokenizer, max_length=max_length)
+    if rec.format == "openvino":
+        from ..quality.runners_openvino import openvino_embed_fn
+
+        return openvino_embed_fn(rec.path, loaded.tokenizer, max_length=max_length,
+                                 precision_hint=rec.details.get("inference_precision", "f32"))
     from ..quality.runners_litert import tflite_embed_fn  # written with the LiteRT pass
 
     return tflite_embed_fn(rec.path, loaded.tokenizer)
@@ -170,7 +182,7 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
     """Run each plan in turn (compress, export, measure) until one passes the quality gate; bundle it."""
     from ..passes.registry import apply_pass
     from ..passes.state import BuildState
-    from ..quality import default_eval_data, evaluate, load_eval_data, torch_embed_fn
+    from ..quality import default_eval_data, evaluate, image_format, load_eval_data, load_task_data, torch_embed_fn
     from .sources import load_for_build
 
     t0 = time.perf_counter()
@@ -179,38 +191,57 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
     budget = opts.max_quality_drop
     candidates = _candidates(plans)
     model = candidates[0].model
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"-o {out}: exists and is not a directory")
+    out = check_bundle_output(out_dir, archive=opts.archive)  # before minutes of work, not at their end
     spec = _spec_of(candidates[0], say)
+    if spec.transformer is not None and spec.transformer.family == "decoder":  # LLMs: onnxruntime-genai, KV cache
+        from .decoder import build_decoder
+
+        if opts.task_data:
+            raise InputError(f"--task-data {opts.task_data}: task accuracy is measured for encoders and classifiers; "
+                             f"a decoder's quality is next-token agreement and perplexity on the evaluation text")
+
+        return build_decoder(candidates, out, spec, opts, say, t0)
     for p in candidates:
         _check_plan_fits(p, spec)
 
     # Evaluation data first: a bad file should fail before minutes of work.
     is_text = spec.transformer is None or spec.transformer.family != "vision"
+    kind = "text" if is_text else "vision"
+    image = None if is_text else image_format(model, spec.transformer.image_size or 224,
+                                              spec.transformer.num_channels or 3)
     if opts.eval_data:
-        ev = load_eval_data(opts.eval_data, opts.eval_samples)
+        ev = load_eval_data(opts.eval_data, opts.eval_samples, kind=kind, image=image)
     else:
-        image_size = spec.transformer.image_size if spec.transformer and spec.transformer.image_size else 224
-        ev = default_eval_data("text" if is_text else "vision", opts.eval_samples, image_size=image_size)
+        ev = default_eval_data(kind, opts.eval_samples, image_size=image.image_size if image else 224,
+                               channels=image.channels if image else 3)
+    task = load_task_data(opts.task_data, kind=kind, image=image) if opts.task_data else None
     calib: list[str] = []
+    calib_images = None
+    if not is_text and opts.calibration_data:
+        calib_images = load_eval_data(opts.calibration_data, opts.calibration_samples, kind=kind, image=image,
+                                      flag="--calibration-data").inputs
     if is_text:
         from ..data.calibration import load_calibration_texts
 
         calib = load_calibration_texts(opts.calibration_data, limit=opts.calibration_samples,
                                        exclude=ev.inputs if isinstance(ev.inputs, list) else ())
+    recovery: tuple[str, ...] = ()
+    if is_text and any(p.pass_of("distill") or getattr(p.pass_of("structured_prune"), "recovery", None)
+                       for p in candidates):   # recovery learns from all the text there is, not the sample
+        recovery = tuple(load_calibration_texts(opts.calibration_data,
+                                                exclude=ev.inputs if isinstance(ev.inputs, list) else ()))
     say(f"loading {model}")
     loaded = load_for_build(model, corpus=calib + (list(ev.inputs) if is_text else []))
     if loaded.random_weights:
         say(f"{loaded.name}: built from its config with random weights (seed 0); quality is measured against the "
             f"same random model")
-    calib_images = None
-    if loaded.kind == "vision":
+    if loaded.kind == "vision" and calib_images is None:
         from ..quality import synthetic_images
 
         calib_images = synthetic_images(16, image_size=loaded.image_size or 224, channels=loaded.channels or 3,
                                         seed=1).inputs
     reference_fn = torch_embed_fn(loaded.model, loaded.tokenizer, max_length=min(256, spec.seq_len))
+    task_ref = reference_fn(task.inputs) if task is not None else None  # once, whatever the number of plans
 
     attempts: list[Attempt] = []
     work_root = Path(tempfile.mkdtemp(prefix="edge-sdk-build-"))
@@ -221,7 +252,7 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
             work = work_root / f"plan{i}"
             work.mkdir()
             state = BuildState(model=loaded.model, teacher=loaded.model, tokenizer=loaded.tokenizer, work_dir=work,
-                               model_kind=loaded.kind, calibration_texts=tuple(calib),
+                               model_kind=loaded.kind, calibration_texts=tuple(calib), recovery_texts=recovery,
                                calibration_images=calib_images, progress=say)
             for cfg in cand.passes:  # exactly the plan's passes, in its order
                 say(f"  pass {cfg.kind}")
@@ -229,21 +260,26 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
             rec = _primary(state, cand)
             say(f"  measuring quality of {rec.path.name} on {ev.name}")
             cand_fn = _embed_fn(rec, loaded, min(256, spec.seq_len))
-            report: QualityReport = evaluate(reference_fn, cand_fn, ev, max_quality_drop=budget)
+            report: QualityReport = evaluate(reference_fn, cand_fn, ev, max_quality_drop=budget, task_data=task,
+                                             task_reference=task_ref, id2label=_id2label(loaded.model))
             cos = next((m.value for m in report.metrics if m.name == "mean_cosine"), None)
             detail = ", ".join(f"{m.name} {m.value:.4f}" for m in report.metrics)
+            if report.failed:
+                detail += f" (below the budget: {'; '.join(report.failed)})"
             attempts.append(Attempt(plan=cand.summary(), passed=report.passed, cosine=cos, detail=detail))
             if not report.passed:
-                say(f"  quality gate: cosine drop {report.cosine_drop:.4f} > budget {budget}: trying the next plan")
+                say(f"  quality gate: {'; '.join(report.failed)} (budget {budget}): trying the next plan")
                 state = state.note(f"rejected {cand.summary()}: {detail}")
                 continue
             say(f"  quality gate passed: {detail}")
             return _write(out, cand, rec, state, loaded, spec, report, ev, attempts, opts.archive, model, t0)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
-    tried = "; ".join(f"[{a.plan}] cosine {a.cosine:.4f}" if a.cosine is not None else f"[{a.plan}] {a.detail}"
+    tried = "; ".join(f"[{a.plan}] {a.detail.partition('(below the budget: ')[2].rstrip(')') or a.detail}"
                       for a in attempts)
-    raise QualityGateError(f"no plan met --max-quality-drop {budget} (cosine ≥ {1 - budget:.3f}) on {ev.name}: "
+    on = ev.name + (f" and {task.name}" if task is not None else "")
+    raise QualityGateError(f"no plan met --max-quality-drop {budget} (cosine, top-1 agreement and retained task "
+                           f"accuracy ≥ {1 - budget:.3f}) on {on}: "
                            f"{tried}; raise --max-quality-drop, give a plan with lighter compression, or more "
                            f"recovery (--distill-steps)")
 
@@ -261,7 +297,10 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec: ModelSpec, report, e
     from .sources import tokenizer_files
 
     say = state.progress or (lambda s: None)
-    files: dict[str, Path] = {f"model.{rec.format}": rec.path}
+    model_file = "model.xml" if rec.format == "openvino" else f"model.{rec.format}"
+    files: dict[str, Path] = {model_file: rec.path}
+    if rec.format == "openvino":
+        files["model.bin"] = rec.path.with_suffix(".bin")
     preprocessing: dict[str, str] = {}
     staging = Path(tempfile.mkdtemp(prefix="edge-sdk-stage-"))
     try:
@@ -284,9 +323,13 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec: ModelSpec, report, e
                 files["pruning.json"] = p
         ins, outs = _signature(rec)
         provider = plan.runtime.provider
-        artifact = Artifact(path=f"model.{rec.format}", format=rec.format,
-                            runtime="litert" if rec.format == "tflite" else "onnxruntime", provider=provider,
-                            precision=plan.precision, inputs=ins, outputs=outs)
+        runtime_config = ({"INFERENCE_PRECISION_HINT": rec.details.get("inference_precision", "f32")}
+                          if rec.format == "openvino" else {})
+        if rec.format == "openvino" and rec.details.get("static_shape"):
+            runtime_config["EDGE_SDK_STATIC_SHAPES"] = "x".join(str(d) for d in rec.details["static_shape"])
+        artifact = Artifact(path=model_file, format=rec.format, runtime=RUNTIME_OF_FORMAT[rec.format],
+                            provider=provider, precision=plan.precision, inputs=ins, outputs=outs,
+                            runtime_config=runtime_config)
         log = list(state.log) + [f"attempt: {a.plan}: {'passed' if a.passed else 'rejected'} ({a.detail})"
                                  for a in attempts]
         manifest = write_bundle(out, files, dict(

@@ -4,7 +4,8 @@
 - A `config.json` alone builds the architecture with random weights (seeded): useful to rehearse a deployment
   before the weights exist. Such a model has no vocabulary, so edge-sdk makes a real word-level tokenizer
   (the `tokenizers` library) from the most frequent words of its own corpora, sized to the config's vocab.
-- ONNX files and decoder LLMs can be inspected and planned, but not built here.
+- ONNX files can be inspected and planned, but not built; decoder LLMs are built by decoder.py (the build
+  dispatches them there before this module is asked for them).
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 tarfile's `data` filter (Python ≥ 3.11.4) already blocks absolute paths, `..` and links escaping the destination;
 we check first ourselves anyway so the user gets one clear message naming the bad member, and we also refuse
-every link and special file (a bundle only ever holds regular files) and archives whose content is far larger
-than the manifest inside them claims (a decompression bomb).
+every link and special file (a bundle only ever holds regular files), a manifest that is not a valid Manifest, and
+members the manifest does not list or lists at another size (which also refuses a decompression bomb).
+
+Members may be named `manifest.json` or `./manifest.json` (what `tar -C DIR -czf X .` writes): names are compared
+in normal form, and extraction writes both to the same place.
 """
 
 from __future__ import annotations
@@ -15,63 +18,101 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from ..errors import InputError
-from ..schemas.bundle import MANIFEST_NAME
+from pydantic import ValidationError
 
-# Slack over what the manifest claims: the manifest itself plus tar padding is tiny; anything beyond is suspicious.
-SIZE_SLACK_BYTES = 4 << 20
-SIZE_SLACK_RATIO = 1.05
+from ..errors import InputError, format_validation_error
+from ..schemas.bundle import MANIFEST_NAME, Manifest
+
 MAX_MANIFEST_BYTES = 16 << 20
+
+
+class BundleError(InputError):
+    """The bundle is malformed or was modified (exit 2)."""
+
+
+def member_path(name: str) -> str:
+    """A member's name in normal form: `./a//b` → `a/b`; the archive root (`.`, `./`) → ``."""
+    norm = PurePosixPath(name).as_posix()
+    return "" if norm == "." else norm
 
 
 def _check_member(archive: Path, m: tarfile.TarInfo) -> None:
     name = m.name
     p = PurePosixPath(name)
     if p.is_absolute() or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise InputError(f"{archive}: member '{name}' has an absolute path; refusing to extract")
+        raise BundleError(f"{archive}: member '{name}' has an absolute path; refusing to extract")
     if ".." in p.parts:
-        raise InputError(f"{archive}: member '{name}' contains '..'; refusing to extract")
+        raise BundleError(f"{archive}: member '{name}' contains '..'; refusing to extract")
     if m.issym() or m.islnk():
-        raise InputError(f"{archive}: member '{name}' is a link (to '{m.linkname}'); bundles hold regular files only")
+        raise BundleError(f"{archive}: member '{name}' is a link (to '{m.linkname}'); bundles hold regular files only")
     if not (m.isfile() or m.isdir()):
-        raise InputError(f"{archive}: member '{name}' is a special file; bundles hold regular files only")
+        raise BundleError(f"{archive}: member '{name}' is a special file; bundles hold regular files only")
+    if not member_path(name) and not m.isdir():
+        raise BundleError(f"{archive}: member '{name}' is not a file name; refusing to extract")
 
 
-def inspect_archive(archive: str | Path) -> tuple[list[tarfile.TarInfo], dict]:
+def _parse_manifest(path: Path, raw: bytes) -> Manifest:
+    where = f"{path}: {MANIFEST_NAME}"
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{where}: expected a JSON object with the Manifest fields, got {type(data).__name__}")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise BundleError(format_validation_error(where, exc)) from None
+
+
+def _check_listing(path: Path, files: dict[str, int], manifest: Manifest) -> None:
+    """Every regular member is listed at its size, and every listed file is there: checked on the headers, so a
+    bad archive is refused before a byte of it is written."""
+    problems = []
+    for rel, size in sorted(files.items()):
+        entry = manifest.files.get(rel)
+        if entry is None:
+            problems.append(f"{rel}: not in the manifest")
+        elif entry.size_bytes != size:
+            problems.append(f"{rel}: size {size} != manifest {entry.size_bytes}")
+    problems += [f"{rel}: missing" for rel in sorted(set(manifest.files) - set(files))]
+    if problems:
+        raise BundleError(f"{path}: bundle verification failed: {'; '.join(problems[:5])}"
+                          + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
+
+
+def inspect_archive(archive: str | Path) -> tuple[list[tarfile.TarInfo], Manifest]:
     """Read and check all member headers and the manifest without extracting anything."""
     path = Path(archive)
     if not path.is_file():
-        raise InputError(f"{path}: archive not found")
+        raise BundleError(f"{path}: archive not found")
     try:
         tar = tarfile.open(path, "r:*")
     except (tarfile.TarError, OSError) as exc:
-        raise InputError(f"{path}: not a readable .edgepkg archive ({exc})") from None
+        raise BundleError(f"{path}: not a readable .edgepkg archive ({exc})") from None
     with tar:
         try:
             members = tar.getmembers()
         except (tarfile.TarError, EOFError, OSError) as exc:
-            raise InputError(f"{path}: corrupt archive ({exc})") from None
+            raise BundleError(f"{path}: corrupt archive ({exc})") from None
         for m in members:
             _check_member(path, m)
-        names = [m.name for m in members]
+        names = [member_path(m.name) for m in members if member_path(m.name)]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})
-            raise InputError(f"{path}: duplicate members {dup}")
-        man = next((m for m in members if m.name == MANIFEST_NAME), None)
-        if man is None:
-            raise InputError(f"{path}: no {MANIFEST_NAME} at the top of the archive; not an edge-sdk bundle")
+            raise BundleError(f"{path}: duplicate members {dup}")
+        man = next((m for m in members if member_path(m.name) == MANIFEST_NAME), None)
+        if man is None or not man.isfile():
+            raise BundleError(f"{path}: no {MANIFEST_NAME} at the top of the archive; not an edge-sdk bundle")
         if man.size > MAX_MANIFEST_BYTES:
-            raise InputError(f"{path}: {MANIFEST_NAME} is {man.size} bytes; expected < {MAX_MANIFEST_BYTES}")
+            raise BundleError(f"{path}: {MANIFEST_NAME} is {man.size} bytes; expected < {MAX_MANIFEST_BYTES}")
         try:
-            manifest = json.loads(tar.extractfile(man).read())  # type: ignore[union-attr]
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: {MANIFEST_NAME} is not JSON ({exc})") from None
-    claimed = sum(int(f.get("size_bytes", 0)) for f in (manifest.get("files") or {}).values()) \
-        if isinstance(manifest, dict) else 0
-    actual = sum(m.size for m in members if m.isfile() and m.name != MANIFEST_NAME)
-    if actual > claimed * SIZE_SLACK_RATIO + SIZE_SLACK_BYTES:
-        raise InputError(f"{path}: archive content is {actual} bytes but its manifest claims {claimed}; "
-                         f"refusing to extract (expected at most {int(claimed * SIZE_SLACK_RATIO + SIZE_SLACK_BYTES)})")
+            raw = tar.extractfile(man).read()  # type: ignore[union-attr]
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise BundleError(f"{path}: corrupt archive ({exc})") from None
+    manifest = _parse_manifest(path, raw)
+    _check_listing(path, {member_path(m.name): m.size for m in members
+                          if m.isfile() and member_path(m.name) != MANIFEST_NAME}, manifest)
     return members, manifest
 
 
@@ -85,8 +126,8 @@ def extract_archive(archive: str | Path, dest: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        with tarfile.open(path, "r:*") as tar:
-            tar.extractall(tmp, filter="data")
+        with tarfile.open(path, "r:*") as tar:  # the root member (`.`) is skipped: its mode is not the archive's to set
+            tar.extractall(tmp, members=[m for m in tar.getmembers() if member_path(m.name)], filter="data")
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,41 +1,71 @@
-"""Checking a bundle: manifest schema, every file's size and sha256, no unlisted files."""
+"""Checking a bundle: manifest schema, every file's size and sha256, no unlisted files, no links.
+
+A bundle holds regular files only, whether it is a directory or an archive: a symlink in a bundle directory would
+ship (or let a verifier hash) whatever it points at, so it is refused like a link member of an archive is.
+Messages name the path the user gave (`shown_as`), never a temporary copy or extraction directory.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import tempfile
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import InputError, format_validation_error
-from .archive import extract_archive
+from ..errors import format_validation_error
+from .archive import BundleError, extract_archive
 from .hashing import sha256_file
 from ..schemas.bundle import MANIFEST_NAME, Manifest
 
-
-class BundleError(InputError):
-    """The bundle is malformed or was modified (exit 2)."""
+__all__ = ["BundleError", "check_regular_files", "read_manifest", "verify_bundle", "verify_dir"]
 
 
-def read_manifest(bundle_dir: str | Path) -> Manifest:
+def read_manifest(bundle_dir: str | Path, *, shown_as: str | Path | None = None) -> Manifest:
     d = Path(bundle_dir)
+    name = Path(shown_as) if shown_as is not None else d
     mpath = d / MANIFEST_NAME
     if not d.is_dir():
-        raise BundleError(f"{d}: bundle directory not found")
+        raise BundleError(f"{name}: bundle directory not found")
+    if mpath.is_symlink():
+        raise BundleError(f"{name / MANIFEST_NAME}: is a symbolic link; bundles hold regular files only")
     if not mpath.is_file():
-        raise BundleError(f"{d}: no {MANIFEST_NAME}; not an edge-sdk bundle")
+        raise BundleError(f"{name}: no {MANIFEST_NAME}; not an edge-sdk bundle")
     try:
         return Manifest.model_validate_json(mpath.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise BundleError(format_validation_error(str(mpath), exc)) from None
+        raise BundleError(format_validation_error(str(name / MANIFEST_NAME), exc)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
+        raise BundleError(f"{name / MANIFEST_NAME}: not valid JSON ({exc})") from None
 
 
-def verify_dir(bundle_dir: str | Path) -> Manifest:
+def check_regular_files(bundle_dir: str | Path, *, shown_as: str | Path | None = None) -> None:
+    """Refuse symbolic links and special files anywhere inside a bundle directory (links are not followed)."""
     d = Path(bundle_dir)
-    manifest = read_manifest(d)
+    name = Path(shown_as) if shown_as is not None else d
+    bad = []
+    for root, dirs, files in os.walk(d, followlinks=False):
+        for entry in dirs + files:
+            p = Path(root) / entry
+            mode = os.lstat(p).st_mode
+            if stat.S_ISLNK(mode):
+                bad.append(f"'{p.relative_to(d).as_posix()}' is a symbolic link (to '{os.readlink(p)}')")
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                bad.append(f"'{p.relative_to(d).as_posix()}' is a special file")
+    if bad:
+        raise BundleError(f"{name}: {'; '.join(sorted(bad)[:5])}" + (f" (+{len(bad) - 5} more)" if len(bad) > 5
+                                                                      else "")
+                          + "; bundles hold regular files only (copy the file in instead of linking it)")
+
+
+def verify_dir(bundle_dir: str | Path, *, shown_as: str | Path | None = None) -> Manifest:
+    """Check a bundle directory; `shown_as` is the path messages name (the user's, when `bundle_dir` is a copy)."""
+    d = Path(bundle_dir)
+    name = Path(shown_as) if shown_as is not None else d
+    manifest = read_manifest(d, shown_as=name)
+    check_regular_files(d, shown_as=name)
     problems = []
     for rel, entry in sorted(manifest.files.items()):
         f = d / rel
@@ -55,7 +85,7 @@ def verify_dir(bundle_dir: str | Path) -> Manifest:
     if extra:
         problems.append(f"files not in the manifest: {', '.join(extra[:5])}")
     if problems:
-        raise BundleError(f"{d}: bundle verification failed: {'; '.join(problems[:5])}"
+        raise BundleError(f"{name}: bundle verification failed: {'; '.join(problems[:5])}"
                           + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""))
     return manifest
 
@@ -68,4 +98,4 @@ def verify_bundle(path: str | Path) -> Manifest:
     if not p.exists():
         raise BundleError(f"{p}: bundle not found")
     with tempfile.TemporaryDirectory(prefix="edge-sdk-verify-") as tmp:
-        return verify_dir(extract_archive(p, Path(tmp) / "bundle"))
+        return verify_dir(extract_archive(p, Path(tmp) / "bundle"), shown_as=p)

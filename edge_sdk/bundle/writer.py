@@ -8,9 +8,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from ..artifacts import check_output_path
 from ..errors import InputError
 from .device_package import copy_package
 from .hashing import sha256_file
+from .verify import check_regular_files
 from ..schemas.bundle import MANIFEST_NAME, FileEntry, Manifest
 
 
@@ -26,6 +28,22 @@ def _replace_dir(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, final)
+
+
+def check_bundle_output(out_dir: str | Path, *, archive: bool = True, flag: str = "-o") -> Path:
+    """Refuse, before a build starts, an output that `write_bundle`/`pack_archive` could not write at its end: a
+    file, a path below a file, a non-empty directory that is not a bundle, or an `.edgepkg` path that is a directory."""
+    out = check_output_path(out_dir, kind="dir", flag=flag)
+    if out.name in ("", ".", ".."):
+        raise InputError(f"{flag} {out}: expected a path naming the bundle directory (e.g. out/bundle), not '{out}'")
+    if out.is_dir() and not (out / MANIFEST_NAME).exists() and any(out.iterdir()):
+        raise InputError(f"{flag} {out}: exists and is not a bundle (no {MANIFEST_NAME}); refusing to overwrite it "
+                         f"(expected a new or empty directory, or an earlier bundle)")
+    arc = out.with_name(out.name + ".edgepkg")
+    if archive and arc.is_dir():
+        raise InputError(f"{flag} {out}: the archive path beside it, {arc}, is a directory; move it or pass "
+                         f"--no-archive")
+    return out
 
 
 def _normal_permissions(root: Path) -> None:
@@ -69,6 +87,7 @@ def pack_archive(bundle_dir: str | Path, archive: str | Path) -> Path:
     """A single-file `.edgepkg`: a gzip'd tar of the bundle, manifest first, regular files only."""
     src = Path(bundle_dir)
     dst = Path(archive)
+    check_regular_files(src)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
     os.close(fd)

@@ -3,8 +3,11 @@ an SSH target), fit, and return the Calibration artifact.
 
 Both paths start the same device command (`python -B -m edge_device calibrate --suite DIR`) and read the same
 JSON-lines events (progress bar, deadline, Ctrl-C kill of the whole process tree — as `bench` does).
-Runtimes: onnxruntime's CPU execution provider is calibrated (fp32, int8 dynamic, int8 static). Other runtimes of
-the profile keep their efficiencies, and the calibration says so in its notes.
+Runtimes: onnxruntime's CPU execution provider (fp32, int8 dynamic, int8 static) and OpenVINO's CPU device (fp32,
+int8 static: the same ONNX kernels, which OpenVINO reads directly, its QDQ pairs becoming its own int8) are
+calibrated, each where the profile lists it and the device has it installed; OpenVINO's int8_dynamic (NNCF weight
+compression, activations quantized at run time) runs int8 GEMMs too and takes the int8_static fit, which its note
+says. Other runtimes of the profile keep their efficiencies, and the calibration says so in its notes.
 """
 
 from __future__ import annotations
@@ -23,32 +26,47 @@ from ..versions import tool_versions
 from .fit import fit
 from .store import fingerprint_from_facts
 
-CALIBRATED = {("onnxruntime", "CPUExecutionProvider")}
+#: (runtime, provider) → the precisions whose kernels it times, in the order they are calibrated.
+CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static"),
+              ("openvino", "CPU"): ("fp32", "int8_static")}
+#: precisions a runtime builds but times with another one's kernels (see the module docstring)
+BORROWED = {("openvino", "CPU"): {"int8_dynamic": "int8_static"}}
 DEFAULT_DEADLINE_S = 900.0
 SUITE_DIR_ON_DEVICE = ".edge_calibration"
 
 
-def _runtime(profile: DeviceProfile) -> Runtime:
-    for rt in profile.runtimes:
-        if (rt.name, rt.provider) in CALIBRATED:
-            return rt
-    have = ", ".join(f"{r.name}/{r.provider}" for r in profile.runtimes)
-    raise InputError(f"profile {profile.name}: lists no runtime edge-sdk can calibrate yet (onnxruntime/"
-                     f"CPUExecutionProvider); it has {have}")
+def _runtimes(profile: DeviceProfile) -> list[Runtime]:
+    """The profile's runtimes edge-sdk can calibrate, in CALIBRATED's order (onnxruntime first)."""
+    found = [rt for key in CALIBRATED for rt in profile.runtimes if (rt.name, rt.provider) == key]
+    if not found:
+        have = ", ".join(f"{r.name}/{r.provider}" for r in profile.runtimes)
+        raise InputError(f"profile {profile.name}: lists no runtime edge-sdk can calibrate yet ("
+                         f"{', '.join(f'{a}/{b}' for a, b in CALIBRATED)}); it has {have}")
+    return found
 
 
 def _precisions(rt: Runtime) -> tuple[str, ...]:
-    return ("fp32",) + (("int8_dynamic", "int8_static") if "int8" in rt.precisions else ())
+    return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or "int8" in rt.precisions)
 
 
-def suite_for(profile: DeviceProfile, rt: Runtime, progress=None) -> Path:
+def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) -> Path:
     from ..opgraph.make import cache_root
     from ..planner.space import RuntimeUnit, int8_reduce_range
     from .suite import make_suite
 
+    rt = runtimes[0]
     reduce = bool(int8_reduce_range(profile, RuntimeUnit(rt, profile.unit(rt.unit))))
     where = cache_root() / "calibration-suite" / ("reduce-range" if reduce else "full-range")
-    return make_suite(where, precisions=_precisions(rt), reduce_range=reduce, progress=progress)
+    wanted = {p for r in runtimes for p in _precisions(r)}
+    precisions = tuple(p for p in ("fp32", "int8_dynamic", "int8_static") if p in wanted)
+    openvino = any(r.name == "openvino" for r in runtimes)
+    where = where.with_name(where.name + ("-openvino" if openvino else ""))
+    return make_suite(where, precisions=precisions, reduce_range=reduce, openvino=openvino, progress=progress)
+
+
+def suite_for_profile(profile: DeviceProfile, progress=None) -> Path:
+    """The kernel suite a calibration of `profile` times (made once, cached): what a fleet prepares up front."""
+    return suite_for(profile, _runtimes(profile), progress)
 
 
 def kernels_of(suite: Path) -> list[dict]:
@@ -71,35 +89,71 @@ def _measurements(event: dict, kernels: dict[str, dict], rt: Runtime) -> list[Mi
     return out
 
 
-def _calibration(event: dict, suite: Path, profile: DeviceProfile, rt: Runtime, target: str, threads: int | None,
-                 started: float) -> Calibration:
+def _fitted(event: dict, suite: Path, profile: DeviceProfile, rt: Runtime, target: str):
+    """(measurements, fits, bandwidth, notes) of one runtime's timings."""
     from ..schemas.modelspec import ModelSpec
 
     kernels = {k["name"]: k for k in kernels_of(suite)}
     measured = _measurements(event, kernels, rt)
     if not measured:
-        raise RemoteError(f"calibration on {target}: the device returned no timings")
+        raise RemoteError(f"calibration on {target}: the device returned no timings for {rt.name}/{rt.provider}")
     spec_files = {k["spec_file"] for k in kernels.values() if k.get("spec_file")}
     parsed = {f: ModelSpec.model_validate_json((suite / f).read_text()) for f in spec_files}
     specs = {name: parsed[k["spec_file"]] for name, k in kernels.items() if k.get("spec_file")}
     fits, bw, notes = fit(measured, profile, rt, specs)
+    for prec, source in BORROWED.get((rt.name, rt.provider), {}).items():
+        if prec in _precisions(rt) or not any(f.precision == source for f in fits):
+            continue
+        if "int8" in rt.precisions:
+            base = next(f for f in fits if f.precision == source)
+            fits.append(base.model_copy(update={"precision": prec, "note": f"{rt.name} {prec} takes the {source} "
+                                                                         f"fit (its GEMMs run in int8 too)"}))
     if event.get("fallback_reason"):
-        notes.append(f"the runtime fell back: {event['fallback_reason']}")
-    others = [f"{r.name}/{r.provider}" for r in profile.runtimes if (r.name, r.provider) not in CALIBRATED]
+        notes.append(f"{rt.name}: the runtime fell back: {event['fallback_reason']}")
+    return measured, fits, bw, notes
+
+
+def _calibration(events: list[tuple[Runtime, dict]], suite: Path, profile: DeviceProfile, target: str,
+                 threads: int | None, started: float, skipped: list[str]) -> Calibration:
+    measured, fits, notes, versions, bw, facts = [], [], list(skipped), {}, None, {}
+    for rt, event in events:
+        m, f, b, n = _fitted(event, suite, profile, rt, target)
+        measured += m
+        fits += f
+        notes += n
+        bw = bw if bw is not None else b
+        versions[rt.name] = str(event.get("version") or "unknown")
+        facts = facts or (event.get("facts") or {})
+    done = {(rt.name, rt.provider) for rt, _ in events}
+    others = [f"{r.name}/{r.provider}" for r in profile.runtimes if (r.name, r.provider) not in done
+              and (r.name, r.provider) not in CALIBRATED]
     if others:
         notes.append(f"not calibrated (no microbenchmark suite for them yet; their efficiencies stay the "
                      f"profile's): {', '.join(others)}")
-    facts = event.get("facts") or {}
     return Calibration(profile=profile.name, target=target, source="microbenchmarks",
-                       fingerprint=fingerprint_from_facts(facts),
-                       runtime_versions={rt.name: str(event.get("version") or "unknown")},
+                       fingerprint=fingerprint_from_facts(facts), runtime_versions=versions,
                        tool_versions=tool_versions(), threads=threads, memory_bandwidth_gbps=bw, fits=fits,
                        measurements=measured, seconds=round(time.perf_counter() - started, 1),
                        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes)
 
 
-def _args(suite: str, threads: int | None, deadline_s: float) -> list[str]:
-    return ["calibrate", "--suite", suite, "--deadline", f"{deadline_s:g}"] + \
+def _each_runtime(runtimes: list[Runtime], run_one) -> tuple[list[tuple[Runtime, dict]], list[str]]:
+    """Time the suite in every runtime; the first must work, a later one that is missing on the device (or fails)
+    is skipped with a note, so an onnxruntime-only device still calibrates."""
+    events, skipped = [], []
+    for i, rt in enumerate(runtimes):
+        try:
+            events.append((rt, run_one(rt)))
+        except RemoteError as exc:
+            if i == 0:
+                raise
+            skipped.append(f"{rt.name}/{rt.provider} not calibrated: {' '.join(str(exc).split())[:300]}")
+    return events, skipped
+
+
+def _args(suite: str, rt: Runtime, threads: int | None, deadline_s: float) -> list[str]:
+    return ["calibrate", "--suite", suite, "--deadline", f"{deadline_s:g}", "--runtime", rt.name,
+            "--provider", rt.provider, "--precisions", ",".join(_precisions(rt))] + \
         (["--threads", str(threads)] if threads else [])
 
 
@@ -111,15 +165,20 @@ def calibrate_local(profile: DeviceProfile, *, threads: int | None = None, deadl
     from ..bundle.device_package import PACKAGE_NAME, copy_package
 
     started = time.perf_counter()
-    rt = _runtime(profile)
-    suite = suite_for(profile, rt, progress)
+    runtimes = _runtimes(profile)
+    suite = suite_for(profile, runtimes, progress)
     with tempfile.TemporaryDirectory(prefix="edge-calibrate-") as tmp:
         copy_package(Path(tmp))
-        argv = [sys.executable, "-B", "-m", PACKAGE_NAME, *_args(str(suite), threads, deadline_s)]
-        with RunnerStream("local", show_progress=show_progress) as stream:
-            rc, err, killed = run_with_deadline(argv, cwd=tmp, deadline_s=deadline_s + 30, on_line=stream.on_line)
-        event = stream.outcome(rc, err, killed_after_s=deadline_s if killed else None)
-    return _calibration(event, suite, profile, rt, "local", threads, started)
+
+        def run_one(rt: Runtime) -> dict:
+            argv = [sys.executable, "-B", "-m", PACKAGE_NAME, *_args(str(suite), rt, threads, deadline_s)]
+            with RunnerStream(f"local {rt.name}", show_progress=show_progress) as stream:
+                rc, err, killed = run_with_deadline(argv, cwd=tmp, deadline_s=deadline_s + 30,
+                                                    on_line=stream.on_line)
+            return stream.outcome(rc, err, killed_after_s=deadline_s if killed else None)
+
+        events, skipped = _each_runtime(runtimes, run_one)
+    return _calibration(events, suite, profile, "local", threads, started, skipped)
 
 
 def _upload_suite(session, suite: Path) -> str:
@@ -144,18 +203,23 @@ def calibrate_target(target, profile: DeviceProfile, *, threads: int | None = No
     from ..remote.session import connected
 
     started = time.perf_counter()
-    rt = _runtime(profile)
-    suite = suite_for(profile, rt, progress)
+    runtimes = _runtimes(profile)
+    suite = suite_for(profile, runtimes, progress)
     with connected(target, None, accept_new_host_key=accept_new_host_key) as s:
         root = _upload_suite(s, suite)
-        with RunnerStream(target.name, show_progress=show_progress) as stream:
-            try:
-                rc, _, err = run_device(s, *_args(root, threads, deadline_s), timeout=deadline_s + 30,
-                                        on_line=lambda name, line: stream.on_line(line) if name == "stdout" else None)
-                killed = None
-            except RemoteTimeout as exc:
-                rc, err, killed = None, exc.stderr, deadline_s
-    if rc == 127:
-        raise RemoteError(f"'{target.python}' not found on {target.name} (target field 'python')")
-    event = stream.outcome(rc, err, killed_after_s=killed)
-    return _calibration(event, suite, profile, rt, target.name, threads, started)
+
+        def run_one(rt: Runtime) -> dict:
+            with RunnerStream(f"{target.name} {rt.name}", show_progress=show_progress) as stream:
+                try:
+                    rc, _, err = run_device(s, *_args(root, rt, threads, deadline_s), timeout=deadline_s + 30,
+                                            on_line=lambda name, line: stream.on_line(line) if name == "stdout"
+                                            else None)
+                    killed = None
+                except RemoteTimeout as exc:
+                    rc, err, killed = None, exc.stderr, deadline_s
+            if rc == 127:
+                raise RemoteError(f"'{target.python}' not found on {target.name} (target field 'python')")
+            return stream.outcome(rc, err, killed_after_s=killed)
+
+        events, skipped = _each_runtime(runtimes, run_one)
+    return _calibration(events, suite, profile, target.name, threads, started, skipped)

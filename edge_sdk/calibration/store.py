@@ -26,6 +26,7 @@ from ..artifacts import atomic_write_text, read_json, validate
 from ..errors import InputError
 from ..schemas.calibration import CALIBRATION_SCHEMA_VERSION, Calibration, DeviceFingerprint
 from ..schemas.profile import DeviceProfile, Efficiency, GemmTiming
+from .fit import GRAPH_COMPILED
 
 DEFAULT_DIR = "calibrations"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -134,6 +135,8 @@ def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile
         for rt in p.runtimes:
             if (rt.name, rt.provider, rt.unit) == (fit.runtime, fit.provider, fit.unit):
                 rt.efficiency[fit.precision] = Efficiency(**fit.efficiency.model_dump())
+                if rt.name in GRAPH_COMPILED:  # fitted to a whole layer; isolated GEMM times would mislead
+                    continue
                 rt.gemm_ms[fit.precision] = [
                     GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=m.median_ms)
                     for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision

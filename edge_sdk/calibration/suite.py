@@ -12,6 +12,9 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
 - `dispatch`: a toy BERT encoder (1 layer, hidden 32, 8 tokens; edge-sdk's own ONNX export, then each precision's
   quantizer) whose FLOPs are negligible: its time is what a real exported graph pays per ModelSpec op in shape
   arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over;
+- `layer`: one encoder layer at MiniLM's width (hidden 384, 12 heads, FFN 1536) on 128 tokens, exported and
+  quantized the same way: a runtime that compiles and fuses the whole graph (OpenVINO) is fitted to it, because
+  its isolated single-GEMM graphs pay a per-inference cost that a real model amortises;
 
 Every fourth GEMM (and one non-GEMM kernel of each kind) is held out of the fit to report the fit error.
 Graphs are written once per (runtime precisions, reduce_range) into a suite directory with `suite.json`; the
@@ -40,7 +43,12 @@ OVERHEAD_NODES = 64
 TOY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
        "vocab_size": 128, "max_position_embeddings": 64}
 TOY_SEQ = 8
-ENCODERS = {"dispatch": ("toy_bert", TOY, TOY_SEQ)}
+# One encoder layer at MiniLM's width, 128 tokens: what graph-compiling runtimes (OpenVINO) are fitted to, since
+# they fuse a layer's ops into kernels that isolated GEMMs do not show (see calibration/fit.py)
+LAYER = {"hidden_size": 384, "num_hidden_layers": 1, "num_attention_heads": 12, "intermediate_size": 1536,
+         "vocab_size": 1024, "max_position_embeddings": 512}
+LAYER_SEQ = 128
+ENCODERS = {"dispatch": ("toy_bert", TOY, TOY_SEQ), "layer": ("minilm_layer", LAYER, LAYER_SEQ)}
 OPSET = 17
 
 
@@ -160,7 +168,7 @@ def _quantized(src: Path, dst: Path, precision: str, reduce_range: bool, inputs:
     return len(onnx.load(os.fspath(dst), load_external_data=False).graph.node)
 
 
-def kernel_plan(precisions: tuple[str, ...]) -> list[dict]:
+def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dict]:
     """Every kernel's name, kind, precision, shape, input shapes, FLOPs and bytes (fp32 activations; weights at the
     kernel's precision), before any file is written."""
     out: list[dict] = []
@@ -200,17 +208,58 @@ def kernel_plan(precisions: tuple[str, ...]) -> list[dict]:
                             shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
                                    "seq": seq},
                             inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids},
-                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json"))
+                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json",
+                            **({"runtimes": ["onnxruntime"]} if kind == "layer" else {})))
+    if openvino:  # the layer as an OpenVINO build makes it: converted from PyTorch, int8 by NNCF
+        name, config, seq = ENCODERS["layer"]
+        for prec in [p for p in precisions if p in OPENVINO_LAYER]:
+            out.append(dict(name=f"layer_{name}_{prec}_openvino", kind="layer", precision=prec,
+                            shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
+                                   "seq": seq},
+                            inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids},
+                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json",
+                            runtimes=["openvino"]))
     return out
 
 
+#: precision → the OpenVINO export's `quantize` for the OpenVINO-native layer kernels
+OPENVINO_LAYER = {"fp32": "none", "int8_static": "int8"}
+
+
+def _openvino_layer(dest: Path, file_stem: str, precision: str) -> int:
+    """The `layer` encoder converted and (for int8) quantized exactly as `export_openvino` does; returns its op count."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from ..passes.export_openvino import compress, convert, nncf_output, save
+    from ..schemas.passes import ExportOpenvinoConfig
+
+    name, config, seq = ENCODERS["layer"]
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**config)).eval()
+    ov_model, _, names, _ = convert(model, "text")
+    q = OPENVINO_LAYER[precision]
+    if q != "none":
+        rng = np.random.default_rng(2)
+        items = [{n: (rng.integers(0, config["vocab_size"], (1, seq)) if n == "input_ids" else
+                      np.ones((1, seq), np.int64) if n == "attention_mask" else np.zeros((1, seq), np.int64))
+                  .astype(np.int64) for n in names} for _ in range(16)]
+        with nncf_output():
+            ov_model = compress(ov_model, ExportOpenvinoConfig(quantize=q, accuracy_control=False,
+                                                               calibration_samples=16), items, [])
+    save(ov_model, dest / f"{file_stem}.xml")
+    return len(ov_model.get_ordered_ops())
+
+
 def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8_dynamic", "int8_static"),
-               reduce_range: bool = False, progress: Callable[[int, int, str], None] | None = None) -> Path:
-    """Write every kernel of `kernel_plan` as an ONNX file plus `suite.json` into `dest` (reused when complete)."""
+               reduce_range: bool = False, openvino: bool = False,
+               progress: Callable[[int, int, str], None] | None = None) -> Path:
+    """Write every kernel of `kernel_plan` as an ONNX file (OpenVINO-native layers as IR) plus `suite.json` into
+    `dest` (reused when complete)."""
     import onnx
 
     dest = Path(dest)
-    plan = kernel_plan(precisions)
+    plan = kernel_plan(precisions, openvino=openvino)
     key = hashlib.sha256(json.dumps([SUITE_FORMAT, plan, reduce_range], sort_keys=True).encode()).hexdigest()[:16]
     manifest = dest / "suite.json"
     if manifest.is_file():
@@ -231,6 +280,10 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
         if progress:
             progress(i, len(plan), k["name"])
         path = dest / f"{k['name']}.onnx"
+        if k.get("runtimes") == ["openvino"]:
+            nodes = _openvino_layer(dest, k["name"], k["precision"])
+            kernels.append({**k, "file": f"{k['name']}.xml", "format": "openvino", "nodes": nodes})
+            continue
         if k["kind"] == "gemm":
             s = k["shape"]
             path = dest / f"gemm_{k['precision']}_{s['k']}x{s['n']}.onnx"

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ._common import JsonOpt, app, console, note, print_json, user_errors
 from .calibrate import CalibrationsOpt, NoCalibrationOpt
+from .fleet import FleetOpt, ParallelOpt, TargetsOpt, run_with_board, wants_fleet
 
 
 def _batches(text: str) -> list[int]:
@@ -46,6 +47,8 @@ def _ms(x: float) -> str:
 
 
 def _print_result(r) -> None:
+    from ..reporting.measured import input_label
+
     where = r.target if r.target != "local" else f"local ({r.host})" if r.host else "local"
     threads = f"{r.threads} thread(s)" if r.threads else "default threads"
     console.print(f"[bold]{r.model_name or r.model}[/bold] ({r.artifact}, {r.precision}) on [bold]{where}[/bold] — "
@@ -62,8 +65,8 @@ def _print_result(r) -> None:
     for b in r.batches:
         s = b.latency_ms
         shape = "x".join(str(d) for d in next(iter(b.shapes.values()), []))
-        t.add_row(b.inputs, str(b.batch), shape, str(b.iterations), _ms(s.mean), _ms(s.p50), _ms(s.p90), _ms(s.p95),
-                  _ms(s.p99), _ms(s.min), _ms(s.max), _ms(s.std), f"{b.throughput_per_s:.4g}")
+        t.add_row(input_label(b.inputs, b.shapes), str(b.batch), shape, str(b.iterations), _ms(s.mean), _ms(s.p50),
+                  _ms(s.p90), _ms(s.p95), _ms(s.p99), _ms(s.min), _ms(s.max), _ms(s.std), f"{b.throughput_per_s:.4g}")
     console.print(t)
     for b in r.batches:
         extra = []
@@ -74,12 +77,18 @@ def _print_result(r) -> None:
             extra.append(f"{len(b.rounds.p50s_ms)} rounds: p50 min {_ms(b.rounds.min_ms)} / median "
                          f"{_ms(b.rounds.median_ms)} / max {_ms(b.rounds.max_ms)} ms{rel}")
         if extra:
-            console.print(f"  {b.inputs} batch {b.batch}: " + "; ".join(extra))
+            console.print(f"  {input_label(b.inputs, b.shapes)} batch {b.batch}: " + "; ".join(extra))
     for s in r.skipped:
         console.print(f"[yellow]skipped[/yellow] {s.inputs} batch {s.batch}: {s.reason}")
     rss = f"{r.peak_rss_mb:.1f} MB ({r.peak_rss_source})" if r.peak_rss_mb is not None else "unknown"
     console.print(f"model load {_ms(r.model_load_ms)} ms · first inference {_ms(r.first_inference_ms)} ms · "
                   f"peak RSS {rss}")
+    if r.generation:  # decoder bundles
+        g = r.generation
+        console.print(f"generation ({g.engine}, greedy, {g.generations} × {g.new_tokens} new tokens after a "
+                      f"{g.prompt_tokens}-token prompt): time to first token [bold]{_ms(g.ttft_ms)} ms[/bold] · "
+                      f"decode [bold]{g.decode_tokens_per_s or 0:.4g} tokens/s[/bold] · prefill "
+                      f"{g.prefill_tokens_per_s or 0:.4g} tokens/s · per-request setup {_ms(g.setup_ms)} ms")
     if r.tegrastats:
         ts = r.tegrastats
         power = (f"{ts.power_rail} mean {ts.power_mw_mean:.0f} mW, max {ts.power_mw_max:.0f} mW"
@@ -150,6 +159,9 @@ def _print_op_profile(r, top: int = 10) -> None:
 def bench_cmd(
     target: Optional[str] = typer.Option(None, "--target", "-t",
                                          help="Deploy target (name or YAML file): benchmark its current release"),
+    targets: Optional[str] = TargetsOpt,
+    fleet: Optional[str] = FleetOpt,
+    parallel: Optional[int] = ParallelOpt,
     local: bool = typer.Option(False, "--local", help="Benchmark --bundle on this machine"),
     bundle: Optional[str] = typer.Option(None, "--bundle", "-b",
                                          help="Bundle directory or .edgepkg. With --target: benchmark the release "
@@ -180,13 +192,24 @@ def bench_cmd(
     from ..benchmark import bench_local, bench_remote, save_result
     from ..errors import InputError
 
-    if local == (target is not None):
-        raise InputError("give exactly one of --local (with --bundle) or --target")
+    many = wants_fleet(target, targets, fleet)
+    if local == (target is not None or many):
+        raise InputError("give exactly one of --local (with --bundle), --target, or --targets/--fleet")
     if inputs not in ("auto", "real", "padded", "all"):
         raise InputError(f"--inputs: expected real, padded, all or auto; got {inputs!r}")
     settings = _settings(warmup=warmup, iterations=iterations, duration_s=duration, batches=_batches(batch),
                          threads=threads, inputs=inputs, artifact=artifact, timeout_s=timeout, repeat=repeat,
                          profile_ops=profile_ops, profile_iterations=profile_iterations)
+    if many:
+        if bundle is not None and release is not None:
+            raise InputError("give --bundle or --release with --targets/--fleet, not both")
+        from .. import api
+
+        run_with_board("bench", lambda board: api.bench_fleet(
+            targets=targets, fleet=fleet, parallel=parallel, settings=settings, release=release, bundle=bundle,
+            results_dir=results_dir, targets_dirs=targets_dir, calibration=not no_calibration,
+            calibrations_dir=calibrations, board=board), as_json=as_json)
+        return
     if local:
         if bundle is None:
             raise InputError("--local needs --bundle PATH (a bundle directory or .edgepkg)")

@@ -22,13 +22,26 @@ def build_cmd(
                                                                     "beside it)"),
     plan_file: Optional[str] = typer.Option(None, "--plan", help="Plan JSON from `edge-sdk plan -o`"),
     max_quality_drop: Optional[float] = typer.Option(None, "--max-quality-drop",
-                                                     help="Max measured cosine drop vs the original (default 0.02)"),
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", help="Text file, one input per line"),
+                                                     help="Max measured drop vs the original (default 0.02): 1 - "
+                                                          "cosine; classifiers 1 - top-1 agreement; with "
+                                                          "--task-data 1 - retained task accuracy"),
+    eval_data: Optional[list[str]] = typer.Option(
+        None, "--eval-data", metavar="FILE",
+        help="Text file, one input per line; vision: image files (repeat the flag), a directory of them, or "
+             ".npy/.npz [N,C,H,W] / [N,H,W]"),
+    task_data: Optional[str] = typer.Option(
+        None, "--task-data", metavar="FILE",
+        help="Labelled data (.npz inputs+labels; text: .tsv / .jsonl): gate on task accuracy retained (classifier "
+             "argmax, or a linear probe on embeddings)"),
     eval_samples: Optional[int] = typer.Option(None, "--eval-samples", min=1, help="Use N of the eval inputs"),
     calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
-                                                   help="Unlabeled text for calibration and recovery"),
+                                                   help="Unlabeled text (vision: images, .npy/.npz) for "
+                                                        "calibration and recovery"),
     distill_steps: Optional[int] = typer.Option(None, "--distill-steps", min=0, help="Recovery budget (steps)"),
     distill_seconds: Optional[float] = typer.Option(None, "--distill-seconds", min=1, help="Recovery budget (s)"),
+    recovery_minutes: Optional[float] = typer.Option(
+        None, "--recovery-minutes", min=0, help="Recovery budget the plans are made for (default 5); with --plan, "
+                                                "the plan's distill pass gets it"),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Only plans for this runtime (onnxruntime, litert)"),
     archive: bool = typer.Option(True, "--archive/--no-archive", help="Also write BUNDLE.edgepkg"),
     as_json: bool = JsonOpt,
@@ -37,6 +50,7 @@ def build_cmd(
     """Compress and export MODEL for a device, measure quality, and write a verifiable bundle."""
     from .. import api
     from ..planner import load_plan
+    from ..reporting.svg import fmt_mb
 
     plan = load_plan(plan_file) if plan_file else None
     with console_err.status("building…") as status:
@@ -45,20 +59,29 @@ def build_cmd(
             status.update(line[:100])
 
         res = api.build(model, device=device, out_dir=output, plan=plan, max_quality_drop=max_quality_drop,
-                        eval_data=eval_data, eval_samples=eval_samples, calibration_data=calibration_data,
+                        eval_data=(eval_data[0] if len(eval_data) == 1 else eval_data) if eval_data else None,
+                        task_data=task_data, eval_samples=eval_samples, calibration_data=calibration_data,
                         distill_steps=distill_steps, distill_seconds=distill_seconds, archive=archive,
-                        progress=progress, profiles_dir=profiles_dir, runtime=runtime)
+                        progress=progress, profiles_dir=profiles_dir, runtime=runtime,
+                        recovery_minutes=recovery_minutes)
     m = res.manifest
     if as_json:
         print_json(res)
         return
     q = m.quality
     console.print(f"[green]built[/green] {m.model_name} for {m.device}: {m.plan.summary()}")
-    console.print(f"  artifact {m.primary.path} ({m.files[m.primary.path].size_bytes / 1e6:.1f} MB, "
+    console.print(f"  artifact {m.primary.path} ({fmt_mb(m.artifact_bytes() / 1e6)}, "
                   f"{m.primary.runtime}/{m.primary.provider})")
     if q:
         console.print("  measured quality: " + ", ".join(f"{x.name} {x.value:.4f}" for x in q.metrics)
                       + f" on {q.eval_data}")
+        if q.task:
+            t = q.task
+            refit = (f"; probe re-fitted on the compressed model {t.candidate_refit_accuracy:.4f}"
+                     if t.candidate_refit_accuracy is not None else "")
+            console.print(f"  task accuracy ({t.method.replace('_', ' ')}, {t.test_samples} test rows): "
+                          f"{t.candidate_accuracy:.4f} vs {t.reference_accuracy:.4f} uncompressed, retained "
+                          f"{t.retained:.4f}{refit}")
     for a in res.attempts:
         if not a.passed:
             console.print(f"  [yellow]rejected[/yellow] {a.plan}: {a.detail}")

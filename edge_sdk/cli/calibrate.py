@@ -48,6 +48,10 @@ def print_calibration(cal) -> None:
 def calibrate_cmd(
     local: bool = typer.Option(False, "--local", help="Measure this machine (the live `host` profile)"),
     target: Optional[str] = typer.Option(None, "--target", "-t", help="Measure a deploy target (name or YAML)"),
+    targets: Optional[str] = typer.Option(None, "--targets", help="Measure several targets: names, globs, tag:NAME"),
+    fleet: Optional[str] = typer.Option(None, "--fleet", help="Measure every device of a fleet"),
+    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Devices measured at once (--targets/"
+                                                                         "--fleet; default: the fleet's, else 4)"),
     from_published: Optional[str] = typer.Option(None, "--from-published", help="Fit a profile to the published "
                                                                                 "results it carries"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads (default: the runtime's)"),
@@ -63,8 +67,17 @@ def calibrate_cmd(
     from ..calibration import save_calibration
     from ..errors import InputError
 
-    if sum(bool(x) for x in (local, target, from_published)) != 1:
-        raise InputError("give exactly one of --local, --target T or --from-published PROFILE")
+    if sum(bool(x) for x in (local, target, from_published, targets or fleet)) != 1 or (targets and fleet):
+        raise InputError("give exactly one of --local, --target T, --targets a,b,c, --fleet NAME or "
+                         "--from-published PROFILE")
+    if targets or fleet:
+        from .fleet import run_with_board
+
+        run_with_board("calibrate", lambda board: api.on_fleet(
+            "calibrate", targets=targets, fleet=fleet, parallel=parallel, threads=threads, deadline_s=deadline,
+            accept_new_host_key=accept_new_host_key, calibrations_dir=calibrations, targets_dirs=targets_dir,
+            profiles_dir=profiles_dir, board=board), as_json=as_json)
+        return
     cal = api.calibrate(local=local, target=target, from_published=from_published, threads=threads,
                         deadline_s=deadline, targets_dirs=targets_dir, accept_new_host_key=accept_new_host_key,
                         profiles_dir=profiles_dir, progress=note)

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import JsonOpt, ProfilesDirOpt, app, console, note, print_json, registry, user_errors
+from ._common import JsonOpt, ProfilesDirOpt, app, console, console_err, note, print_json, registry, \
+    user_errors
 
 devices_app = typer.Typer(help="List, show and validate device profiles.", invoke_without_command=True,
                           no_args_is_help=False)
@@ -75,18 +76,45 @@ def devices_show(ctx: typer.Context, name: str, as_json: bool = JsonOpt,
 
 @devices_app.command("validate")
 @user_errors
-def devices_validate(files: list[str] = typer.Argument(..., help="Profile YAML files")) -> None:
-    """Validate profile files; the first bad one is named with its field and exits 2."""
-    from ..errors import InputError
-    from ..profiles import load_profile_file
+def devices_validate(files: list[str] = typer.Argument(..., help="Profile YAML files, or directories of them")) -> None:
+    """Validate profile files (a directory: every .yaml/.yml in it); lists every problem with its file and line.
+    Exit 2 when any file has one."""
+    from pathlib import Path
 
-    seen: dict[str, str] = {}
-    for f in files:
-        p = load_profile_file(f)
-        if p.name in seen:
-            raise InputError(f"{f}: field 'name': duplicate profile name '{p.name}' (also in {seen[p.name]})")
-        seen[p.name] = f
-        console.print(f"[green]ok[/green] {f}: {p.name} ({p.device_class.value})")
+    from ..errors import InputError
+    from ..profiles.loader import check_profile_file
+
+    paths: list[Path] = []
+    for f in map(Path, files):
+        if f.is_dir():
+            found = sorted(p for p in f.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                raise InputError(f"{f}: no .yaml/.yml profile files in this directory")
+            paths += found
+        else:
+            paths.append(f)
+    seen: dict[str, Path] = {}
+    problems: list[str] = []
+    bad_files = 0
+    for f in paths:
+        try:
+            prof, found_problems = check_profile_file(f)
+        except InputError as exc:  # unreadable or not YAML: one problem for this file, keep checking the others
+            prof, found_problems = None, [str(exc)]
+        if prof is not None and prof.name in seen:
+            found_problems = [f"{f}: field 'name': duplicate profile name '{prof.name}' (also in {seen[prof.name]})"]
+        if found_problems:
+            bad_files += 1
+            problems += found_problems
+            continue
+        seen[prof.name] = f
+        console.print(f"[green]ok[/green] {f}: {prof.name} ({prof.device_class.value})")
+    if len(problems) == 1:
+        raise InputError(problems[0])
+    if problems:
+        for line in problems:
+            console_err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        raise InputError(f"{len(problems)} problems in {bad_files} of {len(paths)} profile file(s)")
 
 
 @devices_app.command("schema")

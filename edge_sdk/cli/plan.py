@@ -16,6 +16,8 @@ def _fmt_ms(x: float) -> str:
 
 
 def _print_planset(ps) -> None:
+    from ..reporting.svg import fmt_mb
+
     console.print(f"[bold]{ps.model_name}[/bold] on [bold]{ps.device}[/bold] — objective {ps.objective}, "
                   f"{ps.candidates_considered} candidates costed")
     for i, p in enumerate(ps.plans, 1):
@@ -31,7 +33,7 @@ def _print_planset(ps) -> None:
         if not p.layout.is_single:
             mem += f"  (per device; {p.layout.world_size} devices)"
         console.print(mem)
-        console.print(f"   artifact {pr.size_mb:.1f} MB; quality risk {pr.quality.risk} "
+        console.print(f"   artifact {fmt_mb(pr.size_mb)}; quality risk {pr.quality.risk} "
                       f"(est. cosine {pr.quality.expected_cosine:.3f}, an estimate)")
         console.print(f"   passes: {' → '.join(x.kind for x in p.passes)}")
         if p.layout.stages:
@@ -70,6 +72,9 @@ def plan_cmd(
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Only this runtime (onnxruntime, litert, "
                                                                  "tensorrt) or provider"),
     top: int = typer.Option(3, "--top", min=1),
+    recovery_minutes: Optional[float] = typer.Option(
+        None, "--recovery-minutes", min=0, help="Distillation a pruned plan gets (default 5; more recovery lets the "
+                                                "planner prune harder; part of the plan)"),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the best Plan JSON here"),
     no_calibration: bool = NoCalibrationOpt,
     calibrations: Optional[str] = CalibrationsOpt,
@@ -78,16 +83,19 @@ def plan_cmd(
 ) -> None:
     """Plan how to fit MODEL on a device (or every device with --devices)."""
     from .. import api
+    from ..artifacts import check_output_path
     from ..errors import InputError
     from ..planner import OBJECTIVES, save_plan
 
+    if output:  # before planning: a path that cannot be written is refused first, not after the work
+        check_output_path(output)
     if device and devices:
         raise InputError("pass either --device or --devices, not both")
     if objective not in OBJECTIVES:
         raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     kw = dict(batch=batch, seq_len=seq_len, objective=objective, latency_ms=latency_ms, max_size_mb=max_size_mb,
               max_quality_drop=max_quality_drop, runtime=runtime, top=top, profiles_dir=profiles_dir,
-              calibration=not no_calibration, calibrations_dir=calibrations)
+              calibration=not no_calibration, calibrations_dir=calibrations, recovery_minutes=recovery_minutes)
     if devices:
         _print_many(api.plan_devices(model, devices, **kw), objective, as_json)
         return

@@ -13,10 +13,14 @@ import typer
 from rich.table import Table
 
 from ._common import JsonOpt, ProfilesDirOpt, app, console, console_err, note, print_json, registry, user_errors
+from .fleet import FleetOpt, ParallelOpt, TargetsOpt, run_with_board, wants_fleet
 
 TargetsDirOpt = typer.Option(None, "--targets-dir", help="Directory of target YAMLs (repeatable; default "
                                                          "$EDGE_SDK_TARGETS, else ./deploy_targets)")
-TargetOpt = typer.Option(..., "--target", "-t", help="Target name (see `edge-sdk targets`) or path to a target YAML")
+OneTargetOpt = typer.Option(None, "--target", "-t", help="Target name (see `edge-sdk targets`) or path to a target YAML; "
+                                                          "--targets/--fleet for several")
+LockWaitOpt = typer.Option(300.0, "--lock-wait", min=0, help="Seconds to wait while another deploy to the same device "
+                                                             "holds its lock (0: fail at once: 'already being deployed')")
 AcceptNewOpt = typer.Option(False, "--accept-new-host-key",
                             help="Trust an UNKNOWN host key on first use and pin it in known_hosts (a CHANGED key "
                                  "is always refused)")
@@ -68,10 +72,11 @@ def targets_list(ctx: typer.Context, as_json: bool = JsonOpt,
     if not dirs:
         note("no targets directory: pass --targets-dir DIR or set $EDGE_SDK_TARGETS (or run where ./deploy_targets is)")
     t = Table(title=f"{len(targets)} deploy targets")
-    for col in ("name", "endpoint", "profile", "workdir", "keep", "file"):
+    for col in ("name", "endpoint", "profile", "tags", "workdir", "keep", "file"):
         t.add_column(col)
     for tg in targets:
-        t.add_row(tg.name, str(resolve_endpoint(tg, check_files=False)), tg.profile, tg.workdir, str(tg.keep_releases), str(tg.source))
+        t.add_row(tg.name, str(resolve_endpoint(tg, check_files=False)), tg.profile, ",".join(tg.tags), tg.workdir,
+                  str(tg.keep_releases), str(tg.source))
     console.print(t)
 
 
@@ -82,16 +87,29 @@ def _opts(ctx: typer.Context, targets_dir, profiles_dir):
 
 @targets_app.command("check")
 @user_errors
-def targets_check(ctx: typer.Context, name: str = typer.Argument(..., help="Target name or YAML path"),
+def targets_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None, help="Target name or YAML path"),
+                  targets: Optional[str] = TargetsOpt, fleet: Optional[str] = FleetOpt,
+                  parallel: Optional[int] = ParallelOpt,
                   accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
                   targets_dir: Optional[list[str]] = TargetsDirOpt,
                   profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
     """Connect and compare the host with its device profile (arch, memory, python, numpy, runtimes, disk).
 
-    Exit 0 when it fits, 1 when the profile contradicts the host, 5 when the host cannot be reached."""
+    Exit 0 when it fits, 1 when the profile contradicts the host, 5 when the host cannot be reached; with
+    --targets/--fleet, 8 when some devices fail."""
+    from ..errors import InputError
     from ..remote import check_target
 
     targets_dir, profiles_dir = _opts(ctx, targets_dir, profiles_dir)
+    if wants_fleet(name, targets, fleet):
+        from .. import api
+
+        run_with_board("targets check", lambda board: api.on_fleet(
+            "check", targets=targets, fleet=fleet, parallel=parallel, accept_new_host_key=accept_new_host_key,
+            targets_dirs=targets_dir, profiles_dir=profiles_dir, board=board), as_json=as_json)
+        return
+    if name is None:
+        raise InputError("targets check: give a target NAME, or --targets a,b,c / --fleet NAME")
     tg = _target(name, targets_dir, profiles_dir)
     prof, _ = registry(profiles_dir).resolve(tg.profile)
     res = check_target(tg, prof, accept_new_host_key=accept_new_host_key)
@@ -188,14 +206,40 @@ def _progress(enabled: bool):
 @app.command("deploy")
 @user_errors
 def deploy_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edgepkg archive"),
-               target: str = TargetOpt, accept_new_host_key: bool = AcceptNewOpt,
+               target: Optional[str] = OneTargetOpt, targets: Optional[str] = TargetsOpt,
+               fleet: Optional[str] = FleetOpt, parallel: Optional[int] = ParallelOpt,
+               canary: Optional[int] = typer.Option(None, "--canary", min=0, help="Fleets: deploy and health-check "
+                                                    "this many devices first; a failure stops the rollout and "
+                                                    "rolls them back"),
+               max_unavailable: Optional[int] = typer.Option(None, "--max-unavailable", min=1, help="Fleets: at "
+                                                             "most this many devices switching at once"),
+               latency_budget_ms: Optional[float] = typer.Option(None, "--latency-budget-ms", min=0.0,
+                                                                 help="Fleets: a canary slower than this (p50, "
+                                                                      "batch 1) fails its health check"),
+               lock_wait: float = LockWaitOpt, accept_new_host_key: bool = AcceptNewOpt,
                force: bool = typer.Option(False, "--force", help="Deploy even if the bundle was built for another "
                                                                  "device profile than the target's"),
                as_json: bool = JsonOpt, targets_dir: Optional[list[str]] = TargetsDirOpt,
                profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
-    """Upload a bundle into a new release on the device, verify it there, switch `current` atomically."""
+    """Upload a bundle into a new release on the device, verify it there, switch `current` atomically.
+
+    With --targets/--fleet: a rolling deploy (bundle verified once, --parallel devices at a time, --canary first)."""
+    from ..errors import InputError
     from ..remote import deploy
 
+    if wants_fleet(target, targets, fleet):
+        from .. import api
+
+        run_with_board("deploy", lambda board: api.deploy_fleet(
+            bundle, targets=targets, fleet=fleet, parallel=parallel, canary=canary, max_unavailable=max_unavailable,
+            latency_budget_ms=latency_budget_ms, accept_new_host_key=accept_new_host_key, force=force,
+            lock_wait_s=lock_wait, targets_dirs=targets_dir, profiles_dir=profiles_dir, board=board),
+            as_json=as_json)
+        return
+    if target is None:
+        raise InputError("deploy: give --target NAME (one device), or --targets a,b,c / --fleet NAME")
+    if canary is not None or max_unavailable is not None or latency_budget_ms is not None:
+        raise InputError("--canary, --max-unavailable and --latency-budget-ms are for fleets (--targets/--fleet)")
     reg = registry(profiles_dir)
     tg = _target(target, targets_dir, profiles_dir)
     with _progress(not as_json and console_err.is_terminal) as prog:
@@ -207,7 +251,10 @@ def deploy_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edge
             prog.update(tasks[rel], completed=done)
 
         rel = deploy(bundle, tg, accept_new_host_key=accept_new_host_key, registry=reg, force=force,
-                     on_progress=on_progress)
+                     on_progress=on_progress, lock_wait_s=lock_wait,
+                     on_stage=lambda stage, info: note(f"waiting: another deploy to {tg.name} is in progress "
+                                                       f"({info.get('holder') or 'unknown'})")
+                     if stage == "waiting" else None)
     _host_key_note(rel.host_key_accepted, tg)
     if as_json:
         print_json(rel)
@@ -233,15 +280,28 @@ def deploy_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edge
 
 @app.command("rollback")
 @user_errors
-def rollback_cmd(target: str = TargetOpt,
+def rollback_cmd(target: Optional[str] = OneTargetOpt, targets: Optional[str] = TargetsOpt,
+                 fleet: Optional[str] = FleetOpt, parallel: Optional[int] = ParallelOpt,
                  to: Optional[str] = typer.Option(None, "--to", help="Release id to switch to (default: the "
                                                                      "release deployed before the current one)"),
                  accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
                  targets_dir: Optional[list[str]] = TargetsDirOpt,
                  profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
-    """Switch `current` back to the previous release (re-verified on the device first)."""
+    """Switch `current` back to the previous release (re-verified on the device first); on every device of
+    --targets/--fleet."""
+    from ..errors import InputError
     from ..remote import rollback
 
+    if wants_fleet(target, targets, fleet):
+        from .. import api
+
+        run_with_board("rollback", lambda board: api.on_fleet(
+            "rollback", targets=targets, fleet=fleet, parallel=parallel, to=to,
+            accept_new_host_key=accept_new_host_key, targets_dirs=targets_dir, profiles_dir=profiles_dir,
+            board=board), as_json=as_json)
+        return
+    if target is None:
+        raise InputError("rollback: give --target NAME (one device), or --targets a,b,c / --fleet NAME")
     tg = _target(target, targets_dir, profiles_dir)
     with _session(tg, accept_new_host_key) as s:
         res = rollback(tg, to=to, session=s)

@@ -50,9 +50,11 @@ def report_cmd(
 ) -> None:
     """Write a compatibility report of MODEL over device profiles and print the paths."""
     from .. import api
+    from ..artifacts import check_output_path
     from ..opgraph import load_graph
     from ..reporting import write_report
 
+    check_output_path(output, kind="dir")  # before the report's work, not after it
     sha = _bundle_sha(bundle) if bundle else None
     rep = api.report(model, devices=devices, results_dir=results, bundle_sha256=sha, batch=batch, seq_len=seq_len,
                      objective=objective, max_quality_drop=max_quality_drop, pareto_device=pareto_device,

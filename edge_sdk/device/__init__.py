@@ -12,6 +12,7 @@ keeps Python 3.8 syntax. Each module answers one question:
   power      tegrastats                    watchdog   deadlines, helper processes
   events     JSON-lines output             errors     exit codes
   release    releases on the device        kill       stopping a process tree      probe   machine facts
+  deploylock one deploy at a time per device (held while the host deploys)
 
 On the host the same package is importable as `edge_sdk.device`.
 """

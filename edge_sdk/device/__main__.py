@@ -3,7 +3,9 @@
 Commands (run from the bundle directory, or with the package's parent on the path):
   bench    time the bundle's model (JSON-lines events; see bench.py)
   predict  run the bundle's model on given text or arrays (see predict.py)
-  release  OP  stage/activate/rollback/verify/status/hash releases: JSON in on stdin, one JSON line out (release.py)
+  generate continue a prompt with a decoder bundle, greedy (see generate.py)
+  release  OP  stage/activate/rollback/verify/status/hash releases: JSON in on stdin, one JSON line out (release.py);
+           `release hold` keeps the deploy lock and serves operations line by line (deploylock.py)
   kill     PID [GRACE_S]  stop a process, its session/group and all descendants (kill.py)
   probe    [WORKDIR]  facts about this machine as one JSON object (probe.py)
   calibrate --suite DIR  time the calibration kernels the host made (JSON-lines events; calibrate.py)
@@ -17,8 +19,8 @@ import traceback
 from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, DeviceError
 from .events import emit_final
 
-COMMANDS = ("bench", "predict", "release", "kill", "probe", "calibrate")
-RELEASE_OPS = ("hash", "prepare", "activate", "rollback", "verify", "status")
+COMMANDS = ("bench", "predict", "generate", "release", "kill", "probe", "calibrate")
+RELEASE_OPS = ("hash", "prepare", "activate", "rollback", "verify", "status", "hold")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
-    from . import bench, calibrate, predict
+    from . import bench, calibrate, generate, predict
 
     p = _Parser(prog="edge_device", description="The device side of an edge-sdk bundle.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,6 +48,7 @@ def parser():
     bench.add_arguments(sub.add_parser("bench", json_errors=True, help="benchmark the bundle's model",
                                        description="Benchmark the model of an edge-sdk bundle on this device."))
     predict.add_arguments(sub.add_parser("predict", help="run the bundle's model on text or arrays"))
+    generate.add_arguments(sub.add_parser("generate", help="continue a prompt with a decoder bundle"))
     r = sub.add_parser("release", help="release operations (JSON on stdin)")
     r.add_argument("op", choices=RELEASE_OPS)
     k = sub.add_parser("kill", help="stop a process tree")
@@ -103,6 +106,10 @@ def main(argv=None):
         return _bench(args)
     if args.command == "predict":
         return _predict(args)
+    if args.command == "generate":
+        from . import generate
+
+        return generate.run(args)
     if args.command == "calibrate":
         from . import calibrate
 

@@ -26,6 +26,7 @@ import platform
 import tempfile
 import time
 
+from . import bench_decoder
 from .engines import open_engine
 from .errors import EXIT_RUNTIME, DeviceError
 from .events import emit, utc_now
@@ -93,6 +94,7 @@ def add_arguments(p):
     p.add_argument("--profile-iterations", type=positive(int), default=20, help="runs in the profiled pass")
     p.add_argument("--profile-dir", help="where the runtime writes its trace (default: a new temp directory)")
     p.add_argument("--tegrastats-interval-ms", type=positive(int), default=100, help=argparse.SUPPRESS)
+    bench_decoder.add_arguments(p)  # --engine, --new-tokens (decoder bundles)
 
 
 # ----------------------------------------------------------------------------------------------- measuring
@@ -210,7 +212,7 @@ def _profile_ops(engine, model_path, art, runs, samples, manifest_names, args, p
     if not os.path.isdir(folder):
         os.makedirs(folder)
     prof = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
-                       profile_prefix=os.path.join(folder, "ort_profile"))
+                       profile_prefix=os.path.join(folder, "ort_profile"), runtime_config=art.get("runtime_config"))
     arrays = match_inputs(prof.inputs, samples[pair["inputs"]], manifest_names)
     feeds = dict((s["name"], make_feed(arrays[s["name"]], pair["batch"], s)) for s in prof.inputs)
     run = prof.prepare(feeds)
@@ -229,6 +231,9 @@ def benchmark(args):
     bundle = os.path.abspath(args.bundle)
     manifest, manifest_sha = read_manifest(bundle)
     art = choose_artifact(manifest, args.artifact)
+    if bench_decoder.is_decoder(art):  # decoder LLMs: generation (time to first token, tokens/s)
+        return bench_decoder.benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at,
+                                       RUNNER_VERSION, plan_prediction(manifest))
     model_path = verify_model_files(bundle, manifest, art["path"])
     samples = load_sample_inputs(bundle, manifest)
     kinds = select_kinds(samples, args.inputs)
@@ -238,7 +243,8 @@ def benchmark(args):
          warnings=machine["warnings"])
 
     rss_before = current_rss_mb()
-    engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads)
+    engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
+                         runtime_config=art.get("runtime_config"))
     manifest_names = [s.get("name") for s in art.get("inputs") or [] if isinstance(s, dict)]
 
     pairs = [(k, b) for k in kinds for b in args.batch]
@@ -255,7 +261,8 @@ def benchmark(args):
     try:
         for r in range(rounds):
             if r:  # a fresh session each round: what a restarted application would see
-                engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads)
+                engine = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
+                                     runtime_config=art.get("runtime_config"))
             once = None
             for i, (kind, batch) in enumerate(pairs):
                 entry, once_ms = _one_run(engine, kind, batch, samples, manifest_names, args, progress)

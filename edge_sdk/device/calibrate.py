@@ -19,6 +19,10 @@ def add_arguments(p):
     p.add_argument("--suite", required=True, help="directory holding suite.json and the kernel files")
     p.add_argument("--threads", type=int, default=None, help="runtime CPU threads (default: the runtime's)")
     p.add_argument("--provider", default=None, help="execution provider / delegate (default: CPU)")
+    p.add_argument("--runtime", default=None, choices=["onnxruntime", "openvino"],
+                   help="run the (ONNX) kernels in this runtime (default: the kernel's own format's runtime); "
+                        "openvino reads ONNX directly")
+    p.add_argument("--precisions", default=None, help="comma-separated kernel precisions to run (default: all)")
     p.add_argument("--min-time", type=float, default=0.25, dest="min_time_s", help="seconds of timed runs per kernel")
     p.add_argument("--max-iters", type=int, default=200, help="timed runs per kernel at most")
     p.add_argument("--only", default=None, help="comma-separated kernel kinds to run (default: all)")
@@ -60,7 +64,12 @@ def run(args):
     except (IOError, OSError, ValueError, KeyError, TypeError) as exc:
         raise DeviceError("%s: not a calibration suite (%s)" % (path, exc), EXIT_BAD_INPUT)
     only = set(args.only.split(",")) if args.only else None
-    todo = [k for k in kernels if only is None or k.get("kind") in only]
+    precisions = set(args.precisions.split(",")) if args.precisions else None
+    runtime_name = args.runtime or "onnxruntime"
+    todo = [k for k in kernels if (only is None or k.get("kind") in only)
+            and (precisions is None or k.get("precision") in precisions)
+            and runtime_name in k.get("runtimes", [runtime_name])]  # runtime-specific kernels (OpenVINO's own IR)
+    fmt_override = "openvino" if args.runtime == "openvino" else None
     rng = np.random.default_rng(0)
     engines = {}
     out = []
@@ -68,7 +77,8 @@ def run(args):
     for i, k in enumerate(todo):
         f = os.path.join(args.suite, k["file"])
         if f not in engines:
-            engines[f] = open_engine(f, k.get("format"), args.provider, args.threads)
+            engines[f] = open_engine(f, k.get("format") if k.get("format") == "openvino" else
+                                     fmt_override or k.get("format"), args.provider, args.threads)
         eng = engines[f]
         dtypes = k.get("dtypes") or {}
         feeds = dict((name, np.ones(shape, dtypes[name]) if name in dtypes else rng.standard_normal(shape)

@@ -83,10 +83,12 @@ def verify_file(bundle, manifest, rel):
 
 
 def verify_model_files(bundle, manifest, rel):
-    """The model file, plus external-data files named after it (model.onnx.data)."""
+    """The model file, plus external-data files named after it (model.onnx.data) or beside it (model.bin)."""
     path = verify_file(bundle, manifest, rel)
     prefix = norm(rel) + "."
     for other in sorted(manifest["files"]):
         if norm(other).startswith(prefix):
             verify_file(bundle, manifest, other)
+    if norm(rel).endswith(".xml"):  # OpenVINO IR: the weights are the .bin of the same stem, and must be there
+        verify_file(bundle, manifest, norm(rel)[:-4] + ".bin")
     return path

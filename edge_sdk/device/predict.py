@@ -36,7 +36,7 @@ class Model(object):
         self.artifact = choose_artifact(self.manifest, artifact)
         path = verify_model_files(self.bundle, self.manifest, self.artifact["path"])
         self.engine = open_engine(path, self.artifact.get("format"), provider or self.artifact.get("provider"),
-                                  threads)
+                                  threads, runtime_config=self.artifact.get("runtime_config"))
         labels = self.manifest.get("id2label")
         self.id2label = dict((str(k), str(v)) for k, v in labels.items()) if isinstance(labels, dict) else None
         self._max_length = max_length

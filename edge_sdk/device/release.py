@@ -3,7 +3,8 @@
 Why one device command instead of many small shell commands: every step that must be atomic or consistent (hash a
 file list, move a verified release into place, swap the `current` symlink, rewrite releases.json, prune) happens
 inside one process under one lock, and all user-supplied values (paths, ids) arrive as JSON on stdin — never
-through a shell. The host runs `python3 -m edge_device release OP` and reads one JSON line back.
+through a shell. The host runs `python3 -m edge_device release OP` and reads one JSON line back — or, for a deploy,
+`release hold` (deploylock.py), which holds the target's deploy lock and serves these operations until it is done.
 
 Layout under WORKDIR:
     releases/<id>/                  one release per bundle content (id = release_id(manifest files))
@@ -12,14 +13,13 @@ Layout under WORKDIR:
     releases.json                   deploy/rollback history (stack of activated ids, activation times, events)
 """
 
-import errno
-import fcntl
 import json
 import os
 import shutil
 import sys
 import time
 
+from .deploylock import OpLock as _Lock, workdir_path as _workdir
 from .errors import EXIT_INTEGRITY, DeviceError
 from .integrity import content_id, sha256_of as sha256_file
 
@@ -27,7 +27,6 @@ MANIFEST_NAME = "manifest.json"
 HISTORY_NAME = "releases.json"
 INCOMING_PREFIX = ".incoming-"
 STALE_INCOMING_S = 24 * 3600
-LOCK_TIMEOUT_S = 120
 
 
 # ---- shared with the deploying side (imported from edge_sdk.device.release) ----
@@ -55,13 +54,6 @@ def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _workdir(p):
-    p = os.path.expanduser(p)
-    if not os.path.isabs(p):
-        p = os.path.join(os.path.expanduser("~"), p)
-    return os.path.normpath(p)
-
-
 def _hash_or_none(path, cache):
     if path not in cache:
         try:
@@ -69,28 +61,6 @@ def _hash_or_none(path, cache):
         except (IOError, OSError):
             cache[path] = None
     return cache[path]
-
-
-class _Lock(object):
-    """flock on WORKDIR/.edge-sdk.lock so two deploys to one device cannot interleave their critical sections."""
-
-    def __init__(self, wd):
-        self.path = os.path.join(wd, ".edge-sdk.lock")
-
-    def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.time() + LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() > deadline:
-                    raise DeviceError("another deploy holds %s" % self.path)
-                time.sleep(0.1)
-
-    def __exit__(self, *a):
-        os.close(self.fd)
 
 
 def _current_id(wd):
@@ -263,8 +233,23 @@ def op_prepare(a):
                             shutil.copy2(src, dest)
                         status[rel] = "linked"
                         break
+            _check_space(rd, incoming, sum(files[rel][1] for rel in todo if status[rel] == "missing"))
     return {"workdir": wd, "release_dir": final, "exists": exists, "incoming": incoming, "status": status,
-            "current": _current_id(wd)}
+            "current": _current_id(wd), "free_bytes": _free_bytes(rd)}
+
+
+def _free_bytes(d):
+    st = os.statvfs(d)
+    return st.f_bavail * st.f_frsize
+
+
+def _check_space(rd, incoming, need):
+    """Refuse an upload that cannot fit before any byte is sent (a full disk would fail it half-way)."""
+    free = _free_bytes(rd)
+    if need > free:
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise DeviceError("not enough disk space on the device: the upload needs %.1f MB in %s, %.1f MB are free"
+                          % (need / 1e6, rd, free / 1e6))
 
 
 def op_activate(a):
@@ -406,7 +391,12 @@ OPS = {"hash": op_hash, "prepare": op_prepare, "activate": op_activate, "rollbac
 
 
 def run(op, stdin=None):
-    """Run release operation `op` on the JSON object read from stdin; print one JSON line; return the exit code."""
+    """Run release operation `op` on the JSON object read from stdin; print one JSON line; return the exit code.
+    `hold`: take the deploy lock and serve operations line by line (deploylock.hold)."""
+    if op == "hold":
+        from .deploylock import hold
+
+        return hold(OPS)
     try:
         out = OPS[op](json.loads((stdin if stdin is not None else sys.stdin).read() or "{}"))
     except DeviceError as exc:

@@ -30,7 +30,7 @@ from ..schemas.modelspec import ModelSpec
 GRAPH_FORMAT = 1  # bump when what the stage computes changes, so old cache entries are not read
 TFLITE_MODES = ("auto", "map")
 GRAPH_FILE = "graph.json"
-KEY_TOOLS = ("edge-sdk", "torch", "transformers", "onnx", "onnxruntime", "ai-edge-litert")
+KEY_TOOLS = ("edge-sdk", "torch", "transformers", "onnx", "onnxruntime", "ai-edge-litert", "openvino")
 
 
 def cache_root() -> Path:
@@ -128,14 +128,16 @@ def _make(model: str, spec: ModelSpec, seq_len: int, tflite: str, key: str, work
           say: Callable[[str], None]) -> OpGraph:
     from ..versions import tool_versions
     from .onnx_graph import one_line_error, export_graph
+    from .openvino_check import check_openvino_cpu
     from .ort_check import check_ort_cpu
     from .tflite import convert
 
     say(f"exporting {spec.name} to ONNX to read its operators (once; cached)")
     exported = export_graph(model, spec, work, seq_len=seq_len)
-    ort = None
+    ort = ov = None
     if exported.exported_path is not None:
         ort = check_ort_cpu(exported.exported_path, exported.exported_nodes, exported.info.opset or 17)
+        ov = check_openvino_cpu(exported.exported_path)
     tfl = None
     why = None if exported.info.status == "not_checked" else _tflite_why(tflite, exported)
     if exported.info.status != "not_checked" and why is None:
@@ -149,6 +151,7 @@ def _make(model: str, spec: ModelSpec, seq_len: int, tflite: str, key: str, work
     return OpGraph(key=key, model=model, model_name=spec.name, seq_len=seq_len, model_kind=exported.model_kind,
                    info=exported.info, exported_nodes=exported.exported_nodes, static_nodes=exported.static_nodes,
                    exported_file=rel(exported.exported_path), static_file=rel(exported.static_path), ort_cpu=ort,
+                   openvino_cpu=ov,
                    tflite=tfl, tflite_why=why, versions=tool_versions(),
                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

@@ -19,10 +19,12 @@ from .prune_importance import Batch
 from .state import BuildState
 
 
-def calibration_texts(state: BuildState, seed: int = 0) -> list[str]:
-    if state.calibration_texts:
+def calibration_texts(state: BuildState, seed: int = 0, *, recovery: bool = False) -> list[str]:
+    """`recovery`: all the text the build has for training (state.recovery_texts), not the calibration sample."""
+    given = (state.recovery_texts if recovery else ()) or state.calibration_texts
+    if given:
         banned = {" ".join(s.lower().split()) for s in held_out_sentences()}
-        texts = [t for t in state.calibration_texts if " ".join(t.lower().split()) not in banned]
+        texts = [t for t in given if " ".join(t.lower().split()) not in banned]
         random.Random(seed).shuffle(texts)
         return texts
     return load_calibration_texts(seed=seed)
@@ -59,7 +61,7 @@ def training_stream(state: BuildState, batch_size: int, max_length: int,
         return images
     if state.tokenizer is None:
         raise InputError("distillation of a text model needs its tokenizer")
-    texts = calibration_texts(state, seed)
+    texts = calibration_texts(state, seed, recovery=True)
 
     def text(epoch: int):
         order = length_grouped(texts, batch_size, seed=seed + epoch)

@@ -6,11 +6,17 @@ task label. Three terms (weights in DistillConfig):
                layer indices when layers were dropped), over real tokens only, each normalised by the teacher
                layer's mean square so that layers with large activations do not drown the others (TinyBERT-style);
   * embedding— 1 − cosine of the mask-mean-pooled sentence embeddings (what the quality gate measures);
-  * attention— optional MiniLM-v2 self-attention relations (Q·Qᵀ, K·Kᵀ, V·Vᵀ softmaxed, KL to the teacher) on the
-               last layer, with gcd(student heads, teacher heads) relation heads so pruned head counts still fit.
-AdamW, gradient clipping, linear warm-up then linear decay over the budget; the budget is `max_steps` and/or
+  * attention— MiniLM-v2 self-attention relations (Q·Qᵀ, K·Kᵀ, V·Vᵀ softmaxed, KL to the teacher) on every layer
+               or the last, with relation heads that split both q/k/v widths, so pruned head counts still fit.
+AdamW on everything but the embeddings (pruning never touches them; freezing halves the optimizer's work), gradient
+clipping, linear warm-up then cosine decay over the budget (`lr_factor`); the budget is `max_steps` and/or
 `max_seconds`, whichever ends first (progress is measured against both, so the schedule fits a time budget too).
 Dropout stays off (student in eval mode): on a short budget the student should copy the teacher, not regularise.
+
+Measured on all-MiniLM-L6-v2, FFN −50 %, 600 steps of batch 32 on the shipped corpus (held-out cosine): lr 2e-4
+0.929, 4e-4 0.934, 1e-3 0.930; embedding weight 4× 0.908 at 300 steps vs 0.917; attention relations on all layers
+0.935 (no gain without head pruning). On WordNet-like held-out text the same student scores 0.970: the domain of
+the recovery text matters as much as the steps — give the build your own unlabeled text (--calibration-data).
 
 The pass recovers exactly the model it receives (pruned, sparsified, or both; the layer map comes from
 `state.pruning`, the zeros to keep from `state.sparsity_masks`). Gradual pruning calls `distill` between its
@@ -89,24 +95,36 @@ def hidden_loss(student_hs: Sequence[torch.Tensor], teacher_hs: Sequence[torch.T
 
 
 class _QKVCapture:
-    """Forward hooks that keep the q/k/v projections of one layer (for attention-relation distillation)."""
+    """Forward hooks that keep the q/k/v projections of some layers (for attention-relation distillation)."""
 
-    def __init__(self, model: nn.Module, layer_index: int):
+    def __init__(self, model: nn.Module, layer_indices: int | Sequence[int]):
         layout = _layout(model)
-        layer = layout.layers(base_model(model))[layer_index]
-        self.heads = layout.num_heads(layer)
-        self.out: list[torch.Tensor] = [None, None, None]  # type: ignore[list-item]
-        self.handles = [layout.linear(ref).register_forward_hook(self._hook(i))
-                        for i, ref in enumerate(layout.qkv(layer))]
+        layers = layout.layers(base_model(model))
+        self.indices = [layer_indices] if isinstance(layer_indices, int) else list(layer_indices)
+        self.heads = layout.num_heads(layers[self.indices[-1]])
+        self.outs: dict[int, list[torch.Tensor]] = {i: [None, None, None] for i in self.indices}  # type: ignore[misc]
+        self.handles = [layout.linear(ref).register_forward_hook(self._hook(i, j))
+                        for i in self.indices for j, ref in enumerate(layout.qkv(layers[i]))]
 
-    def _hook(self, i):
+    @property
+    def out(self) -> list[torch.Tensor]:
+        """q, k, v of the last captured layer."""
+        return self.outs[self.indices[-1]]
+
+    def _hook(self, i, j):
         def hook(mod, args, out):
-            self.out[i] = out
+            self.outs[i][j] = out
         return hook
 
     def remove(self):
         for h in self.handles:
             h.remove()
+
+
+def relation_heads(student_width: int, teacher_width: int, teacher_heads: int) -> int:
+    """MiniLM-v2 relation heads: the most (≤ the teacher's heads) that split both q/k/v widths evenly, so a student
+    with pruned heads (e.g. 9 × 32 = 288 wide vs 12 × 32) still gets 12 relation heads of 24 and 32 dims."""
+    return max(r for r in range(1, teacher_heads + 1) if student_width % r == 0 and teacher_width % r == 0)
 
 
 def _relations(x: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Tensor:
@@ -117,15 +135,23 @@ def _relations(x: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Ten
     return F.log_softmax(scores, dim=-1)
 
 
-def attention_relation_loss(s_cap: _QKVCapture, t_cap: _QKVCapture, mask: torch.Tensor) -> torch.Tensor:
-    r = math.gcd(s_cap.heads, t_cap.heads)
+def relation_kl(s_qkv: Sequence[torch.Tensor], t_qkv: Sequence[torch.Tensor], heads: int,
+                mask: torch.Tensor) -> torch.Tensor:
+    """Mean over Q-Q, K-K, V-V of KL(teacher relation ‖ student relation), averaged over real query tokens."""
     rows = mask.bool()
     total = 0.0
-    for s, t in zip(s_cap.out, t_cap.out):
+    for s, t in zip(s_qkv, t_qkv):
+        r = relation_heads(s.shape[-1], t.shape[-1], heads)
         ls, lt = _relations(s, r, mask), _relations(t, r, mask)
         kl = (lt.exp() * (lt - ls)).nan_to_num(0.0, posinf=0.0, neginf=0.0).sum(-1)     # b × R × t
         total = total + kl.transpose(1, 2)[rows].mean()
     return total / 3
+
+
+def attention_relation_loss(s_cap: _QKVCapture, t_cap: _QKVCapture, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the captured layer pairs (student's i-th captured layer ↔ teacher's i-th)."""
+    pairs = list(zip(s_cap.indices, t_cap.indices))
+    return sum(relation_kl(s_cap.outs[si], t_cap.outs[ti], t_cap.heads, mask) for si, ti in pairs) / len(pairs)
 
 
 def distillation_loss(student: nn.Module, teacher: nn.Module, batch: Batch, config: DistillConfig,
@@ -147,6 +173,20 @@ def distillation_loss(student: nn.Module, teacher: nn.Module, batch: Batch, conf
     if s_cap is not None and t_cap is not None and config.attention_loss_weight:
         loss = loss + config.attention_loss_weight * attention_relation_loss(s_cap, t_cap, mask)
     return loss
+
+
+def lr_factor(done: float, warmup: float, schedule: str = "cosine", floor: float = 0.0) -> float:
+    """Learning-rate multiplier at `done` ∈ [0, 1] of the budget: linear warm-up over the first `warmup`, then
+    cosine or linear decay from 1 to `floor` (constant: stays 1). Warm-up keeps AdamW's first, badly scaled
+    updates from wrecking a freshly cut model; the decay lets the last steps settle instead of bouncing."""
+    done = min(max(done, 0.0), 1.0)
+    if warmup > 0 and done < warmup:
+        return done / warmup
+    if schedule == "constant":
+        return 1.0
+    p = (done - warmup) / (1 - warmup) if warmup < 1 else 1.0
+    shape = 0.5 * (1 + math.cos(math.pi * p)) if schedule == "cosine" else 1 - p
+    return floor + (1 - floor) * shape
 
 
 def _infinite(batches: Callable[[int], Iterable[Batch]] | Sequence[Batch]) -> Iterator[Batch]:
@@ -187,15 +227,19 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
     for p in teacher.parameters():
         p.requires_grad_(False)
     student.eval()                                         # dropout off; gradients still flow
-    params = [p for p in student.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(True)
+    all_params = list(student.parameters())
+    flags = [p.requires_grad for p in all_params]
+    frozen = set() if config.train_embeddings else {id(p) for p in _layout(student).embeddings(
+        base_model(student)).parameters()}
+    params = [p for p in all_params if id(p) not in frozen]
+    for p in all_params:
+        p.requires_grad_(id(p) not in frozen)
     opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.01)
-    use_attn = config.attention_loss_weight > 0
-    s_cap = _QKVCapture(student, s_layers - 1) if use_attn else None
-    t_cap = _QKVCapture(teacher, layer_map[-1]) if use_attn else None
-    warmup = 0.05
+    s_cap = t_cap = None
+    if config.attention_loss_weight > 0:
+        s_idx = list(range(s_layers)) if config.attention_layers == "all" else [s_layers - 1]
+        s_cap = _QKVCapture(student, s_idx)
+        t_cap = _QKVCapture(teacher, [layer_map[i] for i in s_idx])
     losses: list[float] = []
     start = time.monotonic()
     stopped_by = "max_steps"
@@ -212,7 +256,7 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
                 stopped_by = "data"
                 break
             done = max((step + 1) / max_steps, elapsed / max_seconds if max_seconds else 0.0)
-            factor = done / warmup if done < warmup else 0.1 + 0.9 * (1 - done) / (1 - warmup)
+            factor = lr_factor(done, config.warmup_fraction, config.lr_schedule, config.min_lr_fraction)
             for g in opt.param_groups:
                 g["lr"] = config.learning_rate * factor
             loss = distillation_loss(student, teacher, batch, config, layer_map, s_cap, t_cap)
@@ -226,12 +270,12 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[int], Ite
             step += 1
             if progress is not None:
                 progress(step, max_steps, {"loss": losses[-1], "seconds": time.monotonic() - start,
-                                           "max_seconds": max_seconds})
+                                           "max_seconds": max_seconds, "lr": config.learning_rate * factor})
     finally:
         for cap in (s_cap, t_cap):
             if cap is not None:
                 cap.remove()
-        for p, f in zip(params, flags):
+        for p, f in zip(all_params, flags):
             p.requires_grad_(f)
         student.eval()
         for p, f in teacher_flags:                       # leave the teacher exactly as it was given

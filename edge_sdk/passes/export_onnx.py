@@ -112,6 +112,22 @@ def _shapes(model, kind: str, config: ExportOnnxConfig) -> tuple[tuple[int, int]
     return (2, min(16, max_pos)), [(1, min(9, max_pos)), (3, min(41, max_pos))]
 
 
+def input_maker(model, model_kind: str, tokenizer, who: str):
+    """(make(batch, seq, seed) → feed dict, input names, in the output wrapper's argument order) for this model."""
+    cfg = getattr(model, "config", None)
+    if model_kind == "vision":
+        channels = int(getattr(cfg, "num_channels", 3))
+        size = int(getattr(cfg, "image_size", 224))
+        return (lambda b, s, seed: _vision_inputs(b, channels, size, seed)), ["pixel_values"]
+    vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+    if vocab <= 0:
+        raise InputError(f"{who}: {type(model).__name__} has no config.vocab_size; cannot make token inputs for a "
+                         f"text model")
+    with_tt = uses_token_type_ids(model, tokenizer)
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_tt else [])
+    return (lambda b, s, seed: _text_inputs(b, s, vocab, with_tt, seed)), names
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 
@@ -276,22 +292,8 @@ def export_onnx(model, path: str | os.PathLike[str], *, model_kind: Literal["tex
         raise InputError(f"export_onnx: the model's weights are {n_bytes / 1e9:.2f} GB; a single-file ONNX "
                          f"holds at most 2 GB (protobuf limit) — shrink it first (prune / a smaller model)")
 
-    cfg = getattr(model, "config", None)
     sample_shape, check_shapes = _shapes(model, model_kind, config)
-    if model_kind == "vision":
-        channels = int(getattr(cfg, "num_channels", 3))
-        size = int(getattr(cfg, "image_size", 224))
-        make = lambda b, s, seed: _vision_inputs(b, channels, size, seed)  # noqa: E731
-        input_names = ["pixel_values"]
-    else:
-        vocab = int(getattr(cfg, "vocab_size", 0) or 0)
-        if vocab <= 0:
-            raise InputError(f"export_onnx: {type(model).__name__} has no config.vocab_size; cannot make token "
-                             f"inputs for a text model")
-        with_tt = uses_token_type_ids(model, tokenizer)
-        make = lambda b, s, seed: _text_inputs(b, s, vocab, with_tt, seed)  # noqa: E731
-        input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_tt else [])
-
+    make, input_names = input_maker(model, model_kind, tokenizer, "export_onnx")
     sample = make(*sample_shape, 0)
     feeds = [make(b, s, i + 1) for i, (b, s) in enumerate(check_shapes)]
     args = tuple(torch.from_numpy(sample[n]) for n in input_names)

@@ -361,7 +361,8 @@ def export_tflite(model, path: str | os.PathLike[str], *, model_kind: Literal["t
                "quantize": config.quantize, "torch_version": torch.__version__,
                "calibration": os.fspath(job_dir / "calibration.npz") if calibration is not None else None,
                "result": os.fspath(job_dir / "result.json")}
-        say(f"export_tflite: converting {type(model).__name__} ({config.quantize}) with litert-torch in "
+        what = "no quantization" if config.quantize == "none" else f"quantize {config.quantize}"
+        say(f"export_tflite: converting {type(model).__name__} ({what}) with litert-torch in "
             f"{litert_python().parent.parent.name} (tens of seconds)")
         t1 = time.perf_counter()
         child = _run_child(job, job_dir)

@@ -16,6 +16,7 @@ receives.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -30,6 +31,10 @@ from .prune_importance import Batch, head_ffn_scores, layers_to_drop
 from .prune_surgery import PruningRecord, apply_keep, layout_of
 from .registry import register
 from .state import BuildState
+
+
+#: `allocation="global"`: no layer keeps less than this share of its original heads / FFN neurons.
+MIN_KEEP_FRACTION = 0.125
 
 
 @dataclass(frozen=True)
@@ -105,10 +110,14 @@ def structured_prune(model: nn.Module, config: StructuredPruneConfig, *, batches
     needs_ffn = any(len(f) > ffn_goal for f in record.kept_ffn)
     if needs_heads or needs_ffn:
         head_s, ffn_s = head_ffn_scores(model, importance, batches)
-        kept_heads, kept_ffn = [], []
-        for old_h, old_f, hs, fs in zip(record.kept_heads, record.kept_ffn, head_s, ffn_s):
-            kept_heads.append(_top(old_h, hs, head_goal))
-            kept_ffn.append(_top(old_f, fs, ffn_goal))
+        if config.allocation == "global" and importance != "weight_norm":
+            floor_h = max(1, math.ceil(MIN_KEEP_FRACTION * record.num_heads))
+            floor_f = max(1, math.ceil(MIN_KEEP_FRACTION * record.intermediate_size))
+            kept_heads = _top_global(record.kept_heads, head_s, head_goal * len(record.kept_heads), floor_h)
+            kept_ffn = _top_global(record.kept_ffn, ffn_s, ffn_goal * len(record.kept_ffn), floor_f)
+        else:
+            kept_heads = [_top(old, sc, head_goal) for old, sc in zip(record.kept_heads, head_s)]
+            kept_ffn = [_top(old, sc, ffn_goal) for old, sc in zip(record.kept_ffn, ffn_s)]
         record = apply_keep(model, record, record.model_copy(update={"kept_heads": kept_heads,
                                                                       "kept_ffn": kept_ffn}))
     step = {"config": config.model_dump(), "fraction": fraction, "importance": importance,
@@ -127,6 +136,17 @@ def _top(original_idx: list[int], scores: torch.Tensor, k: int) -> list[int]:
     return sorted(original_idx[j] for j in order[:k])
 
 
+def _top_global(kept: list[list[int]], scores: list[torch.Tensor], total: int, floor: int) -> list[list[int]]:
+    """Keep `total` entries over all layers by one ranking (data-driven scores are in the same units everywhere:
+    the embedding's sensitivity), each layer keeping at least `floor` and never more than it has."""
+    take = [min(floor, len(k)) for k in kept]
+    rest = sorted(((-float(sc[j]), li, j) for li, sc in enumerate(scores)
+                   for j in sorted(range(len(kept[li])), key=lambda j: (-float(sc[j]), j))[take[li]:]))
+    for _, li, _ in rest[:max(total - sum(take), 0)]:
+        take[li] += 1
+    return [_top(k, sc, n) for k, sc, n in zip(kept, scores, take)]
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -138,6 +158,16 @@ def encoder_shape(model: nn.Module) -> dict:
     return {"layers": len(layers),
             "heads": [layout.num_heads(l) for l in layers],
             "ffn": [layout.ffn_width(l) for l in layers]}
+
+
+def increment_shares(increments: int, final_share: float | None) -> list[float]:
+    """Share of the recovery budget after each increment: the last one (the final architecture) gets
+    `final_share`, the others split the rest evenly; None: all equal."""
+    if increments == 1:
+        return [1.0]
+    if final_share is None:
+        return [1 / increments] * increments
+    return [(1 - final_share) / (increments - 1)] * (increments - 1) + [final_share]
 
 
 def prune_gradually(model: nn.Module, teacher: nn.Module, config: StructuredPruneConfig, *,
@@ -154,11 +184,14 @@ def prune_gradually(model: nn.Module, teacher: nn.Module, config: StructuredPrun
     if recovery is None:
         raise InputError("structured_prune.recovery is required for gradual pruning")
     k_total = config.increments
+    shares = increment_shares(k_total, config.final_recovery_share)
     results: list[DistillResult] = []
+    done = 0.0
     for k in range(1, k_total + 1):
         record = structured_prune(model, config, batches=calibration, record=record, fraction=k / k_total, log=log)
-        steps = recovery.max_steps * k // k_total - recovery.max_steps * (k - 1) // k_total
-        seconds = recovery.max_seconds / k_total if recovery.max_seconds else None
+        steps = round(recovery.max_steps * (done + shares[k - 1])) - round(recovery.max_steps * done)
+        done += shares[k - 1]
+        seconds = recovery.max_seconds * shares[k - 1] if recovery.max_seconds else None
         result = distill(model, teacher, training, recovery, layer_map=record.kept_layers,
                          masks=sparsity_masks(model) if keep_zeros else None, progress=progress, max_steps=steps,
                          max_seconds=seconds)

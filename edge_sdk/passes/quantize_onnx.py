@@ -111,21 +111,10 @@ def ffn_down_projections(model) -> list[str]:
 
 # --------------------------------------------------------------------------------------- calibration
 def _calibration_reader(feeds: list[dict[str, np.ndarray]]):
-    from onnxruntime.quantization import CalibrationDataReader
+    """Hands onnxruntime's calibrator one real input per call."""
+    from .quantize_sensitivity import calibration_reader
 
-    class Feeds(CalibrationDataReader):
-        """Hands onnxruntime's calibrator one real input per call."""
-
-        def __init__(self) -> None:
-            self._it = iter(feeds)
-
-        def get_next(self):
-            return next(self._it, None)
-
-        def rewind(self) -> None:
-            self._it = iter(feeds)
-
-    return Feeds()
+    return calibration_reader(feeds)
 
 
 def calibration_feeds(model_path: Path, *, texts: Sequence[str] = (), tokenizer=None,
@@ -164,8 +153,36 @@ def quantize_dynamic_int8(src: Path, dst: Path, *, per_channel: bool = True) -> 
     return {"per_channel": per_channel, "weight_type": "QInt8"}
 
 
+def weight_matmuls(model) -> list[str]:
+    """Names of the MatMul nodes with a constant weight (what static int8 quantizes)."""
+    consts = {i.name for i in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    return [n.name for n in model.graph.node if n.op_type == "MatMul" and len(n.input) == 2 and n.input[1] in consts]
+
+
+def quantize_static_measured(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], *, per_channel: bool,
+                             reduce_range: bool, max_drop: float) -> dict:
+    """Static int8 keeping in float exactly the MatMuls this model needs (passes/quantize_sensitivity.py)."""
+    import onnx
+
+    from .quantize_sensitivity import choose_float_set
+
+    held_n = min(16, max(1, len(feeds) // 4))
+    calib, held = feeds[:-held_n] if len(feeds) > held_n else feeds, feeds[-held_n:]
+    candidates = weight_matmuls(onnx.load(os.fspath(src), load_external_data=False))
+
+    def run(out: Path, keep: list[str]) -> None:
+        quantize_static_int8(src, out, calib, per_channel=per_channel, exclude_ffn_down=False,
+                             reduce_range=reduce_range, keep_float=keep)
+
+    found = choose_float_set(src, dst, calib, held, candidates, run, max_drop)
+    return {"per_channel": per_channel, "calibration": "MinMax", "calibration_samples": len(calib),
+            "activations": "uint8", "reduce_range": reduce_range, "op_types": list(STATIC_OPS), **found}
+
+
 def quantize_static_int8(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], *, per_channel: bool = True,
-                         exclude_ffn_down: bool = True, reduce_range: bool = True) -> dict:
+                         exclude_ffn_down: bool = True, reduce_range: bool = True,
+                         keep_float: list[str] | None = None) -> dict:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -176,7 +193,7 @@ def quantize_static_int8(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]
         raise InputError(f"static_int8 cannot quantize the fused {', '.join(fused)} nodes of {src.name} (QDQ has no "
                          f"kernels for them; their weights would stay float): export with optimize=false, or use "
                          f"dynamic_int8, which quantizes fused graphs")
-    excluded = ffn_down_projections(graph) if exclude_ffn_down else []
+    excluded = list(keep_float or []) + (ffn_down_projections(graph) if exclude_ffn_down else [])
     if exclude_ffn_down and not excluded:
         raise QuantizeError(f"static_int8: found no FFN down-projection in {src.name} to keep in float; "
                             f"quantizing them destroys transformer quality — use dynamic_int8, or set "
@@ -245,8 +262,13 @@ def quantize_onnx(src: Path, config: QuantizeOnnxConfig, *, smoke_feed: dict[str
         elif config.mode == "static_int8":
             if not calibration:
                 raise InputError("static_int8 needs calibration inputs")
-            details = quantize_static_int8(src, tmp, calibration, per_channel=config.per_channel,
-                                           exclude_ffn_down=config.exclude_ffn_down, reduce_range=config.reduce_range)
+            if config.sensitivity:
+                details = quantize_static_measured(src, tmp, calibration, per_channel=config.per_channel,
+                                                   reduce_range=config.reduce_range, max_drop=config.max_drop)
+            else:
+                details = quantize_static_int8(src, tmp, calibration, per_channel=config.per_channel,
+                                               exclude_ffn_down=config.exclude_ffn_down,
+                                               reduce_range=config.reduce_range)
         elif config.mode == "fp16":
             details = convert_fp16(src, tmp)
         else:
@@ -320,7 +342,10 @@ def apply(config: QuantizeOnnxConfig, state: BuildState) -> BuildState:
                                     **details)
     line = (f"quantize_onnx: {config.mode} → {path.name}: {size / 1e6:.1f} MB "
             f"({size / source.size_bytes:.0%} of {source.size_mb:.1f} MB fp32) in {details['seconds']:.1f} s"
-            + (f"; kept in float: {len(kept)} FFN down-projections" if kept else ""))
+            + (f"; kept in float (measured sensitivity, SQNR dB): "
+               + ", ".join(f"{n} {db}" for n, db in details["kept_float_sqnr_db"].items())
+               + f"; cosine on held-back inputs by MatMuls kept in float: {details['sensitivity_tried']}"
+               if config.sensitivity else f"; kept in float: {len(kept)} FFN down-projections" if kept else ""))
     return state.with_artifact(record, line)
 
 

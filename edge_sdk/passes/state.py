@@ -31,9 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .prune_surgery import PruningRecord
 
 ModelKind = Literal["text", "vision"]
-ArtifactFormat = Literal["onnx", "tflite"]
+ArtifactFormat = Literal["onnx", "tflite", "openvino"]
 #: Same vocabulary as `planner.schema.Precision` (the artifact's weight precision).
-ArtifactPrecision = Literal["fp32", "fp16", "int8_dynamic", "int8_static", "int4_weight_only"]
+ArtifactPrecision = Literal["fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight_only"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,9 @@ class BuildState:
     work_dir            where passes write files; it exists
     model_kind          "text" (token inputs) or "vision" (pixel_values)
     artifacts           files written so far, oldest first; the last one of a format is the current one
-    calibration_texts   real inputs for calibration (static int8) and recovery (distill), text models
+    calibration_texts   real inputs for calibration (static int8, pruning scores), text models (a sample)
+    recovery_texts      all the unlabeled text for label-free recovery (distill, gradual pruning): the user's whole
+                        file or the whole shipped corpus; empty → calibration_texts
     calibration_images  float32 (N, C, H, W) pixel_values, vision models
     log                 one line per decision, in order (goes into the manifest's build_log)
     progress            called with each log line as it happens (the CLI shows it); may be None
@@ -85,6 +87,7 @@ class BuildState:
     model_kind: ModelKind = "text"
     artifacts: tuple[ArtifactRecord, ...] = ()
     calibration_texts: tuple[str, ...] = ()
+    recovery_texts: tuple[str, ...] = ()
     calibration_images: "np.ndarray | None" = None
     log: tuple[str, ...] = ()
     progress: Callable[[str], None] | None = None

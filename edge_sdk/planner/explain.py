@@ -77,7 +77,8 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
         ref = f" vs {unpruned.pred.latency_ms:.3g} ms unpruned" if unpruned else ""
         out["pruning"] = (f"{best.prune_text()}: "
                           f"{best.pred.latency_ms:.3g} ms{ref}; est. drop within budget "
-                          f"{cons.max_quality_drop}; the build recovers with label-free distillation and measures")
+                          f"{cons.max_quality_drop}; the build recovers with {cons.recovery_minutes:g} min of "
+                          f"label-free distillation (--recovery-minutes) and measures")
     elif spec.transformer is None or (spec.transformer.family == "decoder"):
         out["pruning"] = "none: structured pruning is planned for encoder/ViT models only"
     else:
@@ -90,7 +91,8 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
             mild = _best([c for c in pr if "quality" in c.failed], lambda c: c.quality_drop)
             out["pruning"] = (f"none: pruning would reach {fast.pred.latency_ms:.3g} ms, but even the mildest "
                               f"option ({mild.prune_text()}) has est. cosine drop {mild.quality_drop:.3f} > "
-                              f"--max-quality-drop {cons.max_quality_drop}")
+                              f"--max-quality-drop {cons.max_quality_drop} after {cons.recovery_minutes:g} min of "
+                              f"recovery (more --recovery-minutes lowers it)")
         else:
             out["pruning"] = f"none: unpruned already best for the {best_objective_word(cons)} objective"
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import InfeasibleError, InputError
-from ..schemas.passes import (DistillConfig, ExportOnnxConfig, ExportTfliteConfig, QuantizeOnnxConfig,
-                              StructuredPruneConfig, UnstructuredSparsityConfig)
+from ..schemas.passes import (DistillConfig, ExportGenaiConfig, ExportOnnxConfig, ExportOpenvinoConfig,
+                              ExportTfliteConfig,
+                              QuantizeOnnxConfig, StructuredPruneConfig, UnstructuredSparsityConfig)
 from ..schemas.profile import DeviceProfile
 from . import priors
 from .costmodel import BlockCosts, CostEstimate, block_costs, predict
@@ -20,6 +21,7 @@ from .space import (PLAN_PRECISIONS, RuntimeUnit, int8_reduce_range, layouts, pr
                     runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
+RECOVERY_MAX_STEPS = 1_000_000  # a planned recovery is a time budget (--recovery-minutes); steps never end it first
 DEFAULT_MAX_QUALITY_DROP = 0.02
 
 
@@ -29,6 +31,7 @@ class Constraints:
     max_size_mb: float | None = None
     max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP
     runtime: str | None = None  # only runtimes whose name or provider matches (e.g. onnxruntime, litert, tensorrt)
+    recovery_minutes: float = priors.DEFAULT_RECOVERY_MINUTES  # distillation a pruned plan gets (part of the plan)
 
     def validate(self) -> None:
         if self.latency_ms is not None and self.latency_ms <= 0:
@@ -37,6 +40,9 @@ class Constraints:
             raise InputError(f"--max-size-mb must be > 0, got {self.max_size_mb}")
         if not 0 <= self.max_quality_drop < 1:
             raise InputError(f"--max-quality-drop must be in [0, 1) (a cosine drop), got {self.max_quality_drop}")
+        if not 0 <= self.recovery_minutes <= priors.MAX_RECOVERY_MINUTES:
+            raise InputError(f"--recovery-minutes must be in [0, {priors.MAX_RECOVERY_MINUTES:g}], got "
+                             f"{self.recovery_minutes}")
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Candidate:
     quality_drop: float
     quality_basis: str
     failed: list[str] = field(default_factory=list)  # constraint names it violates
+    recovery_minutes: float = priors.DEFAULT_RECOVERY_MINUTES  # distillation budget of a pruned/sparse plan
 
     @property
     def pruned(self) -> bool:
@@ -77,8 +84,10 @@ class Candidate:
 
 
 def _quality(cand_precision: str, target: RuntimeUnit, hr: float, fr: float, drop: int, n_layers: int,
-             sparsity: str) -> tuple[float, str]:
-    if cand_precision == "int8_dynamic" and target.runtime.name == "litert":
+             sparsity: str, recovery_minutes: float = priors.DEFAULT_RECOVERY_MINUTES) -> tuple[float, str]:
+    if target.runtime.name == "openvino" and cand_precision in priors.OPENVINO_PRIORS:
+        p = priors.OPENVINO_PRIORS[cand_precision]
+    elif cand_precision == "int8_dynamic" and target.runtime.name == "litert":
         p = priors.LITERT_INT8_DYNAMIC
     elif cand_precision == "int8_static" and not static_int8_is_mixed(target):
         p = priors.FULL_INTEGER_STATIC
@@ -87,9 +96,9 @@ def _quality(cand_precision: str, target: RuntimeUnit, hr: float, fr: float, dro
     parts = [p.drop]
     basis = [p.basis]
     if hr or fr or drop:
-        d = priors.pruning_drop(hr, fr, drop / n_layers if n_layers else 0.0)
+        d = priors.pruning_drop(hr, fr, drop / n_layers if n_layers else 0.0, recovery_minutes)
         parts.append(d)
-        basis.append(f"pruning with short label-free recovery ≈ {d:.3f} drop (prior from MiniLM measurements)")
+        basis.append(f"≈ {d:.3f} drop from {priors.pruning_basis(recovery_minutes)}")
     if sparsity == "unstructured":
         parts.append(priors.UNSTRUCTURED_50.drop)
         basis.append(priors.UNSTRUCTURED_50.basis)
@@ -132,7 +141,9 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     cache: dict[tuple, BlockCosts] = {}
 
     def costs(t: RuntimeUnit, prec: str, sparse: bool, dp: int = 1) -> BlockCosts:
-        mixed = prec == "int8_static" and static_int8_is_mixed(t)
+        # mixed static int8 keeps the FFN down-projections in float (ORT, TensorRT); NNCF's transformer preset
+        # quantizes every linear layer and keeps only non-GEMM ops in float, so OpenVINO's GEMMs are all int8
+        mixed = prec == "int8_static" and static_int8_is_mixed(t) and t.runtime.name != "openvino"
         key = (id(t), prec, sparse, mixed, dp)
         if key not in cache:
             cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode,
@@ -172,8 +183,9 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
                         pred = predict(spec, profile, t.runtime, t.unit, prec, c, head_ratio=hr, ffn_ratio=fr,
                                        drop_layers=drop, tp=tp, pp=pp, dp=dp, decode=decode,
                                        kv_bytes_per_elem=kv_el, sparse_24=sp == "2:4")
-                        q, basis = _quality(prec, t, hr, fr, drop, n_layers, sp)
-                        cands.append(Candidate(t, prec, hr, fr, drop, sp, dp, tp, pp, pred, q, basis))
+                        q, basis = _quality(prec, t, hr, fr, drop, n_layers, sp, cons.recovery_minutes)
+                        cands.append(Candidate(t, prec, hr, fr, drop, sp, dp, tp, pp, pred, q, basis,
+                                               recovery_minutes=cons.recovery_minutes))
     usable = _usable_mb(profile)
     for c in cands:
         if c.pred.total_mb > usable:
@@ -242,33 +254,55 @@ def pareto_front(cands: list[Candidate], limit: int = 8) -> list[Candidate]:
     return front
 
 
-def _passes(c: Candidate, spec, profile: DeviceProfile) -> list:
+def _passes(c: Candidate, spec, profile: DeviceProfile, max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP) -> list:
     """The plan's pass list: exactly what a build runs, in order (gradual pruning, when wanted, is
     `StructuredPruneConfig(increments=K, recovery=DistillConfig(...))`; the planner plans one-shot + distill)."""
     passes: list = []
     if c.pruned:
         passes.append(StructuredPruneConfig(head_ratio=round(c.head_ratio, 6), ffn_ratio=round(c.ffn_ratio, 6),
-                                            drop_layers=c.drop_layers))
+                                            drop_layers=c.drop_layers, allocation="global"))  # what priors measured
     if c.sparsity != "none":
         passes.append(UnstructuredSparsityConfig(sparsity=0.5, pattern="2:4" if c.sparsity == "2:4"
                                                  else "unstructured"))
-    if c.pruned or c.sparsity != "none":
-        passes.append(DistillConfig())
+    if (c.pruned or c.sparsity != "none") and c.recovery_minutes > 0:   # the recovery budget is part of the plan
+        passes.append(DistillConfig(max_steps=RECOVERY_MAX_STEPS, max_seconds=round(c.recovery_minutes * 60, 3)))
     fmt = c.target.runtime.format
-    if fmt == "tflite":
+    if fmt == "openvino":
+        q = {"fp32": "none", "bf16": "none", "fp16": "none", "int8_static": "int8", "int8_dynamic": "int8_weights",
+             "int4_weight_only": "int4_weights"}[c.precision]
+        hint = {"bf16": "bf16", "fp16": "f16"}.get(c.precision, "f32")
+        # accuracy control keeps NNCF's own drop well inside the build's quality budget
+        text = spec.transformer is None or spec.transformer.family != "vision"
+        passes.append(ExportOpenvinoConfig(quantize=q, max_drop=round(min(0.005, max_quality_drop / 2), 6) or 0.001,
+                                           inference_precision=hint,
+                                           static_shape=[spec.batch, spec.seq_len] if text else None))
+    elif fmt == "tflite":
         q = {"fp32": "none", "fp16": "fp16", "int8_dynamic": "dynamic_int8", "int8_static": "full_int8"}[c.precision]
         passes.append(ExportTfliteConfig(quantize=q, seq_len=spec.seq_len))
+    elif spec.transformer is not None and spec.transformer.family == "decoder":
+        # decoders: onnxruntime-genai's model builder (KV cache, block-wise int4/int8 weights), not export_onnx
+        passes.append(ExportGenaiConfig(precision={"int4_weight_only": "int4", "int8_dynamic": "int8",
+                                                   "int8_static": "int8", "fp16": "fp16", "bf16": "fp16"}.get(
+                                            c.precision, "fp32"),
+                                        execution_provider="cuda" if c.target.unit.kind == "gpu" else "cpu",
+                                        context_length=spec.seq_len))
     else:
         passes.append(ExportOnnxConfig())
         mode = {"fp16": "fp16", "bf16": "fp16", "int8_dynamic": "dynamic_int8", "int8_static": "static_int8",
                 "int4_weight_only": "int4_weight_only"}.get(c.precision)
         if mode:
-            passes.append(QuantizeOnnxConfig(mode=mode, reduce_range=int8_reduce_range(profile, c.target)))
+            # ORT's CPU EP: which MatMuls stay float is measured per model (passes/quantize_sensitivity.py); the
+            # cost model still prices the FFN down-projections in float, the usual outcome on BERT-family models
+            measured = mode == "static_int8" and c.target.runtime.provider == "CPUExecutionProvider"
+            passes.append(QuantizeOnnxConfig(mode=mode, reduce_range=int8_reduce_range(profile, c.target),
+                                             **({"sensitivity": True, "exclude_ffn_down": False,
+                                                 "max_drop": round(min(0.005, max_quality_drop / 2), 6) or 0.001}
+                                                if measured else {})))
     return passes
 
 
 def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: str,
-             rationale: dict[str, str]) -> Plan:
+             rationale: dict[str, str], max_quality_drop: float = DEFAULT_MAX_QUALITY_DROP) -> Plan:
     p = c.pred
     stages = []
     if c.pp > 1:
@@ -280,7 +314,7 @@ def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: 
         model=model, model_name=spec.name, device=profile.name, batch=spec.batch, seq_len=spec.seq_len,
         precision=c.precision,  # type: ignore[arg-type]
         runtime=RuntimeChoice(name=rt.name, provider=rt.provider, unit=rt.unit, format=rt.format, version=rt.version),
-        passes=_passes(c, spec, profile),
+        passes=_passes(c, spec, profile, max_quality_drop),
         layout=ParallelLayout(dp=c.dp, tp=c.tp, pp=c.pp, stages=stages, communication_ms=round(p.comm_ms, 4)),
         predicted=Prediction(
             latency_ms=round(p.latency_ms, 4), throughput_per_s=round(p.throughput_per_s, 3),
@@ -322,13 +356,15 @@ def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str
         if len(chosen) == top:
             break
     setattr(cons, "objective", objective)
-    plans = [_to_plan(c, spec, profile, model, objective, explain.rationale(c, feasible, cands, profile, spec, cons))
+    plans = [_to_plan(c, spec, profile, model, objective, explain.rationale(c, feasible, cands, profile, spec, cons),
+                     cons.max_quality_drop)
              for c in chosen]
-    front = [_to_plan(c, spec, profile, model, objective, {}) for c in pareto_front(feasible)]
+    front = [_to_plan(c, spec, profile, model, objective, {}, cons.max_quality_drop) for c in pareto_front(feasible)]
     return PlanSet(model=model, model_name=spec.name, device=profile.name, device_note=device_note, model_spec=spec,
                    objective=objective,  # type: ignore[arg-type]
                    constraints={"latency_ms": cons.latency_ms, "max_size_mb": cons.max_size_mb,
-                                "max_quality_drop": cons.max_quality_drop, "memory_usable_gb": profile.memory_usable_gb},
+                                "max_quality_drop": cons.max_quality_drop, "memory_usable_gb": profile.memory_usable_gb,
+                                "recovery_minutes": cons.recovery_minutes},
                    plans=plans, pareto=front, rejected=explain.rejections(pre, cands, cons, profile, chosen),
                    candidates_considered=len(cands))
 
@@ -360,7 +396,9 @@ def predict_plan(plan: Plan, profile: DeviceProfile) -> Prediction | None:
             round(prune.head_ratio, 6) if prune else 0.0, round(prune.ffn_ratio, 6) if prune else 0.0,
             prune.drop_layers if prune else 0, sp.pattern if sp else "none",
             plan.layout.dp, plan.layout.tp, plan.layout.pp)
-    cands, _, _ = enumerate_candidates(spec, profile, Constraints(max_quality_drop=1.0))
+    d = plan.pass_of("distill")  # no distill pass: no recovery; one without a time budget (older plans): the default
+    minutes = 0.0 if d is None else d.max_seconds / 60 if d.max_seconds else priors.DEFAULT_RECOVERY_MINUTES
+    cands, _, _ = enumerate_candidates(spec, profile, Constraints(max_quality_drop=1.0, recovery_minutes=minutes))
     for c in cands:
         have = (c.target.runtime.name, c.target.runtime.provider, c.target.unit.name, c.precision,
                 round(c.head_ratio, 6), round(c.ffn_ratio, 6), c.drop_layers, c.sparsity, c.dp, c.tp, c.pp)

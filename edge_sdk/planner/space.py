@@ -15,10 +15,12 @@ FFN_RATIOS = (0.0, 0.125, 0.25, 0.375, 0.5)
 LAYER_DROP_FRACTIONS = (0.0, 1 / 6, 1 / 3)
 # Artifacts edge-sdk can build today. TensorRT engines are compiled on the device from our ONNX (engines are
 # GPU-specific), so "engine" runtimes get an ONNX artifact.
-BUILDABLE_FORMATS = {"onnx", "tflite", "engine"}
+BUILDABLE_FORMATS = {"onnx", "tflite", "engine", "openvino"}
 # Providers whose int8 path is dynamic (weights int8, activations quantized at run time). Accelerator delegates
 # (TensorRT, Edge TPU, NPUs, DLA) need static, calibrated int8.
-DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu"}
+# OpenVINO's CPU device ("CPU") runs int8_dynamic as NNCF int8 weight compression, its activations quantized per
+# token group at run time by the CPU plugin.
+DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu", "CPU"}
 
 
 @dataclass(frozen=True, eq=False)  # identity: one RuntimeUnit per profile runtime in a search
@@ -67,8 +69,8 @@ def runtime_units(profile: DeviceProfile) -> tuple[list[RuntimeUnit], dict[str, 
     for rt in profile.runtimes:
         t = RuntimeUnit(rt, profile.unit(rt.unit))
         if rt.format not in BUILDABLE_FORMATS:
-            rejected.setdefault(f"{rt.format} artifacts: edge-sdk cannot build them yet (it builds ONNX and "
-                                f"LiteRT)", []).append(t.label)
+            rejected.setdefault(f"{rt.format} artifacts: edge-sdk cannot build them yet (it builds ONNX, LiteRT "
+                                f"and OpenVINO IR)", []).append(t.label)
             continue
         if rt.name == "pytorch":
             rejected.setdefault("PyTorch eager: it is the baseline we compress away from, not a deployment "
@@ -133,12 +135,14 @@ def layouts(profile: DeviceProfile, spec, batch: int) -> list[tuple[int, int, in
 # Static int8 recipes. ORT's CPU EP and TensorRT run mixed precision, so edge-sdk keeps the FFN down-projections in
 # float (measured on MiniLM: cosine 0.989 instead of 0.41). Full-integer delegates (Edge TPU, NPU delegates, DLA
 # without GPU fallback, LiteRT full_int8) must quantize every op.
+# OpenVINO + NNCF (model_type=TRANSFORMER, accuracy control) keeps the ops it finds sensitive in float too.
 MIXED_STATIC_PROVIDERS = {"CPUExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"}
 
 
 def static_int8_is_mixed(target: RuntimeUnit) -> bool:
     rt = target.runtime
-    return rt.provider in MIXED_STATIC_PROVIDERS or (rt.name == "tensorrt" and target.unit.kind == "gpu")
+    return (rt.provider in MIXED_STATIC_PROVIDERS or (rt.name == "tensorrt" and target.unit.kind == "gpu")
+            or rt.name == "openvino")
 
 
 # x86 int8 GEMMs without VNNI multiply uint8×int8 with vpmaddubsw, which sums pairs into int16 and can saturate, so

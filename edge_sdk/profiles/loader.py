@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import ValidationError
 
-from ..errors import InputError, format_validation_error
+from ..errors import InputError
 from ..schemas.profile import DeviceClass, DeviceProfile
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,16 +31,21 @@ def shipped_profiles_dir() -> Path:
     raise InputError("cannot find the shipped device_profiles/ directory next to the edge_sdk package")
 
 
-def read_yaml(path: Path) -> object:
-    """Parse one YAML file, turning syntax errors into a one-line InputError naming file and line."""
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory; expected a YAML file") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file (expected YAML)") from None
+
+
+def _parse(path: Path, text: str, compose: bool = False):
+    """yaml.safe_load (or the node tree, whose marks carry line numbers), a syntax error as one InputError."""
     try:
-        return yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader) if compose else yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -48,15 +53,103 @@ def read_yaml(path: Path) -> object:
         raise InputError(f"{path}:{where}: malformed YAML: {problem}") from None
 
 
-def load_profile_file(path: str | Path) -> DeviceProfile:
+def read_yaml(path: Path) -> object:
+    """Parse one YAML file, turning syntax errors into a one-line InputError naming file and line."""
+    return _parse(path, _read_text(path))
+
+
+def _node_at(root, loc: tuple) -> tuple[object, bool]:
+    """(the YAML node a pydantic error location points at, or the deepest existing one; whether it was found).
+    A `[key]` part (a bad mapping key) points at the key itself."""
+    node, key = root, None
+    for part in loc:
+        if part == "[key]" and key is not None:
+            return key, True
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            pair = (None, node.value[part])
+        else:
+            pair = None
+        if pair is None:
+            return node, False
+        key, node = pair
+    return node, True
+
+
+def _key_node(root, loc: tuple):
+    """The node of the key at the end of `loc` (an unknown field is named by its key's line)."""
+    parent, _ = _node_at(root, loc[:-1])
+    if isinstance(parent, yaml.MappingNode):
+        return next((k for k, _ in parent.value if k.value == str(loc[-1])), parent)
+    return parent
+
+
+def _problem(path: Path, root, err: dict, msg: str | None = None) -> tuple[int, str]:
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden" and loc:
+        node, line_known = _key_node(root, loc), True
+    else:
+        node, line_known = _node_at(root, loc)
+        line_known = line_known or len(loc) > 1  # a missing field: its mapping's line, except for the top level
+    line = node.start_mark.line + 1 if line_known and root is not None and loc else None
+    text = msg or err.get("msg", "invalid").removeprefix("Value error, ")
+    got = err.get("input")
+    got_s = f" (got {got!r})" if got is not None and not isinstance(got, (dict, list)) and msg is None else ""
+    where = f"{path}:{line}" if line else str(path)
+    dotted = ".".join(str(p) for p in loc if p != "[key]")
+    return (line or 0, f"{where}: field '{dotted}': {text}{got_s}" if dotted else f"{where}: {text}")
+
+
+def profile_problems(exc: ValidationError, path: Path, text: str) -> list[str]:
+    """Every validation error of a profile file, each with its line, in file order. An unknown key next to a
+    missing required field with a close name is one problem (a typo), naming both."""
+    root = _parse(path, text, compose=True)
+    errs = list(exc.errors())
+    missing = [tuple(e["loc"]) for e in errs if e.get("type") == "missing" and e.get("loc")]
+    typo_of: dict[tuple, str] = {}  # the loc of an unknown key → the missing field it misspells
+    for e in errs:
+        loc = tuple(e.get("loc", ()))
+        if e.get("type") == "extra_forbidden" and loc:
+            near = [str(m[-1]) for m in missing if m[:-1] == loc[:-1] and m not in typo_of.values()]
+            close = difflib.get_close_matches(str(loc[-1]), near, n=1, cutoff=0.75)
+            if close:
+                typo_of[loc] = loc[:-1] + (close[0],)
+    out: list[tuple[int, str]] = []
+    for e in errs:
+        loc = tuple(e.get("loc", ()))
+        if loc in typo_of:
+            out.append(_problem(path, root, e, f"unknown field: did you mean '{typo_of[loc][-1]}'? (a required "
+                                               f"field that is missing; fields are named as in `edge-sdk devices "
+                                               f"schema`)"))
+        elif e.get("type") == "extra_forbidden" and loc:
+            out.append(_problem(path, root, e, "Extra inputs are not permitted: unknown field (`edge-sdk devices "
+                                               "schema` lists the fields)"))
+        elif loc not in typo_of.values():
+            out.append(_problem(path, root, e))
+    return [m for _, m in sorted(out, key=lambda x: x[0])]
+
+
+def check_profile_file(path: str | Path) -> tuple[DeviceProfile | None, list[str]]:
+    """(the profile, []) or (None, every problem, each naming the file, line and field)."""
     path = Path(path)
-    data = read_yaml(path)
+    text = _read_text(path)
+    data = _parse(path, text)
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a YAML mapping with DeviceProfile fields, got {type(data).__name__}")
     try:
-        return DeviceProfile.model_validate(data)
+        return DeviceProfile.model_validate(data), []
     except ValidationError as exc:
-        raise InputError(format_validation_error(str(path), exc)) from None
+        return None, profile_problems(exc, path, text)
+
+
+def load_profile_file(path: str | Path) -> DeviceProfile:
+    prof, problems = check_profile_file(path)
+    if prof is None:
+        more = (f" [+{len(problems) - 1} more; `edge-sdk devices validate {path}` lists every one]"
+                if len(problems) > 1 else "")
+        raise InputError(problems[0] + more)
+    return prof
 
 
 def _profile_files(directory: Path) -> list[Path]:

@@ -7,8 +7,9 @@
 - Images: deterministic synthetic images (gradients, shapes, checkerboards, smoothed noise) from a fixed seed.
   They are not photographs, so they check that a compressed ViT computes the same function as the original on
   varied inputs, not that it still recognises cats; pass real data with `--eval-data` for that.
-- User data: a UTF-8 text file, one input per line (`--eval-data FILE`). Every mistake is one InputError that
-  names the file.
+- User data (`--eval-data`): for text models a UTF-8 text file, one input per line; for vision models image files
+  (a directory of them, or a list), or `.npy` / `.npz` arrays [N, C, H, W] / [N, H, W] (how pixels become
+  pixel_values: `images.py`). Every mistake is one InputError that names the file.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError
+from .images import ImageFormat, image_files_in, is_array_file, is_image_file, load_images
 
 BUILTIN_SENTENCES = "eval_sentences.txt"
 
@@ -54,13 +57,32 @@ def builtin_sentences(n: int | None = None) -> EvalData:
     return EvalData(f"builtin {BUILTIN_SENTENCES} ({len(chosen)} of {len(lines)} sentences)", chosen)
 
 
-def load_eval_data(path: str | os.PathLike[str], n: int | None = None) -> EvalData:
-    """A user's evaluation file: UTF-8 text, one input per line, blank lines ignored."""
+def _spread_rows(arr: np.ndarray, n: int | None) -> np.ndarray:
+    if n is None or n >= len(arr):
+        return arr
+    return arr[_spread(list(range(len(arr))), n)]
+
+
+def load_eval_data(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], n: int | None = None, *,
+                   kind: str = "text", image: ImageFormat | None = None, flag: str = "--eval-data") -> EvalData:
+    """A user's evaluation inputs. Text models: a UTF-8 text file, one input per line, blank lines ignored. Vision
+    models (`kind="vision"`, `image` = the model's input format): an image file, a directory of them, a list of
+    them, or .npy/.npz arrays (see images.py)."""
+    if kind == "vision":
+        return _load_eval_images(path, n, image or ImageFormat(), flag)
+    if not isinstance(path, (str, os.PathLike)) and len(path) == 1:
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"--eval-data: {len(path)} files given; a text model takes one UTF-8 text file, one input "
+                         f"per line")
     p = Path(path).expanduser()
     if not p.exists():
         raise InputError(f"--eval-data {p}: no such file")
     if not p.is_file():
         raise InputError(f"--eval-data {p}: not a regular file (expected a UTF-8 text file, one input per line)")
+    if is_image_file(p) or is_array_file(p):
+        raise InputError(f"--eval-data {p}: images/arrays are evaluation data for vision models; this is a text "
+                         f"model (expected a UTF-8 text file, one input per line)")
     raw = p.read_bytes()
     nul = raw.find(b"\x00")
     if nul >= 0:
@@ -76,6 +98,26 @@ def load_eval_data(path: str | os.PathLike[str], n: int | None = None) -> EvalDa
         raise InputError(f"--eval-data {p}: empty (no non-blank lines); expected one input per line")
     chosen = _spread(lines, n)
     return EvalData(f"{p} ({len(chosen)} of {len(lines)} lines)", chosen)
+
+
+def _load_eval_images(path, n: int | None, fmt: ImageFormat, flag: str) -> EvalData:
+    given = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not given:
+        raise InputError(f"{flag}: no files given (expected images, a directory of them, or .npy/.npz arrays)")
+    paths = [Path(x).expanduser() for x in given]
+    if len(paths) == 1 and paths[0].is_dir():
+        files = image_files_in(paths[0], flag)
+        what = f"{paths[0]}/ ({len(files)} files)"
+    else:
+        bad = next((p for p in paths if p.is_file() and not (is_image_file(p) or is_array_file(p))), None)
+        if bad is not None:
+            raise InputError(f"{flag} {bad}: the model is a vision model; expected image files "
+                             f"(png/jpg/...), a directory of them, or .npy/.npz arrays {fmt.expected()}")
+        files = paths
+        what = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({paths[0].name}, ...)"
+    images = load_images(files, fmt, flag)
+    chosen = _spread_rows(images, n)
+    return EvalData(f"{what}: {len(chosen)} of {len(images)} images", chosen)
 
 
 def synthetic_images(n: int = 32, image_size: int = 224, channels: int = 3, seed: int = 0,

@@ -63,6 +63,17 @@ def onnx_embed_fn(path: str | os.PathLike[str], tokenizer=None, *, threads: int 
         output = next((n for n in ("logits", "embeddings") if n in out_names), out_names[0])
     elif output not in out_names:
         raise ValueError(f"{path}: no output named {output!r} (outputs: {out_names})")
+    run = batched_embed(lambda feed: session.run([output], feed)[0], in_names, tokenizer, batch_size=batch_size,
+                        max_length=max_length)
+    run.session = session  # type: ignore[attr-defined]  # for callers that want its signature
+    run.output = output  # type: ignore[attr-defined]  # "logits" tells the gate it is a classifier
+    return run
+
+
+def batched_embed(infer: Callable[[dict[str, np.ndarray]], np.ndarray], in_names: list[str], tokenizer, *,
+                  batch_size: int, max_length: int) -> EmbedFn:
+    """An embed function over any runtime's `infer(feed) -> output`: batches, tokenizes (text) and pools token
+    vectors as the in-graph head would."""
     vision = "pixel_values" in in_names or tokenizer is None
 
     def run(inputs: Inputs) -> np.ndarray:
@@ -73,15 +84,13 @@ def onnx_embed_fn(path: str | os.PathLike[str], tokenizer=None, *, threads: int 
             else:
                 enc = tokenize(tokenizer, chunk, max_length)
                 feed = {n: enc[n] if n in enc else np.zeros_like(enc["input_ids"]) for n in in_names}
-            y = session.run([output], feed)[0]
+            y = np.asarray(infer(feed))
             if y.ndim == 3:  # token vectors: pool them as the in-graph head would
                 y = (mean_pool_l2(y, feed["attention_mask"]) if not vision
                      else y[:, 0] / np.linalg.norm(y[:, 0], axis=-1, keepdims=True))
             parts.append(y.astype(np.float32))
         return np.concatenate(parts, axis=0)
 
-    run.session = session  # type: ignore[attr-defined]  # for callers that want its signature
-    run.output = output  # type: ignore[attr-defined]  # "logits" tells the gate it is a classifier
     return run
 
 

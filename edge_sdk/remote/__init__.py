@@ -16,6 +16,10 @@ Stable API (other stages — `edge-sdk bench` over SSH — build on it):
 
     release = deploy("out/minilm-jetson", target)   # -> Release (pydantic); `<workdir>/current` is the bundle now
 
+    fleet, targets = resolve_group("jetson-*,tag:lab", None)     # or (None, "lab"): a fleet file (fleet.py)
+    with shippable("out/minilm-jetson") as b:                   # verified once, shipped to every device
+        result = rollout(b, targets, parallel=8, canary=1)      # -> FleetResult; see rollout.py
+
 Session.run contract:
 - returns RunResult(rc, stdout, stderr) (a NamedTuple: unpacks as a 3-tuple); rc is -1 when killed by a signal;
 - at the deadline raises RemoteTimeout (a RemoteError, exit code 5) after killing the command's whole process tree
@@ -29,19 +33,24 @@ Every device-side command (bench, release operations, kill, probe) starts throug
 `python3 -m edge_device COMMAND ...`, from a release (its own package) or from the host's package uploaded once to
 <workdir>/.edge_device/<hash>/.
 
-Device layout (target.workdir): releases/<release id>/, current -> releases/<id>, releases.json, .edge_device/.
+Device layout (target.workdir): releases/<release id>/, current -> releases/<id>, releases.json, .edge_device/,
+.edge-sdk.deploy.lock (held by the device process of the one deploy in progress: lock.py).
 """
 
-from .deploy import deploy, open_bundle
+from .deploy import ShippableBundle, deploy, open_bundle, shippable
+from .fleet import Board, resolve_group, run_each
+from .lock import DeployBusy, DeployLock
 from .device import call_json, run_device
 from .endpoint import Endpoint, resolve_endpoint
 from .preflight import check_target
 from .releases import release_status, rollback, verify_release
 from ..schemas.release import Release, ReleaseCheck, RemoteFacts, Rollback, TargetCheck
-from .session import LineCallback, RemoteTimeout, RunResult, Session, connected, remote_command
+from .rollout import rollout
+from .session import ConnectionLost, LineCallback, RemoteTimeout, RunResult, Session, connected, remote_command
 from .targets import DeployTarget, load_target_file, load_targets, resolve_target, targets_dirs
 
-__all__ = ["Endpoint", "LineCallback", "Release", "ReleaseCheck", "RemoteFacts", "RemoteTimeout", "Rollback",
-           "RunResult", "Session", "DeployTarget", "TargetCheck", "call_json", "check_target", "connected", "deploy",
-           "load_target_file", "load_targets", "open_bundle", "release_status", "remote_command", "resolve_endpoint",
-           "resolve_target", "rollback", "run_device", "targets_dirs", "verify_release"]
+__all__ = ["Board", "ConnectionLost", "DeployBusy", "DeployLock", "Endpoint", "LineCallback", "Release", "ReleaseCheck",
+           "RemoteFacts", "RemoteTimeout", "Rollback", "RunResult", "Session", "ShippableBundle", "DeployTarget",
+           "TargetCheck", "call_json", "check_target", "connected", "deploy", "load_target_file", "load_targets",
+           "open_bundle", "release_status", "remote_command", "resolve_endpoint", "resolve_group", "resolve_target",
+           "rollback", "rollout", "run_device", "run_each", "shippable", "targets_dirs", "verify_release"]

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.hostkeys import InvalidHostKey
 
 from ..errors import RemoteError
 
@@ -23,14 +24,39 @@ def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
+#: What paramiko raises for a known_hosts file it cannot parse (InvalidHostKey: a key that is not base64).
+KNOWN_HOSTS_ERRORS = (OSError, paramiko.SSHException, ValueError, InvalidHostKey)
+
+
+def known_hosts_error(path: Path, exc: BaseException) -> RemoteError:
+    """One line naming the file and, for a garbled key, the line: paramiko's own message has neither."""
+    if isinstance(exc, InvalidHostKey):
+        bad = getattr(exc, "line", "")
+        lineno = next((i for i, line in enumerate(_lines(path), 1) if line.strip() == bad), None)
+        where = f"{path}:{lineno}" if lineno else str(path)
+        return RemoteError(f"{where}: cannot read known_hosts: the key on this line is not valid base64 "
+                           f"({getattr(exc, 'exc', exc)}); expected 'HOST KEYTYPE BASE64KEY' as OpenSSH writes it: "
+                           f"fix or delete the line")
+    if isinstance(exc, UnicodeDecodeError):
+        return RemoteError(f"{path}: cannot read known_hosts: not a text file ({exc.reason} at byte {exc.start})")
+    return RemoteError(f"{path}: cannot read known_hosts: {exc}")
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def load_known_hosts(path: Path) -> paramiko.HostKeys:
     """Parse known_hosts (hashed entries included). A missing file is an empty one; a garbled line is an error."""
     hk = paramiko.HostKeys()
     if path.is_file():
         try:
             hk.load(str(path))
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            raise RemoteError(f"{path}: cannot read known_hosts: {exc}") from None
+        except KNOWN_HOSTS_ERRORS as exc:
+            raise known_hosts_error(path, exc) from None
     return hk
 
 

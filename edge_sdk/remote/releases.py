@@ -1,7 +1,7 @@
 """After a deploy: roll `current` back, re-verify a release on the device, list what is there.
 
-Each is one device release operation (edge_device release OP) under the device-side lock, so it cannot interleave
-with a deploy.
+Each is one device release operation (edge_device release OP) under the device-side lock; a rollback also takes the
+deploy lock (lock.py), so it waits for a deploy in progress instead of switching under it.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ import time
 
 from ..schemas.release import ReleaseCheck, Rollback
 from .device import release_op
+from .lock import DEFAULT_LOCK_WAIT_S, DeployLock, holder_name
 from .session import Session, connected
 from .targets import DeployTarget
 
 
 def rollback(target: DeployTarget, *, to: str | None = None, accept_new_host_key: bool = False,
-             session: Session | None = None) -> Rollback:
+             session: Session | None = None, lock_wait_s: float = DEFAULT_LOCK_WAIT_S) -> Rollback:
     """Switch `current` back to the release deployed before it (or to release `to`), after re-verifying it."""
     t0 = time.monotonic()
     with connected(target, session, accept_new_host_key=accept_new_host_key) as s:
-        out = release_op(s, "rollback", {"workdir": target.remote_workdir, "to": to, "token": secrets.token_hex(4)})
+        with DeployLock(s, wait_s=lock_wait_s, holder=holder_name("edge-sdk rollback")) as lock:
+            out = lock.call("rollback", {"workdir": target.remote_workdir, "to": to, "token": secrets.token_hex(4)})
     return Rollback(target=target.name, endpoint=str(s.endpoint), release_id=out["current"], path=out["release_dir"],
                     previous_release=out["previous"], seconds=round(time.monotonic() - t0, 3))
 

@@ -26,7 +26,7 @@ from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 from ..errors import RemoteError
 from .command import PID_RE as _PID_RE, remote_command
 from .endpoint import Endpoint, resolve_endpoint
-from .hostkeys import PinnedHostKeyPolicy, changed_key_message
+from .hostkeys import KNOWN_HOSTS_ERRORS, PinnedHostKeyPolicy, changed_key_message, known_hosts_error
 from .targets import DeployTarget
 
 # paramiko's transport thread logs failures (with tracebacks) at ERROR; with no handler configured, Python's
@@ -53,12 +53,20 @@ class RunResult(NamedTuple):
     stderr: str
 
 
+class ConnectionLost(RemoteError):
+    """The SSH connection died under a command or a transfer (a killed sshd, a cut link, a rebooting device)."""
+
+
 class RemoteTimeout(RemoteError):
     """A remote command passed its deadline and was killed (with everything it started)."""
 
     def __init__(self, message: str, *, stdout: str = "", stderr: str = "", killed: int = 0):
         super().__init__(message)
         self.stdout, self.stderr, self.killed = stdout, stderr, killed
+
+
+def _mb(n: int) -> str:
+    return f"{n} bytes" if n < 100_000 else f"{n / 1e6:.1f} MB"
 
 
 def _display(argv: list[str]) -> str:
@@ -157,8 +165,8 @@ class Session:
         if ep.known_hosts.is_file():
             try:
                 client.load_host_keys(str(ep.known_hosts))
-            except (OSError, paramiko.SSHException, ValueError) as exc:
-                raise RemoteError(f"{ep.known_hosts}: cannot read known_hosts: {exc}") from None
+            except KNOWN_HOSTS_ERRORS as exc:
+                raise known_hosts_error(ep.known_hosts, exc) from None
         policy = PinnedHostKeyPolicy(ep.known_hosts, accept_new=self.accept_new_host_key)
         client.set_missing_host_key_policy(policy)
         to = t.connect_timeout_s
@@ -250,9 +258,10 @@ class Session:
                 chan.sendall(stdin)
             chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(f"cannot start {_display(argv)} on {self.endpoint}: {exc}") from None
+            raise self.failure(exc, f"cannot start {_display(argv)} on {self.endpoint}") from None
         out, err = _Lines("stdout", on_line), _Lines("stderr", on_line)
-        deadline = time.monotonic() + limit
+        t0 = time.monotonic()
+        deadline = t0 + limit
         try:
             while True:
                 got = False
@@ -287,10 +296,13 @@ class Session:
                     pass
             chan.close()
             if isinstance(exc, (paramiko.SSHException, OSError, EOFError)):
-                raise RemoteError(f"connection to {self.endpoint} failed while running {_display(argv)}: "
-                                  f"{exc}") from None
+                raise self.failure(exc, f"{_display(argv)} on {self.endpoint} failed") from None
             raise
         rc = chan.recv_exit_status()
+        if rc == -1 and self._channel_lost(chan):  # no exit status: the connection died, not the command
+            chan.close()
+            raise ConnectionLost(f"the connection to {self.endpoint} was lost while running {_display(argv)} "
+                                 f"(after {time.monotonic() - t0:.1f} s); the command did not report how it ended")
         chan.close()
         res = RunResult(rc, out.finish(), err.finish())
         if check and rc != 0:
@@ -298,6 +310,29 @@ class Session:
             raise RemoteError(f"remote command {_display(argv)} failed on {self.target.name} with exit "
                               f"status {rc}: {tail[:300]}")
         return res
+
+    def connection_dead(self, settle_s: float = 0.3) -> bool:
+        """Is the transport gone? (Waits up to settle_s: paramiko closes the channels a moment before it marks the
+        transport inactive, so an error seen on a channel can arrive first.)"""
+        end = time.monotonic() + settle_s
+        while True:
+            tr = self._client.get_transport() if self._client is not None else None
+            if tr is None or not tr.is_active():
+                return True
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.02)
+
+    def _channel_lost(self, chan) -> bool:
+        # A command killed by a signal ends with EOF, exit-signal and close; a dead connection with none of them.
+        return not chan.eof_received or self.connection_dead()
+
+    def failure(self, exc: BaseException, what: str) -> RemoteError:
+        """`what` failed because of exc: say that the connection was lost when it was (paramiko's own text for that
+        is often empty: EOFError(), 'Socket is closed')."""
+        if self.connection_dead():
+            return ConnectionLost(f"{what}: the connection to {self.endpoint} was lost")
+        return RemoteError(f"{what}: {str(exc) or type(exc).__name__}")
 
     def _kill(self, pid: int | None, grace_s: float) -> int:
         """Kill pid's session/process group and descendants on the device (edge_device kill). Returns a count."""
@@ -319,7 +354,7 @@ class Session:
             try:
                 self._sftp = self._client_or_connect().open_sftp()
             except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise RemoteError(f"cannot open SFTP on {self.endpoint}: {exc}") from None
+                raise self.failure(exc, f"cannot open SFTP on {self.endpoint}") from None
             self._read_size, self._write_size = self._negotiate_request_sizes(self._sftp)
         return self._sftp
 
@@ -367,8 +402,10 @@ class Session:
                     if on_progress is not None:
                         on_progress(done, total)
         except (IOError, OSError, paramiko.SSHException, EOFError) as exc:
-            raise RemoteError(f"upload of {local} to {self.endpoint.hostname}:{remote} failed after {done} of "
-                              f"{total} bytes: {exc or type(exc).__name__}") from None
+            err = self.failure(exc, f"upload of {local} to {self.endpoint.hostname}:{remote} failed after "
+                                     f"{_mb(done)} of {_mb(total)}")
+            err.bytes_done = done  # type: ignore[attr-defined]
+            raise err from None
         return total
 
     def get(self, remote: str, local: str | os.PathLike) -> int:
@@ -387,8 +424,8 @@ class Session:
                     dst.write(block)
                     done += len(block)
         except (IOError, OSError, paramiko.SSHException, EOFError) as exc:
-            raise RemoteError(f"download of {self.endpoint.hostname}:{remote} failed after {done} bytes: "
-                              f"{exc or type(exc).__name__}") from None
+            raise self.failure(exc, f"download of {self.endpoint.hostname}:{remote} failed after "
+                                     f"{_mb(done)}") from None
         return done
 
 

@@ -27,6 +27,7 @@ class DeployTarget(BaseModel):
     schema_version: int = Field(1, ge=1, le=1)
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Command-line name of the target")
     description: str | None = None
+    tags: list[str] = Field(default_factory=list, description="Labels a fleet can select targets by")
     host: str = Field(min_length=1, description="Host name, IP address, or a Host alias from the SSH config")
     port: int | None = Field(None, ge=1, le=65535, description="Default: the SSH config's Port, else 22")
     user: str | None = Field(None, min_length=1, description="Default: the SSH config's User, else the local user")
@@ -54,6 +55,14 @@ class DeployTarget(BaseModel):
         if v.startswith("-") or any(c.isspace() for c in v) or _CONTROL.search(v):
             raise ValueError("expected a host name, address or SSH alias without spaces, control characters "
                              "or a leading '-'")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str]) -> list[str]:
+        bad = [t for t in v if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", t)]
+        if bad:
+            raise ValueError(f"expected tags of letters, digits, '.', '_' or '-'; got {bad[0]!r}")
         return v
 
     @field_validator("user")

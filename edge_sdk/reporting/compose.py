@@ -22,26 +22,32 @@ from ..schemas.graph import GraphNode, GraphOps, OpGraph, TfliteOps
 from ..schemas.modelspec import ModelSpec
 from ..schemas.plan import Plan, PlanSet
 from ..schemas.profile import DeviceProfile
-from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, MemoryFit, OpDataSource, ParetoPoint, PlanLine,
-                              RuntimeCoverage, UnitPrecision)
+from ..schemas.passes import ExportOnnxConfig
+from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, Measurement, MemoryFit, OpDataSource,
+                              ParetoPoint, PlanLine, RuntimeCoverage, UnitPrecision)
 from ..versions import tool_versions
 from .coverage import ACCELERATOR_KINDS, runtime_coverage
 from .measured import MatchedResult, collect_results
+from .spread import with_spread
 from .op_data import support_lists, tflite_mapping
+from .svg import fmt_mb
 from .tflite_map import TfliteNode, count_builtins, map_nodes, unmapped_ops
 
 UNCOMPRESSED = {"fp32", "fp16", "bf16"}
+DEFAULT_OPSET = ExportOnnxConfig.model_fields["opset"].default
 COMPRESSING_PASSES = {"structured_prune", "sparsity"}
 
 
-def _gb(mb: float) -> str:
-    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+def _pass_text(x) -> str:
+    if x.kind == "export_onnx" and x.opset != DEFAULT_OPSET:
+        return f"export_onnx (opset {x.opset})"
+    return x.kind
 
 
 def plan_line(p: Plan) -> PlanLine:
     r = p.runtime
     return PlanLine(summary=p.summary(), precision=p.precision, runtime=r.name, provider=r.provider, unit=r.unit,
-                    format=r.format, passes=[x.kind for x in p.passes], layout=p.layout.describe(),
+                    format=r.format, passes=[_pass_text(x) for x in p.passes], layout=p.layout.describe(),
                     quality_drop_est=p.predicted.quality.cosine_drop, size_mb=p.predicted.size_mb,
                     latency_ms=p.predicted.latency_ms)
 
@@ -115,6 +121,53 @@ def _pareto(ps: PlanSet, best: Plan) -> list[ParetoPoint]:
     return out
 
 
+def _with_export_opset(p: Plan, opset: int) -> Plan | None:
+    """The plan with its ONNX export at `opset` (None when it has no export that can be written at that opset)."""
+    from pydantic import ValidationError
+
+    passes = []
+    for x in p.passes:
+        if x.kind == "export_onnx":
+            try:
+                x = type(x).model_validate({**x.model_dump(), "opset": opset})
+            except ValidationError:
+                return None
+        passes.append(x)
+    if not any(x.kind == "export_onnx" for x in passes):
+        return None
+    return p.model_copy(update={"passes": passes})
+
+
+def _not_the_best_plan(m: Measurement, best: Plan | None, device: str, spec: ModelSpec) -> str | None:
+    """Why a measurement is not compared with this device's best-plan prediction; None when it measures that plan
+    (same device, precision, runtime and provider, an unpruned plan, batch and padding as predicted)."""
+    if best is None:
+        return "no plan fits this device, so there is no prediction to compare it with"
+    provider = m.provider_requested or m.provider_used
+    what = f"{m.precision} {m.runtime}/{provider}"
+    if m.built_for and m.built_for != device:
+        return f"it measures a bundle built for {m.built_for} ({what}), not this device's plan"
+    if (m.precision, m.runtime, provider) != (best.precision, best.runtime.name, best.runtime.provider):
+        return f"it measures {what}; the best plan here is {best.summary()}"
+    if m.fell_back:
+        return f"the run fell back to {m.provider_used}"
+    if any(x.kind in COMPRESSING_PASSES for x in best.passes):
+        return (f"the best plan prunes ({best.summary()}) and a benchmark result does not record how its bundle "
+                f"was pruned")
+    if m.batch != spec.batch or m.input_kind not in ("padded", "images"):
+        return (f"it ran batch {m.batch} on {m.input_kind} inputs; the prediction is for batch {spec.batch} at "
+                f"sequence {spec.seq_len}")
+    return None
+
+
+def _against_best(m: Measurement, best: Plan | None, device: str, spec: ModelSpec) -> Measurement:
+    why = _not_the_best_plan(m, best, device, spec)
+    if why is not None or best is None or m.p50_ms <= 0:
+        return m.model_copy(update={"not_compared": why, "best_plan_over_measured": None})
+    return m.model_copy(update={"not_compared": None,
+                                "best_plan_over_measured": round(best.predicted.latency_ms / m.p50_ms, 4)})
+
+
 def _tensorrt_version(prof: DeviceProfile) -> str | None:
     return next((r.version for r in prof.runtimes if r.name == "tensorrt" and r.version), None)
 
@@ -135,7 +188,7 @@ def device_report(spec: ModelSpec, prof: DeviceProfile, *, model: str, objective
         return DeviceReport(**base, verdict="cannot_run", reasons=[str(exc)],
                             memory=_smallest_attempt(spec, prof, cons), precision=_precisions(prof, None),
                             coverage=coverage, fallback_flags=[f for f in map(_flag, coverage) if f],
-                            measured=[m.measurement for m in measured])
+                            measured=[_against_best(m.measurement, None, prof.name, spec) for m in measured])
     best = ps.plans[0]
     least = best if is_uncompressed(best) else plan_for_profile(spec, prof, model=model, objective="quality",
                                                                 constraints=cons, top=1).plans[0]
@@ -150,8 +203,8 @@ def device_report(spec: ModelSpec, prof: DeviceProfile, *, model: str, objective
     reasons: list[str] = []
     if is_uncompressed(least):
         verdict = "runs_as_is"
-        reasons.append(f"uncompressed {least.precision} fits: {_gb(least.predicted.memory_mb.total_mb)} of "
-                       f"{_gb(mem.usable_mb)} usable on {least.runtime.name}/{least.runtime.provider}"
+        reasons.append(f"uncompressed {least.precision} fits: {fmt_mb(least.predicted.memory_mb.total_mb)} of "
+                       f"{fmt_mb(mem.usable_mb)} usable on {least.runtime.name}/{least.runtime.provider}"
                        + (f" ({least.layout.describe()})" if not least.layout.is_single else ""))
         if best.summary() != least.summary():
             speed = least.predicted.latency_ms / best.predicted.latency_ms if best.predicted.latency_ms else 1.0
@@ -160,9 +213,22 @@ def device_report(spec: ModelSpec, prof: DeviceProfile, *, model: str, objective
     else:
         verdict = "runs_with_plan"
         reasons.append(f"no uncompressed (fp32/fp16/bf16, unpruned) plan fits; the least compression that does: "
-                       f"{least.summary()} ({_gb(least.predicted.memory_mb.total_mb)} of {_gb(mem.usable_mb)} usable, "
-                       f"est. cosine drop {least.predicted.quality.cosine_drop:.3f})")
-    if plan_cov is not None:
+                       f"{least.summary()} ({fmt_mb(least.predicted.memory_mb.total_mb)} of "
+                       f"{fmt_mb(mem.usable_mb)} usable, est. cosine drop {least.predicted.quality.cosine_drop:.3f})")
+    older = _with_export_opset(best, plan_cov.export_opset) if plan_cov and plan_cov.export_opset else None
+    if plan_cov is not None and older is not None and plan_cov.verdict != "full":
+        refused = ", ".join(sorted({i.op for i in plan_cov.issues}))
+        best = older
+        verdict = "runs_with_plan"
+        reasons.append(f"{plan_cov.runtime}/{plan_cov.provider} refuses {refused} as exported at opset "
+                       f"{graph.info.opset}, so the plan exports at ONNX opset {plan_cov.export_opset}, where "
+                       f"{refused} is written as ops it runs ({plan_cov.data_file}); `edge-sdk plan` does not choose "
+                       f"the opset yet: set passes[export_onnx].opset to {plan_cov.export_opset} in the plan JSON "
+                       f"before `edge-sdk build --plan`")
+        plan_cov.summary = f"{plan_cov.summary} at opset {graph.info.opset}; all ops run at opset " \
+                           f"{plan_cov.export_opset} (the plan's export)"
+        plan_cov.verdict = "full"
+    elif plan_cov is not None:
         if plan_cov.verdict == "fails":
             verdict = "cannot_run"
             reasons.append(f"the best plan's runtime refuses the graph: {plan_cov.summary}"
@@ -173,7 +239,7 @@ def device_report(spec: ModelSpec, prof: DeviceProfile, *, model: str, objective
         elif plan_cov.verdict == "unknown":
             reasons.append(f"op coverage of {plan_cov.runtime}/{plan_cov.provider} not checked: {plan_cov.summary}")
     flags = sorted((f for f in (_flag(c) for c in coverage) if f), key=lambda f: not f.startswith(PLAN_FLAG))
-    meas = [m.measurement for m in measured]
+    meas = [_against_best(m.measurement, best, prof.name, spec) for m in measured]
     for m in meas:
         if m.fell_back:
             flags.insert(0, f"measured run {m.file} fell back to {m.provider_used}: {m.fallback_reason or 'no reason'}")
@@ -283,13 +349,15 @@ def build_report(model: str = "minilm", *, devices: str = "all", results_dir: st
     reports = []
     for prof in profiles:
         mine = [m for m in matched if m.device == prof.name]
-        reports.append(device_report(spec, prof, model=model, objective=objective, cons=cons, graph=graph, tfl=tfl,
-                                     ort=ort, measured=mine, converted=converted))
+        reports.append(with_spread(device_report(spec, prof, model=model, objective=objective, cons=cons,
+                                                 graph=graph, tfl=tfl, ort=ort, measured=mine, converted=converted)))
     family = spec.transformer.family if spec.transformer else None
     notes = [f"P = predicted by edge-sdk's roofline cost model and quality priors (batch {spec.batch}, "
-             f"{'context' if family == 'decoder' else 'sequence'} {spec.seq_len}); M = measured by `edge-sdk bench`. "
+             f"{'context' if family == 'decoder' else 'sequence'} {spec.seq_len}); M = measured by `edge-sdk bench`; "
+             f"P/M only where M measures the device's best plan on that device (else the reason is given). "
              f"Quality numbers are estimates until a build measures them.",
-             "Op coverage: 'session' = a real onnxruntime session here; 'data' = the shipped op list named in the "
+             "Op coverage: 'session' = a real onnxruntime session (LiteRT rows: a LiteRT interpreter) here; "
+             "'data' = the shipped op list named in the "
              "row (version, source and confidence in the sources table); 'unknown' = not checked."] + cal_notes
     return CompatReport(created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), model=model,
                         model_name=spec.name, family=family, params=spec.total_params, batch=spec.batch,

@@ -4,6 +4,7 @@ Silent fallback is the most common complaint about edge toolchains (an NPU deleg
 the CPU), so every op that leaves the accelerator is listed by name and node count. Sources, in order of trust:
 
 - onnxruntime CPU EP: a real session created here (`check: session`);
+- OpenVINO CPU: the graph really converted by OpenVINO here and queried on its CPU plugin (`check: session`);
 - runtimes with a shipped op list (`check: data`): checked node by node on the fixed-shape graph (ONNX lists) or
   on its TFLite mapping (TFLite lists), including per-node conditions such as "weights must be constant";
 - LiteRT on a CPU (XNNPACK): every builtin has a CPU kernel, so only ops with no builtin at all are flagged;
@@ -63,6 +64,36 @@ def _ort_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, ort:
                            on_unsupported="fails", fallback_to=None, silent=False, notes=notes)
 
 
+def _openvino_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph) -> RuntimeCoverage:
+    """From OpenVINO's real conversion of the exported graph and its CPU plugin's query (opgraph/openvino_check)."""
+    ov = graph.openvino_cpu
+    assert ov is not None
+    nodes = graph.exported_nodes
+    notes = [f"converted by a real OpenVINO {ov.openvino_version} (ONNX frontend) and queried on its CPU plugin on "
+             f"this machine ({ov.machine})" + (f"; the device pins OpenVINO {rt.version}: its build may differ"
+                                               if rt.version and not ov.openvino_version.startswith(rt.version)
+                                               else ""),
+             "a build converts from PyTorch and quantizes with NNCF; the converted op set is the same"]
+    if not ov.converted:
+        issues = [OpIssue(op="(graph)", nodes=0, status="unsupported", reason=ov.error or "conversion failed")]
+        summary, verdict, ok_types = f"OpenVINO cannot convert the graph: {ov.error}", "fails", 0
+    elif ov.ops_not_on_cpu or ov.error:
+        issues = [OpIssue(op=op, nodes=0, status="unsupported", reason="converted, but the CPU plugin has no "
+                                                                      "implementation") for op in ov.ops_not_on_cpu]
+        if ov.error:
+            issues.append(OpIssue(op="(graph)", nodes=0, status="unsupported", reason=ov.error))
+        summary = f"the CPU plugin cannot run: {_ops_text(issues)}"
+        verdict, ok_types = "fails", ov.op_types - len(ov.ops_not_on_cpu)
+    else:
+        issues, verdict, ok_types = [], "full", ov.op_types
+        summary = f"all {ov.op_types} OpenVINO op types run on the CPU plugin: converted and queried"
+    return RuntimeCoverage(**_base(rt, unit, is_plan), check="session", op_level="onnx", graph="exported",
+                           verdict=verdict, summary=summary, op_types=ov.op_types,  # type: ignore[arg-type]
+                           op_types_supported=ok_types, nodes=len(nodes),
+                           nodes_on_unit=len(nodes) if verdict == "full" else 0, issues=issues,
+                           on_unsupported="fails", fallback_to=None, silent=False, notes=notes)
+
+
 def _node_ok(lst: SupportList, op: str, node: GraphNode) -> tuple[str | None, str]:
     """(None, note) when the node maps; (status, reason) when it does not."""
     listed, entry = lst.entry(op)
@@ -72,6 +103,28 @@ def _node_ok(lst: SupportList, op: str, node: GraphNode) -> tuple[str | None, st
         if entry.const_inputs and not set(entry.const_inputs) <= node.const_inputs:
             return "partial", entry.note
     return None, entry if isinstance(entry, str) else ""
+
+
+def _older_export(lst: SupportList, graph: OpGraph, issues: list[OpIssue]) -> int | None:
+    """The ONNX opset at which every op of the graph runs on this runtime, when the only refused ops are ones an
+    older-opset export decomposes into listed ops (TensorRT 8 and LayerNormalization); None when there is none."""
+    refused = {i.op for i in issues if i.status != "after_first_unsupported"}
+    if not refused or not refused <= set(lst.decomposed):
+        return None
+    supported = {op for op, entry in lst.ops.items() if not isinstance(entry, PartialOp)}
+    if not all(set(lst.decomposed[op].into) <= supported for op in refused):
+        return None
+    # the newest opset that decomposes them: the rest of the graph is written as before (an older one can fail
+    # to export at all: the attention of transformers models needs opset 14)
+    opset = min(lst.decomposed[op].since_opset for op in refused) - 1
+    if opset < 13:  # the oldest opset edge-sdk's export writes (ExportOnnxConfig)
+        return None
+    try:  # every other op of the graph must exist at that opset, or the export would write it differently too
+        from onnx.defs import has
+    except ImportError:  # pragma: no cover - onnx is a dependency
+        return None
+    rest = {n.op for n in graph.static_nodes} - refused
+    return opset if all(":" in op or has(op, opset) for op in rest) else None
 
 
 def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, tfl: list[TfliteNode],
@@ -145,6 +198,11 @@ def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, t
         notes.append("TFLite builtins read from the converted .tflite" if converted else
                      f"TFLite builtins mapped from the ONNX graph ({tflite_mapping().file}), not converted")
     graph_used = ("tflite_converted" if converted else "tflite_mapped") if tflite else "static"
+    older = _older_export(lst, graph, out_issues) if out_issues and not tflite else None
+    if older is not None:
+        notes.append(f"exported at ONNX opset {older}, every op runs: "
+                     + "; ".join(f"{op} is then written as {', '.join(lst.decomposed[op].into)}"
+                                 for op in sorted({i.op for i in out_issues})))
     return RuntimeCoverage(**_base(rt, unit, is_plan), check="data", op_level=lst.op_set, graph=graph_used,
                            data_file=lst.file, data_title=lst.title,
                            data_version=lst.runtime_version, source_url=lst.source_url, confidence=lst.confidence,
@@ -153,7 +211,7 @@ def _data_check(rt: Runtime, unit: ComputeUnit, is_plan: bool, graph: OpGraph, t
                            nodes_on_unit=on_unit, issues=out_issues, on_unsupported=applies.on_unsupported,
                            fallback_to=applies.fallback_to, silent=applies.silent,
                            fix="; ".join(f"{op}: {lst.fixes[op]}" for op in sorted({i.op for i in out_issues})
-                                         if op in lst.fixes) or None, notes=notes)
+                                         if op in lst.fixes) or None, export_opset=older, notes=notes)
 
 
 def _litert_cpu(rt: Runtime, unit: ComputeUnit, is_plan: bool, tfl: list[TfliteNode],
@@ -204,6 +262,8 @@ def runtime_coverage(rt: Runtime, unit: ComputeUnit, *, is_plan: bool, graph: Op
                                summary="eager PyTorch runs the model's own code: the baseline, not an export target")
     if rt.name == "onnxruntime" and rt.provider == "CPUExecutionProvider" and ort is not None:
         return _ort_cpu(rt, unit, is_plan, graph, ort)
+    if rt.name == "openvino" and rt.provider == "CPU" and graph.openvino_cpu is not None:
+        return _openvino_cpu(rt, unit, is_plan, graph)
     version = rt.version
     if rt.provider == "TensorrtExecutionProvider" and version is None:
         version = tensorrt_version

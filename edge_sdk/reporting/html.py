@@ -7,6 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport, RuntimeCoverage
+from .spread import spread_line
 from .svg import (LatencyRow, MemoryRow, ParetoPointRow, fmt_mb, latency_chart, memory_chart, pareto_chart)
 
 SHORT_PROVIDERS = {"CPUExecutionProvider": "cpu-ep", "TensorrtExecutionProvider": "trt-ep",
@@ -129,12 +130,18 @@ def _prec_cell(d: DeviceReport) -> str:
             f"{_e(used.unit)} {mark}</span>")
 
 
+def session_label(c) -> str:
+    """What ran a `session` coverage check: LiteRT rows load the converted file in a LiteRT interpreter."""
+    return "real LiteRT interpreter" if c.op_level == "tflite" else "real onnxruntime session"
+
+
 def _measured_cell(d: DeviceReport) -> str:
     if not d.measured:
         return "<span class='muted'>—</span>"
     m = d.headline_measurement()
-    ratio = f" <span class='muted'>(P/M {m.predicted_over_measured:.2f})</span>" \
-        if m.predicted_over_measured is not None else ""
+    ratio = (f" <span class='muted'>(P/M {m.best_plan_over_measured:.2f})</span>" if m.best_plan_over_measured
+             is not None else f" <span class='muted' title='{_e(m.not_compared or '')}'>(another plan: not "
+                              f"compared)</span>")
     more = f" <span class='muted'>+{len(d.measured) - 1} more</span>" if len(d.measured) > 1 else ""
     fb = " <span class='cov-fails'>fell back!</span>" if any(x.fell_back for x in d.measured) else ""
     return f"<span class='tag M'>M</span>{_ms(m.p50_ms)}{ratio}{more}{fb}"
@@ -259,7 +266,7 @@ def _coverage_table(d: DeviceReport) -> str:
             if c.version_note:
                 src += f"<br><span class='muted'>{_e(c.version_note)}</span>"
         elif c.check == "session":
-            src = "real onnxruntime session"
+            src = session_label(c)
         issues = "".join(f"<li><b>{_e(i.op)}</b> ×{i.nodes}: {_e(i.reason)}</li>" for i in c.issues)
         notes = "".join(f"<li class='muted'>{_e(n)}</li>" for n in c.notes)
         plan = " <span class='badge' style='background:#1d4ed8'>plan</span>" if c.is_plan_runtime else ""
@@ -331,11 +338,14 @@ def _device_detail(d: DeviceReport) -> str:
                        f"{_ms(m.p50_ms)}</td><td class='num'>{_ms(m.predicted_ms)}</td><td class='num'>"
                        f"{'—' if m.predicted_over_measured is None else f'{m.predicted_over_measured:.2f}'}</td>"
                        f"<td class='muted'>{_e(m.comparison)}"
+                       f"{'<br>not compared with the best plan: ' + _e(m.not_compared) if m.not_compared else ''}"
                        f"{'<br>also: ' + _e('; '.join(m.other_runs)) if m.other_runs else ''}</td></tr>"
                        for m in d.measured)
         parts.append("<h3>Measured <span class='tag M'>M</span></h3><table><tr><th>result</th><th>target</th>"
                      "<th>ran</th><th>p50 (M)</th><th>predicted (P)</th><th>P/M</th><th>what is compared</th>"
                      f"</tr>{rows}</table>")
+        if d.spread:
+            parts.append(f"<p>{_e(spread_line(d.spread))}</p>")
         parts += [_layer_profile(m.layer_profile, m.file) for m in d.measured if m.layer_profile]
     if d.rejected:
         parts.append("<h3>Ruled out</h3><ul class='reasons'>" + "".join(f"<li class='muted'>{_e(x)}</li>"

@@ -3,8 +3,9 @@ HTML minus the plots."""
 
 from __future__ import annotations
 
-from .html import short_summary
+from .html import session_label, short_summary
 from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport
+from .spread import spread_line
 from .svg import fmt_mb
 
 
@@ -29,8 +30,8 @@ def _row(d: DeviceReport) -> str:
     meas = "—"
     if d.measured:
         m = d.headline_measurement()
-        meas = f"{_ms(m.p50_ms)} M" + (f" (P/M {m.predicted_over_measured:.2f})"
-                                       if m.predicted_over_measured is not None else "")
+        meas = f"{_ms(m.p50_ms)} M" + (f" (P/M {m.best_plan_over_measured:.2f})"
+                                       if m.best_plan_over_measured is not None else " (another plan: not compared)")
     mem = "—"
     if d.memory:
         mem = f"{fmt_mb(d.memory.total_mb)} / {fmt_mb(d.memory.usable_mb)}" + ("" if d.memory.fits else " ✗")
@@ -64,7 +65,7 @@ def _device(d: DeviceReport) -> list[str]:
         out += ["", "**⚠ Ops leaving the accelerator:**", ""] + [f"- {short_summary(f)}" for f in d.fallback_flags]
     out += ["", "| runtime | unit | ops | finding | source (version, confidence) |", "|---|---|---|---|---|"]
     for c in d.coverage:
-        src = "real onnxruntime session" if c.check == "session" else (
+        src = session_label(c) if c.check == "session" else (
             f"[{c.data_file}]({c.source_url}) {c.data_version}, {c.confidence}" if c.data_file and c.source_url
             else "—")
         finding = short_summary(c.summary) + (f" — fix: {c.fix}" if c.fix and c.verdict == "fails" else "")
@@ -76,8 +77,12 @@ def _device(d: DeviceReport) -> list[str]:
         out.append(f"- measured (M) {m.file}: p50 {_ms(m.p50_ms)} ({m.precision} {m.runtime}/{m.provider_used}"
                    f"{', FELL BACK' if m.fell_back else ''}); predicted {_ms(m.predicted_ms)}; P/M "
                    f"{'—' if m.predicted_over_measured is None else f'{m.predicted_over_measured:.2f}'}"
-                   + (f"; also {'; '.join(m.other_runs)}" if m.other_runs else ""))
+                   + (f"; also {'; '.join(m.other_runs)}" if m.other_runs else "")
+                   + (f"; not compared with the best plan: {m.not_compared}" if m.not_compared else
+                      f"; best plan P/M {_ratio(m.best_plan_over_measured)}"))
         out += _layer_profile(m.layer_profile, m.file)
+    if d.spread:
+        out += ["", f"- {spread_line(d.spread)}"]
     out.append("")
     return out
 

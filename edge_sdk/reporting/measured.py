@@ -47,6 +47,22 @@ def _comparable(r: BenchResult):
     return next((b for b in r.batches if b.batch == 1), r.batches[0])
 
 
+TOKEN_INPUTS = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
+
+
+def input_label(kind: str, shapes: dict | None) -> str:
+    """What a run's inputs were, for people: text runs are `real` (token lengths as they are) or `padded` (to the
+    plan's seq_len); an image model's inputs have one fixed size, so both kinds are just `images`."""
+    if shapes and not TOKEN_INPUTS & set(shapes):
+        return "images"
+    return kind
+
+
+def _inputs_text(b) -> str:
+    label = input_label(b.inputs, b.shapes)
+    return label if label == "images" else f"{label} inputs"
+
+
 def measured_on(r: BenchResult) -> str | None:
     """The device profile of the machine that ran the benchmark: the target's profile; for `local` runs this
     machine ('host'); else the profile the bundle was built for (a remote target without a profile)."""
@@ -80,10 +96,10 @@ def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measure
     elif r.predicted_latency_ms and chosen.latency_ms.p50 > 0:
         ratio = r.predicted_latency_ms / chosen.latency_ms.p50
         comparison = (f"the bundle plan's prediction ({r.predicted_for or 'batch 1'}) / measured p50 of "
-                      f"{chosen.inputs} inputs, batch {chosen.batch}")
+                      f"{_inputs_text(chosen)}, batch {chosen.batch}")
     else:
         comparison = "no prediction recorded with this result"
-    others = [f"batch {b.batch}, {b.inputs} inputs: p50 {b.latency_ms.p50:.4g} ms" for b in r.batches
+    others = [f"batch {b.batch}, {_inputs_text(b)}: p50 {b.latency_ms.p50:.4g} ms" for b in r.batches
               if b is not chosen]
     try:
         rel = str(path.relative_to(base))
@@ -93,9 +109,11 @@ def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measure
                        runtime=r.runtime, provider_used=r.provider_used, fell_back=r.fell_back,
                        fallback_reason=r.fallback_reason, p50_ms=round(chosen.latency_ms.p50, 4),
                        mean_ms=round(chosen.latency_ms.mean, 4), iterations=chosen.iterations, batch=chosen.batch,
-                       input_kind=chosen.inputs, started_at=r.started_at, predicted_ms=r.predicted_latency_ms,
+                       input_kind=input_label(chosen.inputs, chosen.shapes), started_at=r.started_at,
+                       predicted_ms=r.predicted_latency_ms,
                        predicted_over_measured=round(ratio, 4) if ratio is not None else None,
-                       comparison=comparison, other_runs=others, layer_profile=layer_profile(r, rel))
+                       comparison=comparison, other_runs=others, layer_profile=layer_profile(r, rel),
+                       built_for=r.device, provider_requested=r.provider_requested)
 
 
 def collect_results(results_dir: str | Path | None, *, model: str, model_name: str, devices: set[str],

@@ -42,6 +42,13 @@ class PartialOp(Strict):
 OpEntry = Union[None, str, PartialOp]
 
 
+class Decomposed(Strict):
+    """An op that an export at an older opset writes as other ops (torch.onnx, TorchScript exporter)."""
+
+    since_opset: int = Field(description="the ONNX opset that introduced the op; exports below it decompose it")
+    into: list[str] = Field(min_length=1, description="the op types the exporter writes instead")
+
+
 class SupportList(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["support"] = "support"
@@ -59,6 +66,8 @@ class SupportList(Strict):
     notes: list[str] = Field(default_factory=list)
     fixes: dict[str, str] = Field(default_factory=dict,
                                   description="op -> what to change when the runtime refuses a graph with it")
+    decomposed: dict[str, Decomposed] = Field(default_factory=dict, description="refused op -> the ops an older-"
+                                              "opset export writes instead (checked against this list)")
     ops: dict[str, OpEntry]
     file: str = ""
 

@@ -31,7 +31,14 @@ def _fmt(v: float, unit: str = "") -> str:
 
 
 def fmt_mb(mb: float) -> str:
-    return f"{mb / 1000:.1f} GB" if mb >= 1000 else f"{mb:.0f} MB"
+    """Sizes people can read at any scale: a sub-MB model is "312 kB", never "0 MB"."""
+    if mb >= 1000:
+        return f"{mb / 1000:.1f} GB"
+    if mb >= 10:
+        return f"{mb:.0f} MB"
+    if mb >= 1:
+        return f"{mb:.1f} MB"
+    return f"{mb * 1000:.0f} kB"
 
 
 def _tick(v: float, unit: str = "") -> str:

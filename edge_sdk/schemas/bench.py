@@ -192,6 +192,26 @@ class OpProfile(Strict):
     note: str | None = None
 
 
+class GenerationStats(Strict):
+    """Decoder bundles: token generation measured on the device (greedy, EOS ignored, batch 1)."""
+
+    engine: str = Field(description="onnxruntime-genai, or onnxruntime with edge-sdk's KV-cache loop")
+    prompt_tokens: int
+    new_tokens: int = Field(description="tokens generated per generation")
+    generations: int
+    tokens_timed: int = Field(description="decode steps timed (tokens after each generation's first)")
+    ttft_ms: float = Field(description="median time to first token: prompt in → first generated token out")
+    ttft_ms_samples: list[float]
+    prefill_ms: float = Field(description="median time of the prompt's forward pass")
+    setup_ms: float = Field(0.0, description="median per-request setup before the prompt goes in (genai Generator)")
+    prefill_tokens_per_s: float | None = Field(description="prompt tokens / prefill time")
+    decode_ms_per_token: float | None = Field(description="median latency of one decode step")
+    decode_tokens_per_s: float | None = Field(description="timed decode tokens / their total time")
+    greedy: bool = True
+    eos_ignored: bool = True
+    first_tokens: list[int] = Field(default_factory=list, description="the first generation's first tokens")
+
+
 class BenchResult(Strict):
     schema_version: Literal[1] = 1
     kind: Literal["measured"] = "measured"
@@ -254,6 +274,8 @@ class BenchResult(Strict):
     machine: MachineState | None = Field(None, description="governor, clocks, temperatures and load (device side)")
     warnings: list[str] = Field(default_factory=list, description="why these numbers may not be reproducible")
     op_profile: OpProfile | None = None
+    generation: GenerationStats | None = Field(None, description="decoder bundles: time to first token, tokens/s; "
+                                                                 "`batches` then holds decode steps and prefills")
 
     # the raw runtime trace (chrome-trace JSON bytes) fetched with a profiled run; save_result writes it beside the
     # result. Not part of the JSON: traces are megabytes.

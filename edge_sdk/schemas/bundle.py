@@ -27,22 +27,60 @@ class FileEntry(Strict):
     size_bytes: int = Field(ge=0)
 
 
+class DecoderArtifact(Strict):
+    """What makes an artifact a decoder LLM: it generates token by token with a KV cache (past/present tensors),
+    laid out for onnxruntime-genai (genai_config.json, tokenizer.json beside the model)."""
+
+    genai_config: str = Field(description="bundle path of genai_config.json (its directory is the genai model dir)")
+    tokenizer: str = Field(description="bundle path of tokenizer.json")
+    context_length: int = Field(ge=1, description="max tokens, prompt + generated")
+    num_layers: int = Field(ge=1)
+    num_kv_heads: int = Field(ge=1)
+    head_size: int = Field(ge=1)
+    eos_token_id: list[int] = Field(default_factory=list)
+    builder: str = Field(description="what wrote the model, with its version")
+
+
 class Artifact(Strict):
     """One runnable model file. The first artifact is the one the plan asked for."""
 
     path: str
-    format: Literal["onnx", "tflite"]
-    runtime: str = Field(description="onnxruntime | litert")
-    provider: str = Field(description="execution provider / delegate the plan asked for")
+    format: Literal["onnx", "tflite", "openvino"] = Field(description="openvino: IR, `path` is the .xml and its "
+                                                                      ".bin lies beside it")
+    runtime: str = Field(description="onnxruntime | litert | openvino")
+    provider: str = Field(description="execution provider / delegate / OpenVINO device the plan asked for")
     precision: str
     inputs: list[TensorSig]
     outputs: list[TensorSig]
+    runtime_config: dict[str, str] = Field(default_factory=dict, description="settings the device compiles the "
+                                           "model with (OpenVINO: INFERENCE_PRECISION_HINT), as the build measured it")
+    decoder: DecoderArtifact | None = Field(None, description="set for decoder LLMs (generation with a KV cache); "
+                                                             "None for encoders and ViTs")
 
 
 class QualityMetric(Strict):
-    name: str = Field(description="mean_cosine | spearman | top1_agreement")
+    name: str = Field(description="mean_cosine | min_cosine | spearman | top1_agreement | task_accuracy | "
+                                  "task_accuracy_retained | task_top1_agreement")
     value: float
     reference: str = Field("uncompressed model", description="what it is measured against")
+
+
+class TaskQuality(Strict):
+    """Accuracy on labelled task data (`--task-data`): the candidate against the uncompressed model."""
+
+    task_data: str = Field(description="what it was measured on")
+    method: Literal["classifier", "linear_probe"] = Field(
+        description="classifier: argmax of the logits; linear_probe: a probe fitted on the uncompressed model's "
+                    "train-split embeddings, scored on the test split")
+    train_samples: int = Field(ge=0, description="rows that fitted the probe (0 for classifiers)")
+    test_samples: int = Field(ge=1)
+    reference_accuracy: float = Field(description="the uncompressed model's accuracy")
+    candidate_accuracy: float = Field(description="the compressed model's accuracy (same probe as the reference)")
+    candidate_refit_accuracy: float | None = Field(None, description="linear probe re-fitted on the compressed "
+                                                                     "model's own train embeddings (not gated)")
+    retained: float = Field(description="candidate_accuracy / reference_accuracy; gated at >= 1 - max_quality_drop")
+    top1_agreement: float | None = Field(None, description="classifiers: argmax agreement with the uncompressed "
+                                                           "model on the task inputs")
 
 
 class QualityReport(Strict):
@@ -53,6 +91,8 @@ class QualityReport(Strict):
     cosine_drop: float
     passed: bool
     kind: Literal["measured"] = "measured"
+    task: TaskQuality | None = Field(None, description="task accuracy on labelled data, when --task-data was given")
+    failed: list[str] = Field(default_factory=list, description="the gate checks that missed the budget")
 
 
 class Manifest(Strict):
@@ -92,6 +132,13 @@ class Manifest(Strict):
 
     def total_bytes(self) -> int:
         return sum(f.size_bytes for f in self.files.values())
+
+    def artifact_bytes(self, artifact: Artifact | None = None) -> int:
+        """The model's bytes: its file, plus the files that belong to it (model.onnx.data, an IR's model.bin)."""
+        a = artifact or self.primary
+        stem = a.path[:-4] if a.format == "openvino" and a.path.endswith(".xml") else None
+        return sum(f.size_bytes for p, f in self.files.items()
+                   if p == a.path or p.startswith(a.path + ".") or (stem is not None and p == stem + ".bin"))
 
 
 class Attempt(Strict):

@@ -46,7 +46,7 @@ class Microbenchmark(Strict):
     """One timed kernel: what it computes (FLOPs, bytes moved, graph nodes) and how long it took."""
 
     name: str
-    kind: Literal["gemm", "bandwidth", "overhead", "dispatch", "softmax", "layernorm", "attention", "gelu"]
+    kind: Literal["gemm", "bandwidth", "overhead", "dispatch", "layer", "softmax", "layernorm", "attention", "gelu"]
     runtime: str
     provider: str
     precision: EfficiencyKey

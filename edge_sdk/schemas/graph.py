@@ -63,6 +63,20 @@ class OrtCpuCheck(Strict):
 
 
 
+class OpenvinoCheck(Strict):
+    """The exported graph converted by OpenVINO on this machine (its ONNX frontend) and queried on its CPU plugin."""
+
+    kind: Literal["measured"] = "measured"
+    openvino_version: str
+    converted: bool = Field(description="OpenVINO's ONNX frontend converted every op")
+    error: str | None = Field(None, description="the conversion's (or query's) one-line error when it failed")
+    ops_not_on_cpu: list[str] = Field(default_factory=list, description="converted op types the CPU plugin "
+                                                                        "does not support")
+    op_types: int = 0
+    nodes: int = 0
+    machine: str
+
+
 class TfliteOps(Strict):
     """The LiteRT builtin ops of the really converted model (fp32, static batch 1 x seq_len), in execution order."""
 
@@ -89,6 +103,7 @@ class OpGraph(Strict):
     exported_file: str | None = Field(None, description="the exported ONNX file, relative to the artifact's directory")
     static_file: str | None = None
     ort_cpu: OrtCpuCheck | None = None
+    openvino_cpu: OpenvinoCheck | None = Field(None, description="None: openvino not installed where it was made")
     tflite: TfliteOps | None = Field(None, description="None: not converted (tflite_why says why)")
     tflite_why: str | None = None
     versions: dict[str, str] = Field(default_factory=dict)

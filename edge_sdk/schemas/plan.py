@@ -107,7 +107,8 @@ class Plan(Strict):
 
     @model_validator(mode="after")
     def _passes_ordered(self) -> "Plan":
-        order = ["structured_prune", "sparsity", "distill", "export_onnx", "export_tflite", "quantize_onnx"]
+        order = ["structured_prune", "sparsity", "distill", "export_onnx", "export_tflite", "export_openvino",
+                 "export_genai", "quantize_onnx"]
         kinds = [p.kind for p in self.passes]
         idx = [order.index(k) for k in kinds]
         if idx != sorted(idx):

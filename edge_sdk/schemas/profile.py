@@ -98,6 +98,16 @@ class ComputeUnit(Strict):
                 raise ValueError(f"unit '{self.name}' lists a peak for {extra} but not in `precisions`")
         return self
 
+    @model_validator(mode="after")
+    def _cpu_int8_has_a_peak(self) -> "ComputeUnit":
+        """A CPU's int8 speed differs from its fp32 speed by 1-4x (VNNI, dot-product instructions or neither): without
+        its own peak, int8 plans would be costed at another precision's and the int8-vs-fp32 choice be a guess."""
+        if self.kind == "cpu" and "int8" in self.precisions and "int8" not in self.peak_tops_dense:
+            raise ValueError(f"unit '{self.name}' (cpu) lists int8 in `precisions` but `peak_tops_dense` has no int8 "
+                             f"peak; expected peak_tops_dense.int8 in TOPS (with its source in `citations`), or "
+                             f"int8 removed from `precisions`")
+        return self
+
     @property
     def has_sparse_tensor_cores(self) -> bool:
         return bool(self.peak_tops_sparse)

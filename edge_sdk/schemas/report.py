@@ -61,6 +61,8 @@ class RuntimeCoverage(Strict):
     fallback_to: str | None = None
     silent: bool = False
     fix: str | None = Field(None, description="what to change when the runtime refuses the graph")
+    export_opset: int | None = Field(None, description="every op runs when the model is exported at this ONNX opset "
+                                                       "(the refused ops are then decomposed into listed ones)")
     notes: list[str] = Field(default_factory=list)
 
 
@@ -143,8 +145,29 @@ class Measurement(Strict):
     predicted_ms: float | None = Field(None, description="the bundle plan's prediction for this run")
     predicted_over_measured: float | None = Field(None, description="<1: slower than predicted")
     comparison: str = Field(description="what the ratio compares")
+    built_for: str | None = Field(None, description="device profile the measured bundle was built for")
+    provider_requested: str | None = None
+    best_plan_over_measured: float | None = Field(None, description="the device's best plan's prediction / this "
+                                                                    "p50, only when this measures that plan")
+    not_compared: str | None = Field(None, description="why this measurement is not compared with the device's best "
+                                                       "plan (another plan or device); None when it is")
     other_runs: list[str] = Field(default_factory=list, description="the result's other batch/input runs")
     layer_profile: LayerProfile | None = Field(None, description="per-layer times when the run was profiled")
+
+
+class FleetSpread(Strict):
+    """Several devices of one profile measured with the same bundle: how far apart their p50s are (newest result of
+    each device; `edge-sdk bench --fleet`)."""
+
+    kind: Literal["measured"] = "measured"
+    bundle_id: str
+    batch: int
+    input_kind: str
+    p50_ms_by_target: dict[str, float] = Field(description="each device's newest p50")
+    p50_min_ms: float
+    p50_median_ms: float
+    p50_max_ms: float
+    relative: float = Field(description="(max - min) / median")
 
 
 class ParetoPoint(Strict):
@@ -175,17 +198,20 @@ class DeviceReport(Strict):
     coverage: list[RuntimeCoverage] = Field(default_factory=list)
     fallback_flags: list[str] = Field(default_factory=list, description="ops leaving the accelerator, one per line")
     measured: list[Measurement] = Field(default_factory=list)
+    spread: FleetSpread | None = Field(None, description="p50 spread over the devices of this profile, when results "
+                                                         "of several devices measured the same bundle")
     pareto: list[ParetoPoint] = Field(default_factory=list)
     rejected: list[str] = Field(default_factory=list, description="why alternatives were ruled out")
     runtime_versions: dict[str, str] = Field(default_factory=dict, description="runtime/provider -> version pinned "
                                                                                "by the profile")
 
     def headline_measurement(self):
-        """The measurement to show beside the prediction: one comparable with it (a bundle built for this device,
-        padded inputs at batch 1: it has a P/M ratio), newest first; else the newest."""
+        """The measurement to show beside the prediction: one of the best plan on this device (it has a P/M), newest
+        first; else one comparable with its own bundle's prediction; else the newest."""
         if not self.measured:
             return None
-        return max(self.measured, key=lambda m: (m.predicted_over_measured is not None, m.started_at))
+        return max(self.measured, key=lambda m: (m.best_plan_over_measured is not None,
+                                                 m.predicted_over_measured is not None, m.started_at))
 
 
 class IgnoredResult(Strict):

@@ -11,9 +11,11 @@ import os
 from ..errors import EXIT_BAD_INPUT, DeviceError
 
 # artifact format → engine module in this package
-ENGINES = {"onnx": "ort", "tflite": "litert"}
+ENGINES = {"onnx": "ort", "tflite": "litert", "openvino": "openvino"}
 # the manifest's `runtime` names → artifact format
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "openvino": "openvino"}
+# file extension → format, where they differ (OpenVINO IR is model.xml + model.bin)
+EXTENSION_FORMATS = {"xml": "openvino"}
 
 
 def engine_class(fmt):
@@ -24,15 +26,23 @@ def engine_class(fmt):
     return importlib.import_module("." + name, __name__).ENGINE
 
 
-def open_engine(path, fmt=None, provider=None, threads=None, profile_prefix=None):
+def open_engine(path, fmt=None, provider=None, threads=None, profile_prefix=None, runtime_config=None):
     """An engine with the model at `path` loaded; `fmt` defaults to the file's extension. `profile_prefix`: switch
     the runtime's op profiler on, writing under that path prefix (engines without one ignore it and say why in
-    `op_profile_unavailable`)."""
-    fmt = fmt or os.path.splitext(path)[1].lstrip(".")
+    `op_profile_unavailable`). `runtime_config`: the manifest artifact's settings (engines that take none ignore
+    it)."""
+    ext = os.path.splitext(path)[1].lstrip(".")
+    fmt = fmt or EXTENSION_FORMATS.get(ext, ext)
     cls = engine_class(fmt)
-    if profile_prefix is None:
-        return cls(path, provider, threads)
-    return cls(path, provider, threads, profile_prefix=profile_prefix)
+    kwargs = {}
+    if profile_prefix is not None and cls.op_profile_unavailable is None:
+        kwargs["profile_prefix"] = profile_prefix
+    if runtime_config:
+        if fmt != "openvino":
+            raise DeviceError("runtime_config %r is only understood by the openvino engine, not %s"
+                              % (runtime_config, fmt), EXIT_BAD_INPUT)
+        kwargs["runtime_config"] = runtime_config
+    return cls(path, provider, threads, **kwargs)
 
 
 __all__ = ["ENGINES", "RUNTIME_FORMATS", "engine_class", "open_engine"]

@@ -1,0 +1,91 @@
+"""`generate`: text in, text out with a decoder bundle (greedy), on the device.
+
+    python3 -m edge_device generate --bundle DIR --prompt TEXT [--max-new-tokens 32]
+                                    [--engine auto|onnxruntime-genai|onnxruntime] [--threads N]
+
+One JSON object on stdout: {"text", "tokens", "prompt_tokens", "stopped" ("eos" | "max_new_tokens"), "engine",
+"ttft_ms", "decode_tokens_per_s"}. Generation ends at the model's EOS token or after --max-new-tokens. Text is
+tokenized by the `tokenizers` package from the bundle's tokenizer.json (without it: onnxruntime-genai's tokenizer,
+engine onnxruntime-genai only); the model's BOS token is put first when it has one. Exit codes: errors.py.
+"""
+
+import json
+import os
+import sys
+
+from .engines.generation import open_generator, read_genai_config
+from .errors import EXIT_BAD_INPUT, EXIT_RUNTIME, DeviceError
+from .integrity import read_manifest, choose_artifact, norm, verify_file
+
+
+def add_arguments(p):
+    p.add_argument("--bundle", default=".", help="bundle directory (holds manifest.json)")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime-genai", "onnxruntime"))
+    p.add_argument("--threads", type=int, help="runtime CPU threads")
+
+
+def _text_codec(gen, model_dir, tokenizer_rel):
+    """(encode, decode): the `tokenizers` package on tokenizer.json (the same text whatever the engine), else
+    onnxruntime-genai's own tokenizer."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        if gen.runtime == "onnxruntime-genai":
+            import numpy as np
+
+            tok = gen.og.Tokenizer(gen.model)
+            return (lambda text: [int(x) for x in tok.encode(text)],
+                    lambda ids: tok.decode(np.asarray(ids, dtype=np.int32)))
+        raise DeviceError("text needs the `tokenizers` package with the onnxruntime engine (%s); install it with "
+                          "'python3 -m pip install tokenizers'" % exc, EXIT_RUNTIME)
+    tok = Tokenizer.from_file(os.path.join(model_dir, os.path.basename(tokenizer_rel)))
+    return (lambda text: list(tok.encode(text, add_special_tokens=False).ids), lambda ids: tok.decode(ids))
+
+
+def generate_text(bundle, prompt, max_new_tokens=32, engine="auto", threads=None):
+    """The result object (see the module docstring)."""
+    bundle = os.path.abspath(bundle)
+    manifest, _ = read_manifest(bundle)
+    art = choose_artifact(manifest, None)
+    dec = art.get("decoder")
+    if not isinstance(dec, dict):
+        raise DeviceError("%s is not a decoder bundle (its artifact %s has no `decoder` entry)" % (bundle, art["path"]),
+                          EXIT_BAD_INPUT)
+    if max_new_tokens < 1:
+        raise DeviceError("--max-new-tokens must be >= 1, got %d" % max_new_tokens, EXIT_BAD_INPUT)
+    folder = norm(dec["genai_config"]).rpartition("/")[0]
+    for rel in sorted(manifest["files"]):
+        if norm(rel).startswith(folder + "/"):
+            verify_file(bundle, manifest, rel)
+    model_dir = os.path.join(bundle, *folder.split("/"))
+    model_cfg = read_genai_config(model_dir)["model"]
+    gen = open_generator(model_dir, engine, art.get("provider"), threads)
+    encode, decode = _text_codec(gen, model_dir, dec["tokenizer"])
+    ids = encode(prompt)
+    bos = model_cfg.get("bos_token_id")
+    if isinstance(bos, int) and (not ids or ids[0] != bos):
+        ids = [bos] + ids
+    context = int(dec.get("context_length") or 0)
+    if context and len(ids) >= context:
+        raise DeviceError("the prompt is %d tokens; the model's context is %d" % (len(ids), context), EXIT_BAD_INPUT)
+    new = min(max_new_tokens, context - len(ids)) if context else max_new_tokens
+    stop = tuple(int(x) for x in (dec.get("eos_token_id") or []))
+    g = gen.generate(ids, new, stop_ids=stop or (-1,))
+    tokens = g.tokens[:-1] if g.tokens and g.tokens[-1] in stop else g.tokens
+    decode_s = sum(g.decode_ms) / 1e3
+    return {"text": decode(tokens), "tokens": tokens, "prompt_tokens": len(ids),
+            "stopped": "eos" if len(tokens) < len(g.tokens) else "max_new_tokens", "engine": gen.runtime,
+            "ttft_ms": round(g.ttft_ms, 3),
+            "decode_tokens_per_s": round(len(g.decode_ms) / decode_s, 2) if decode_s > 0 else None}
+
+
+def run(args):
+    try:
+        out = generate_text(args.bundle, args.prompt, args.max_new_tokens, args.engine, args.threads)
+    except DeviceError as exc:
+        sys.stderr.write("edge_device generate: error: %s\n" % exc)
+        return exc.code
+    sys.stdout.write(json.dumps(out) + "\n")
+    return 0
