@@ -151,16 +151,18 @@ def test_pruning_only_within_quality_budget(minilm, reg):
     none = plan_for_profile(minilm, prof, model="m", constraints=Constraints(recovery_minutes=0))
     assert all(p.pass_of("structured_prune") is None for p in none.plans)
     assert "max-quality-drop" in none.plans[0].rationale["pruning"]
-    default = plan_for_profile(minilm, prof, model="m")
+    assert priors.DEFAULT_RECOVERY_MINUTES == 0  # recovery is opt-in: the default plan does not prune
+    default = plan_for_profile(minilm, prof, model="m", constraints=Constraints(recovery_minutes=15))
     for p in default.plans:  # whatever pruning is proposed fits the budget by the prior, with its recovery planned
         if p.pass_of("structured_prune") is not None:
             d = p.pass_of("distill")
-            assert d is not None and d.max_seconds == pytest.approx(priors.DEFAULT_RECOVERY_MINUTES * 60)
+            assert d is not None and d.max_seconds == pytest.approx(15 * 60)
         assert p.predicted.quality.cosine_drop <= 0.02
-    loose = plan_for_profile(minilm, prof, model="m", constraints=Constraints(max_quality_drop=0.3))
+    loose = plan_for_profile(minilm, prof, model="m", constraints=Constraints(max_quality_drop=0.3,
+                                                                               recovery_minutes=5))
     p = loose.plans[0]
     assert p.pass_of("structured_prune") is not None and p.pass_of("distill") is not None
-    assert p.predicted.latency_ms < default.plans[0].predicted.latency_ms
+    assert p.predicted.latency_ms < none.plans[0].predicted.latency_ms
 
 
 def test_unstructured_sparsity_never_wins_and_2_4_needs_sparse_cores(minilm, reg):

@@ -397,7 +397,7 @@ def predict_plan(plan: Plan, profile: DeviceProfile) -> Prediction | None:
             prune.drop_layers if prune else 0, sp.pattern if sp else "none",
             plan.layout.dp, plan.layout.tp, plan.layout.pp)
     d = plan.pass_of("distill")  # no distill pass: no recovery; one without a time budget (older plans): the default
-    minutes = 0.0 if d is None else d.max_seconds / 60 if d.max_seconds else priors.DEFAULT_RECOVERY_MINUTES
+    minutes = 0.0 if d is None else d.max_seconds / 60 if d.max_seconds else priors.STEP_BUDGET_MINUTES
     cands, _, _ = enumerate_candidates(spec, profile, Constraints(max_quality_drop=1.0, recovery_minutes=minutes))
     for c in cands:
         have = (c.target.runtime.name, c.target.runtime.provider, c.target.unit.name, c.precision,
