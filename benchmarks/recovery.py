@@ -82,6 +82,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--budget-minutes", type=float, nargs="+", default=[5.0],
                     help="recovery budgets; each is a separate run from the same pruned model")
     ap.add_argument("--max-steps", type=int, default=1_000_000, help="also stop after this many steps")
+    ap.add_argument("--steps-per-minute", type=float, default=None,
+                    help="budgets in steps instead of wall time: minutes × this rate (measured on an idle machine), "
+                         "for cores shared with other jobs; the wall time taken is printed")
     ap.add_argument("--gradual-steps", type=int, default=1, help="prune in K increments, recovery between them")
     d = DistillConfig()
     ap.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -136,7 +139,9 @@ def main() -> None:
           f"{count_parameters(oneshot):,}; {len(train_texts):,} training texts", flush=True)
     rows = []
     for minutes in args.budget_minutes:
-        cfg = DistillConfig(max_steps=args.max_steps, max_seconds=minutes * 60, learning_rate=args.lr,
+        steps_budget = round(minutes * args.steps_per_minute) if args.steps_per_minute else args.max_steps
+        cfg = DistillConfig(max_steps=steps_budget, max_seconds=None if args.steps_per_minute else minutes * 60,
+                            learning_rate=args.lr,
                             lr_schedule=args.lr_schedule, batch_size=args.batch_size, max_length=args.max_length,
                             hidden_loss_weight=args.hidden_weight, embedding_loss_weight=args.embedding_weight,
                             attention_loss_weight=args.attention_weight, attention_layers=args.attention_layers,

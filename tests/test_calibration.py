@@ -211,7 +211,7 @@ def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
         by_rt = {(f.runtime, f.precision) for f in cal.fits}
         assert {("onnxruntime", p) for p in ("fp32", "int8_dynamic", "int8_static")} <= by_rt
         # OpenVINO is installed beside the runner here: its fp32/int8 are fitted to its own IR of one layer
-        assert {("openvino", "fp32"), ("openvino", "int8_static"), ("openvino", "int8_dynamic")} <= by_rt
+        assert {("openvino", "fp32"), ("openvino", "int8_static")} <= by_rt
         assert any(m.runtime == "openvino" and m.kind == "layer" for m in cal.measurements)
         suites = list((work / "device" / ".edge_calibration").iterdir())
         assert len(suites) == 1 and (suites[0] / "suite.json").is_file()

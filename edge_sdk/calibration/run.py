@@ -5,9 +5,9 @@ Both paths start the same device command (`python -B -m edge_device calibrate --
 JSON-lines events (progress bar, deadline, Ctrl-C kill of the whole process tree — as `bench` does).
 Runtimes: onnxruntime's CPU execution provider (fp32, int8 dynamic, int8 static) and OpenVINO's CPU device (fp32,
 int8 static: the same ONNX kernels, which OpenVINO reads directly, its QDQ pairs becoming its own int8) are
-calibrated, each where the profile lists it and the device has it installed; OpenVINO's int8_dynamic (NNCF weight
-compression, activations quantized at run time) runs int8 GEMMs too and takes the int8_static fit, which its note
-says. Other runtimes of the profile keep their efficiencies, and the calibration says so in its notes.
+calibrated, each where the profile lists it and the device has it installed (the planner does not offer
+OpenVINO's int8_dynamic, its weight compression, for encoders: see planner/space.py). Other runtimes of the profile
+keep their efficiencies, and the calibration says so in its notes.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from .store import fingerprint_from_facts
 #: (runtime, provider) → the precisions whose kernels it times, in the order they are calibrated.
 CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static"),
               ("openvino", "CPU"): ("fp32", "int8_static")}
-#: precisions a runtime builds but times with another one's kernels (see the module docstring)
-BORROWED = {("openvino", "CPU"): {"int8_dynamic": "int8_static"}}
 DEFAULT_DEADLINE_S = 900.0
 SUITE_DIR_ON_DEVICE = ".edge_calibration"
 
@@ -101,13 +99,6 @@ def _fitted(event: dict, suite: Path, profile: DeviceProfile, rt: Runtime, targe
     parsed = {f: ModelSpec.model_validate_json((suite / f).read_text()) for f in spec_files}
     specs = {name: parsed[k["spec_file"]] for name, k in kernels.items() if k.get("spec_file")}
     fits, bw, notes = fit(measured, profile, rt, specs)
-    for prec, source in BORROWED.get((rt.name, rt.provider), {}).items():
-        if prec in _precisions(rt) or not any(f.precision == source for f in fits):
-            continue
-        if "int8" in rt.precisions:
-            base = next(f for f in fits if f.precision == source)
-            fits.append(base.model_copy(update={"precision": prec, "note": f"{rt.name} {prec} takes the {source} "
-                                                                         f"fit (its GEMMs run in int8 too)"}))
     if event.get("fallback_reason"):
         notes.append(f"{rt.name}: the runtime fell back: {event['fallback_reason']}")
     return measured, fits, bw, notes

@@ -18,9 +18,7 @@ LAYER_DROP_FRACTIONS = (0.0, 1 / 6, 1 / 3)
 BUILDABLE_FORMATS = {"onnx", "tflite", "engine", "openvino"}
 # Providers whose int8 path is dynamic (weights int8, activations quantized at run time). Accelerator delegates
 # (TensorRT, Edge TPU, NPUs, DLA) need static, calibrated int8.
-# OpenVINO's CPU device ("CPU") runs int8_dynamic as NNCF int8 weight compression, its activations quantized per
-# token group at run time by the CPU plugin.
-DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu", "CPU"}
+DYNAMIC_INT8_PROVIDERS = {"CPUExecutionProvider", "xnnpack", "cpu"}
 
 
 @dataclass(frozen=True, eq=False)  # identity: one RuntimeUnit per profile runtime in a search
@@ -56,6 +54,10 @@ def precision_support(profile: DeviceProfile, target: RuntimeUnit, precision: st
         if need == "int8" and unit.kind == "gpu":
             return f"{precision} rejected: this GPU has no int8 acceleration (no DP4A/int8 tensor cores)"
         return f"{precision} rejected: the {unit.name} ({unit.kind}) computes in {', '.join(unit.precisions)} only"
+    if precision == "int8_dynamic" and rt.name == "openvino":
+        return ("int8_dynamic rejected: OpenVINO's int8 weight compression (activations quantized at run time) "
+                "measured 1.3x slower than NNCF static int8 on MiniLM padded to 128 and no faster at real lengths "
+                "(benchmarks/peer_comparison.py); int8_static is OpenVINO's int8 recipe for encoders")
     if precision == "int8_dynamic" and rt.provider not in DYNAMIC_INT8_PROVIDERS:
         return ("int8_dynamic rejected: accelerator runtimes need calibrated static int8 (activations quantized "
                 "ahead of time)")
