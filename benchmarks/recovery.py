@@ -97,6 +97,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--attention-layers", default=d.attention_layers, choices=["last", "all"])
     ap.add_argument("--train-embeddings", action="store_true")
     ap.add_argument("--calibration-data", type=Path, default=None, help="default: the shipped corpus")
+    ap.add_argument("--in-domain", type=int, default=350,
+                    help="also measure on this many texts of the training corpus kept out of training (the gap to "
+                         "the held-out sentences is what the domain of the recovery text costs)")
     ap.add_argument("--threads", type=int, default=2, help="for the latency measurement")
     ap.add_argument("--train-threads", type=int, default=2, help="for scoring and distillation")
     ap.add_argument("--speed-sentences", type=int, default=0, help="> 0: also measure PyTorch latency")
@@ -118,7 +121,9 @@ def main() -> None:
     texts = load_calibration_texts(args.calibration_data)          # held-out sentences already excluded
     overlap = {" ".join(s.lower().split()) for s in held_out} & {" ".join(t.lower().split()) for t in texts}
     assert not overlap, "training text overlaps the held-out set"
-    calib_texts, train_texts = texts[:args.calibration_samples], texts[args.calibration_samples:]
+    n_cal = args.calibration_samples
+    calib_texts, in_domain = texts[:n_cal], texts[n_cal:n_cal + args.in_domain]
+    train_texts = texts[n_cal + args.in_domain:]
     calib = list(text_batches(tokenizer, calib_texts, batch_size=16, max_length=128))
 
     def training(epoch: int):
@@ -126,6 +131,7 @@ def main() -> None:
                             batch_size=args.batch_size, max_length=args.max_length)
 
     ref = embed(teacher, tokenizer, held_out)
+    ref_in = embed(teacher, tokenizer, in_domain) if in_domain else None
     t0 = time.monotonic()
     prune_cfg = StructuredPruneConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
                                       drop_layers=args.drop_layers, importance=args.importance,
@@ -163,13 +169,16 @@ def main() -> None:
             results = [distill(student, teacher, training, cfg, layer_map=record.kept_layers, progress=progress)]
         steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
         after = cosines(embed(student, tokenizer, held_out), ref)
+        inside = cosines(embed(student, tokenizer, in_domain), ref_in)["mean"] if in_domain else None
         row = {"budget_minutes": minutes, "steps": steps, "seconds": round(seconds, 1),
                "sentences_seen": steps * args.batch_size, "loss_first": results[0].first_loss,
-               "loss_last": results[-1].last_loss, "cosine_after_recovery": after}
+               "loss_last": results[-1].last_loss, "cosine_after_recovery": after, "cosine_in_domain": inside}
         rows.append(row)
+        loss = f"loss {row['loss_first']:.4f} → {row['loss_last']:.4f}; " if steps else ""
         print(f"budget {minutes:g} min: {steps} steps in {seconds:.0f} s ({row['sentences_seen']:,} sentences), "
-              f"loss {row['loss_first']:.4f} → {row['loss_last']:.4f}; held-out cosine {after['mean']:.4f} "
-              f"(p10 {after['p10']:.4f}, min {after['min']:.4f})", flush=True)
+              f"{loss}held-out cosine {after['mean']:.4f} "
+              f"(p10 {after['p10']:.4f}, min {after['min']:.4f})"
+              + (f"; on {len(in_domain)} unseen corpus texts {inside:.4f}" if in_domain else ""), flush=True)
     print(f"\n{record.summary()}; one-shot cosine {before['mean']:.4f}")
     print("| budget (min) | steps | sentences | cosine after recovery |")
     for r in rows:

@@ -182,12 +182,21 @@ def test_load_rejects_a_directory_without_a_record_and_mismatched_weights(tmp_pa
         load_pruned(tmp_path / "bad")
 
 
-def test_pruned_bert_exports_to_onnx_and_onnxruntime_matches(tmp_path):
+@pytest.mark.parametrize("cut", ["uniform", "per_layer"])
+def test_pruned_bert_exports_to_onnx_and_onnxruntime_matches(tmp_path, cut):
+    """Also with different head counts and FFN widths per layer (what allocation="global" produces)."""
     import onnxruntime as ort
 
     model = tiny_bert()
-    structured_prune(model, StructuredPruneConfig(head_ratio=0.5, ffn_ratio=0.5, drop_layers=1),
-                     batches=[text_inputs()])
+    if cut == "uniform":
+        structured_prune(model, StructuredPruneConfig(head_ratio=0.5, ffn_ratio=0.5, drop_layers=1),
+                         batches=[text_inputs()])
+    else:
+        full = PruningRecord.identity(model)
+        apply_keep(model, full, full.model_copy(update={"kept_heads": [[0, 1, 3], [2], [0, 1, 2, 3]],
+                                                        "kept_ffn": [list(range(0, 64, 2)), list(range(8)),
+                                                                     list(range(60))]}))
+        assert encoder_shape(model) == {"layers": 3, "heads": [3, 1, 4], "ffn": [32, 8, 60]}
     x = text_inputs()
     path = tmp_path / "pruned.onnx"
     # The project's default exporter (passes/export_onnx.py): TorchScript, opset 17. (The dynamo exporter was

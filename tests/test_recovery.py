@@ -223,3 +223,39 @@ def test_global_allocation_keeps_the_same_total_and_respects_the_floor():
     assert min(widths) >= MIN_KEEP_FRACTION * 64 and min(heads) >= 1
     with torch.no_grad():
         assert torch.isfinite(student(**HELD_OUT).last_hidden_state).all()
+
+
+def test_plan_cli_writes_the_recovery_budget_into_the_plan(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "p.json"
+    r = subprocess.run([sys.executable, "-m", "edge_sdk", "plan", "--model", "minilm", "--device", "host",
+                        "--runtime", "onnxruntime", "--max-quality-drop", "0.3", "--recovery-minutes", "15",
+                        "-o", str(out)], capture_output=True, text=True, timeout=300,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr
+    passes = {p["kind"]: p for p in json.loads(out.read_text())["passes"]}
+    assert passes["structured_prune"]["allocation"] == "global"
+    assert passes["distill"]["max_seconds"] == 900
+    bad = subprocess.run([sys.executable, "-m", "edge_sdk", "plan", "--recovery-minutes", "-1"],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert bad.returncode != 0 and "recovery-minutes" in bad.stderr
+
+
+def test_build_recovery_minutes_become_the_given_plans_time_budget(monkeypatch, minilm_host):
+    import edge_sdk
+    import edge_sdk.builder
+
+    spec, prof = minilm_host
+    plan, _ = _best_pruned(spec, prof, 5)
+    seen = {}
+    monkeypatch.setattr(edge_sdk.builder, "build", lambda plans, out, options, progress: seen.update(o=options))
+    edge_sdk.build(plan.model_copy(update={"model_spec": spec}), recovery_minutes=30)
+    assert seen["o"].distill_seconds == 1800 and seen["o"].distill_steps >= 10**6
+    edge_sdk.build(plan.model_copy(update={"model_spec": spec}), recovery_minutes=0)
+    assert seen["o"].distill_steps == 0
+    edge_sdk.build(plan.model_copy(update={"model_spec": spec}), recovery_minutes=30, distill_steps=7)
+    assert seen["o"].distill_steps == 7 and seen["o"].distill_seconds is None     # explicit budgets win

@@ -298,7 +298,8 @@ def line_progress(state: BuildState, budget_steps: int, budget_seconds: float | 
         decile = int(min(done, 1.0) * 10)
         if decile > last["decile"] and state.progress is not None:
             last["decile"] = decile
-            state.progress(f"distill: step {step}/{budget_steps}, {info['seconds']:.0f}"
+            of = "" if budget_seconds and budget_steps >= 10**6 else f"/{budget_steps}"   # a time budget (plans)
+            state.progress(f"distill: step {step}{of}, {info['seconds']:.0f}"
                            f"{f'/{budget_seconds:.0f}' if budget_seconds else ''} s, loss {info['loss']:.4f}")
     return progress
 

@@ -1,17 +1,18 @@
 """Structured pruning pass: how many heads, FFN neurons and layers go, and which ones (by importance, never first-N).
 
-Counts come from the config against the ORIGINAL model (so a gradual schedule reaches exactly the same
-architecture as one-shot): per layer `round(head_ratio·H)` heads and `round(ffn_ratio·I)` FFN neurons are removed,
-and `drop_layers` whole layers. Layers go first (measured on the calibration data, or by rule), then heads and
-neurons are ranked on the model that remains. The physical cut and the record live in prune_surgery.py, the scores
-in prune_importance.py.
+Counts come from the config against the ORIGINAL model (so a gradual schedule reaches the same totals as one-shot):
+`round(head_ratio·H)` heads and `round(ffn_ratio·I)` FFN neurons are removed per layer, and `drop_layers` whole
+layers. Layers go first (measured on the calibration data, or by rule), then heads and neurons are ranked on the
+model that remains. `allocation="uniform"` cuts every layer alike; `"global"` keeps the same total by one ranking
+over all layers (Fisher scores are in the same units everywhere), so layers that matter keep more (MiniLM, FFN −50 %:
+widths 307…1434, one-shot cosine 0.831 vs 0.792 uniform, 0.939 vs 0.934 after 600 recovery steps; what the planner
+plans). The physical cut and the record live in prune_surgery.py, the scores in prune_importance.py.
 
-Gradual pruning (`increments` > 1): one-shot pruning of 50 % of the FFN throws the student far from the teacher;
-pruning in K increments with distillation (`recovery`, distill.py's training loop) after each lets every step start
-from a recovered model and re-ranks what remains (importance is recomputed on the current student every time). The
-final architecture is exactly the one-shot one, and the recovery budget is split evenly over the increments. It is
-part of this pass, not of distill: a plan's pass list is exactly what runs, and each pass works on the state it
-receives.
+Gradual pruning (`increments` > 1): prune in K increments with distillation (`recovery`, distill.py's training loop)
+after each, re-ranking what remains every time; the recovery budget is split over the increments
+(`final_recovery_share` for the last). Measured on MiniLM, FFN −50 %, 600 steps: 4 increments with half the budget
+after the last scored 0.926 vs 0.934 one-shot, so the planner plans one-shot + distill. It is part of this pass, not
+of distill: a plan's pass list is exactly what runs, and each pass works on the state it receives.
 """
 
 from __future__ import annotations
