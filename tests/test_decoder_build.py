@@ -144,3 +144,84 @@ def test_device_package_generates_text_with_either_engine(bundle):
     bad = subprocess.run([sys.executable, "-B", "-m", "edge_device", "generate", "--prompt", "x",
                           "--max-new-tokens", "0"], cwd=bundle.path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("edge_device generate: error:")
+
+
+def test_model_api_generates_with_the_loaded_engine_and_refuses_encoder_calls(bundle):
+    from edge_sdk.device import Model
+    from edge_sdk.device.errors import DeviceError
+
+    m = Model(bundle.path)
+    a = m.generate("the weather today is", max_new_tokens=6)
+    b = m.generate("the weather today is", max_new_tokens=6)  # the same loaded engine, greedy: the same tokens
+    cli = subprocess.run([sys.executable, "-B", "-m", "edge_device", "generate", "--prompt", "the weather today is",
+                          "--max-new-tokens", "6"], cwd=bundle.path, capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert a["tokens"] == b["tokens"] == json.loads(cli.stdout)["tokens"] and a["ttft_ms"] > 0
+    with pytest.raises(DeviceError, match="is a decoder bundle: use generate"):
+        m.embed(["a sentence"])
+    with pytest.raises(DeviceError, match="must be >= 1"):
+        m.generate("x", max_new_tokens=0)
+
+
+FAKE_TEGRASTATS = """#!/bin/sh
+while true; do
+  echo "11-30-2026 10:00:00 RAM 2244/7620MB CPU@47.5C tj@48.25C VDD_IN 5000mW/5000mW VDD_SOC 1300mW/1300mW"
+  sleep 0.02
+done
+"""
+
+
+def test_decoder_bench_reads_jetson_power_and_reports_energy_per_token(bundle, tmp_path):
+    """tegrastats (a stand-in script printing Jetson's format: this machine has none) runs beside the generations."""
+    exe = tmp_path / "bin" / "tegrastats"
+    exe.parent.mkdir()
+    exe.write_text(FAKE_TEGRASTATS)
+    exe.chmod(0o755)
+    env = dict(__import__("os").environ, PATH=f"{exe.parent}:{__import__('os').environ['PATH']}")
+    run = subprocess.run([sys.executable, "-B", "-m", "edge_device", "bench", "--bundle", ".", "--iterations", "60",
+                          "--warmup", "1", "--threads", "2"], cwd=bundle.path, capture_output=True, text=True,
+                         timeout=120, env=env)
+    last = json.loads(run.stdout.strip().splitlines()[-1])
+    assert run.returncode == 0, last
+    g, ts = last["generation"], last["tegrastats"]
+    assert ts["power_rail"] == "VDD_IN" and ts["power_mw_mean"] == pytest.approx(5000)
+    assert g["power_mw_mean"] == pytest.approx(5000)
+    assert g["energy_mj_per_token"] == pytest.approx(5000 * g["decode_ms_per_token"] / 1e3, rel=1e-3)
+
+
+@pytest.mark.ssh
+def test_decoder_deploys_over_ssh_benches_there_and_is_refused_when_it_cannot_fit(bundle, tmp_path):
+    """A real OpenSSH server on loopback: deploy, `bench --target` (TTFT, tokens/s), `targets check --bundle`; the same
+    bundle with a context whose KV cache exceeds the device's free memory is refused before anything is sent."""
+    import shutil
+
+    from conftest import root_loopback_sshd, write_loopback_target
+    from edge_sdk.benchmark import BenchResult
+
+    big = tmp_path / "huge-context"
+    shutil.copytree(bundle.path, big)
+    m = json.loads((big / "manifest.json").read_text())
+    m["artifacts"][0]["decoder"]["context_length"] = 10 ** 8  # 2 layers × 2 KV heads × 32 × fp32: 1 KiB per token
+    (big / "manifest.json").write_text(json.dumps(m))
+    with root_loopback_sshd(tmp_path) as server:
+        target = write_loopback_target(server, tmp_path)
+        refused = _cli("deploy", str(big), "--target", str(target), cwd=ROOT)
+        assert refused.returncode == 3, refused.stderr
+        assert "KV cache 102,400.0 MB at context 100000000" in refused.stderr and "MB available" in refused.stderr
+        assert "Traceback" not in refused.stderr and "nothing was sent" in refused.stderr
+        assert not list((tmp_path / "device" / "releases").glob("*"))  # no release, no half-upload
+        check = _cli("targets", "check", str(target), "--bundle", str(big), "--json", cwd=ROOT)
+        assert check.returncode == 1 and any("memory: the decoder needs" in p
+                                             for p in json.loads(check.stdout)["problems"])
+
+        dep = _cli("deploy", str(bundle.path), "--target", str(target), "--json", cwd=ROOT)
+        assert dep.returncode == 0, dep.stderr
+        ok = json.loads(_cli("targets", "check", str(target), "--bundle", str(bundle.path), "--json", cwd=ROOT).stdout)
+        assert ok["ok"] and "KV cache" in ok["bundle_memory"] and "MemAvailable" in ok["bundle_memory"]
+        r = _cli("bench", "--target", str(target), "--iterations", "40", "--threads", "2", "--json", cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        res = BenchResult.model_validate_json(r.stdout)
+        g = res.generation
+        assert res.target == "loop" and res.release == json.loads(dep.stdout)["release_id"]
+        assert g is not None and g.ttft_ms > 0 and g.decode_tokens_per_s > 0 and g.tokens_timed >= 40
+        assert [b.inputs for b in res.batches] == ["decode", "prefill"]

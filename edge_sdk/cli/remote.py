@@ -91,12 +91,15 @@ def targets_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None,
                   targets: Optional[str] = TargetsOpt, fleet: Optional[str] = FleetOpt,
                   parallel: Optional[int] = ParallelOpt,
                   accept_new_host_key: bool = AcceptNewOpt, as_json: bool = JsonOpt,
+                  bundle: Optional[str] = typer.Option(None, "--bundle", help="Also check that this decoder bundle "
+                                                       "(directory or .edgepkg) fits the device's free memory now: "
+                                                       "weights + KV cache at its context + runtime"),
                   targets_dir: Optional[list[str]] = TargetsDirOpt,
                   profiles_dir: Optional[list[str]] = ProfilesDirOpt) -> None:
     """Connect and compare the host with its device profile (arch, memory, python, numpy, runtimes, disk).
 
-    Exit 0 when it fits, 1 when the profile contradicts the host, 5 when the host cannot be reached; with
-    --targets/--fleet, 8 when some devices fail."""
+    Exit 0 when it fits, 1 when the profile contradicts the host (or --bundle does not fit), 5 when the host cannot
+    be reached; with --targets/--fleet, 8 when some devices fail."""
     from ..errors import InputError
     from ..remote import check_target
 
@@ -104,6 +107,9 @@ def targets_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None,
     if wants_fleet(name, targets, fleet):
         from .. import api
 
+        if bundle is not None:
+            raise InputError("targets check --bundle: give one target NAME (deploy checks the memory of every "
+                             "device of a fleet before it sends anything)")
         run_with_board("targets check", lambda board: api.on_fleet(
             "check", targets=targets, fleet=fleet, parallel=parallel, accept_new_host_key=accept_new_host_key,
             targets_dirs=targets_dir, profiles_dir=profiles_dir, board=board), as_json=as_json)
@@ -112,7 +118,13 @@ def targets_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None,
         raise InputError("targets check: give a target NAME, or --targets a,b,c / --fleet NAME")
     tg = _target(name, targets_dir, profiles_dir)
     prof, _ = registry(profiles_dir).resolve(tg.profile)
-    res = check_target(tg, prof, accept_new_host_key=accept_new_host_key)
+    if bundle is not None:
+        from ..remote import open_bundle
+
+        with open_bundle(bundle) as (_, manifest):
+            res = check_target(tg, prof, accept_new_host_key=accept_new_host_key, manifest=manifest)
+    else:
+        res = check_target(tg, prof, accept_new_host_key=accept_new_host_key)
     _host_key_note(res.host_key_accepted, tg)
     if as_json:
         print_json(res)
@@ -128,6 +140,8 @@ def targets_check(ctx: typer.Context, name: Optional[str] = typer.Argument(None,
         if f.mem_total_bytes:
             t.add_row("memory", f"{f.mem_total_bytes / gib:.1f} GiB total, {(f.mem_available_bytes or 0) / gib:.1f} "
                                 f"GiB available (profile: {prof.memory_total_gb:g} GB)")
+        if res.bundle_memory:
+            t.add_row("bundle needs", res.bundle_memory)
         if f.disk_free_bytes is not None:
             t.add_row("disk free", f"{f.disk_free_bytes / gib:.1f} GiB at {f.disk_path}")
         for mod, ver in f.packages.items():

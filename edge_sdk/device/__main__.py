@@ -4,7 +4,8 @@ Commands (run from the bundle directory, or with the package's parent on the pat
   bench    time the bundle's model (JSON-lines events; see bench.py)
   predict  run the bundle's model on given text or arrays (see predict.py)
   generate continue a prompt with a decoder bundle, greedy (see generate.py)
-  release  OP  stage/activate/rollback/verify/status/hash releases: JSON in on stdin, one JSON line out (release.py);
+  release  OP  stage/activate/rollback/verify/status/hash releases, memory (what a model may use now):
+           JSON in on stdin, one JSON line out (release.py);
            `release hold` keeps the deploy lock and serves operations line by line (deploylock.py)
   kill     PID [GRACE_S]  stop a process, its session/group and all descendants (kill.py)
   probe    [WORKDIR]  facts about this machine as one JSON object (probe.py)
@@ -20,7 +21,7 @@ from .errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, DeviceError
 from .events import emit_final
 
 COMMANDS = ("bench", "predict", "generate", "release", "kill", "probe", "calibrate")
-RELEASE_OPS = ("hash", "prepare", "activate", "rollback", "verify", "status", "hold")
+RELEASE_OPS = ("hash", "prepare", "activate", "rollback", "verify", "status", "memory", "hold")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,7 +8,9 @@ exactly --new-tokens tokens (fewer when the context ends first). `--iterations` 
 benchmark runs as many generations as it takes to time that many (`--duration`: generations until the time is up).
 A warm-up generation of a few tokens comes first when --warmup > 0. The result record is bench.py's, with
 `runs` = [decode (one latency per generated token after the first), prefill (one TTFT per generation)] and a
-`generation` summary. Engines: engines/generation.py.
+`generation` summary. On Jetson, tegrastats runs beside the generations (power.py): the record gets its power
+rails and temperatures, and the summary the energy per decoded token (mean board power × decode time per token;
+the mean covers prefill too, so it is a slight overestimate). Engines: engines/generation.py.
 """
 
 import os
@@ -19,6 +21,7 @@ from .errors import EXIT_BAD_INPUT, DeviceError
 from .events import emit, utc_now
 from .integrity import content_id, verify_file, norm
 from .machine import thermal_zones
+from .power import Tegrastats
 from .stats import board_model, cpu_model, current_rss_mb, median, peak_rss_mb, ru_maxrss_mb
 
 WARMUP_TOKENS = 8
@@ -90,8 +93,9 @@ def _runs(results, prompt_len):
     return runs
 
 
-def _summary(gen, results, prompt_len, new_tokens):
+def _summary(gen, results, prompt_len, new_tokens, power):
     decode = [x for g in results for x in g.decode_ms]
+    mw = (power or {}).get("power_mw_mean")
     ttft = median([g.ttft_ms for g in results])
     prefill = median([g.prefill_ms for g in results])
     return {
@@ -107,6 +111,8 @@ def _summary(gen, results, prompt_len, new_tokens):
         "prefill_tokens_per_s": round(prompt_len / (prefill / 1e3), 2) if prefill > 0 else None,
         "decode_ms_per_token": round(median(decode), 4) if decode else None,
         "decode_tokens_per_s": round(len(decode) / (sum(decode) / 1e3), 2) if decode and sum(decode) > 0 else None,
+        "power_mw_mean": None if mw is None else round(mw, 1),
+        "energy_mj_per_token": round(mw * median(decode) / 1e3, 4) if mw is not None and decode else None,
         "greedy": True,
         "eos_ignored": True,
         "first_tokens": results[0].tokens[:16],
@@ -130,14 +136,18 @@ def benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at, ru
     results = []
     rounds = []
     gen = None
-    for r in range(args.repeat):  # a fresh engine each round
-        gen = open_generator(model_dir, args.engine, art.get("provider"), args.threads)
-        if args.warmup:
-            gen.generate(prompt, min(new_tokens, WARMUP_TOKENS))
-        got = _timed_generations(gen, prompt, new_tokens, args)
-        rounds.append({"round": r + 1, "model_load_ms": round(gen.load_ms, 3),
-                       "first_inference_ms": round(got[0].ttft_ms, 3)})
-        results.extend(got)
+    tegra = Tegrastats(args.tegrastats_interval_ms)
+    try:
+        for r in range(args.repeat):  # a fresh engine each round
+            gen = open_generator(model_dir, args.engine, art.get("provider"), args.threads)
+            if args.warmup:
+                gen.generate(prompt, min(new_tokens, WARMUP_TOKENS))
+            got = _timed_generations(gen, prompt, new_tokens, args)
+            rounds.append({"round": r + 1, "model_load_ms": round(gen.load_ms, 3),
+                           "first_inference_ms": round(got[0].ttft_ms, 3)})
+            results.extend(got)
+    finally:
+        power = tegra.stop()
     machine["thermal_after"] = thermal_zones() or None
     peak, peak_source = peak_rss_mb()
     skipped = [{"inputs": "decode", "batch": b, "skipped": "the decoder benchmark generates one sequence (batch 1)"}
@@ -158,8 +168,8 @@ def benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at, ru
         "rss_before_load_mb": None if rss_before is None else round(rss_before, 1),
         "peak_rss_mb": None if peak is None else round(peak, 1), "peak_rss_source": peak_source,
         "ru_maxrss_mb": None if ru_maxrss_mb() is None else round(ru_maxrss_mb(), 1),
-        "warmup": args.warmup, "iterations": args.iterations, "duration_s": args.duration, "tegrastats": None,
+        "warmup": args.warmup, "iterations": args.iterations, "duration_s": args.duration, "tegrastats": power,
         "started_at": started_at, "finished_at": utc_now(), "runs": _runs(results, len(prompt)) + skipped,
         "repeat": args.repeat, "rounds": rounds, "machine": machine, "op_profile": None,
-        "generation": _summary(gen, results, len(prompt), new_tokens),
+        "generation": _summary(gen, results, len(prompt), new_tokens, power),
     }

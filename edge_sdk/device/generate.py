@@ -44,41 +44,55 @@ def _text_codec(gen, model_dir, tokenizer_rel):
     return (lambda text: list(tok.encode(text, add_special_tokens=False).ids), lambda ids: tok.decode(ids))
 
 
+class TextGenerator(object):
+    """A decoder bundle loaded once (files verified, engine opened, tokenizer read); `generate` many times.
+    `Model(bundle).generate(...)` (predict.py) uses it for decoder bundles."""
+
+    def __init__(self, bundle, engine="auto", threads=None, manifest=None, artifact=None):
+        self.bundle = os.path.abspath(str(bundle))
+        if manifest is None:
+            manifest, _ = read_manifest(self.bundle)
+        art = artifact if artifact is not None else choose_artifact(manifest, None)
+        dec = art.get("decoder")
+        if not isinstance(dec, dict):
+            raise DeviceError("%s is not a decoder bundle (its artifact %s has no `decoder` entry)"
+                              % (self.bundle, art["path"]), EXIT_BAD_INPUT)
+        folder = norm(dec["genai_config"]).rpartition("/")[0]
+        for rel in sorted(manifest["files"]):
+            if norm(rel).startswith(folder + "/"):
+                verify_file(self.bundle, manifest, rel)
+        model_dir = os.path.join(self.bundle, *folder.split("/"))
+        self.bos = read_genai_config(model_dir)["model"].get("bos_token_id")
+        self.context = int(dec.get("context_length") or 0)
+        self.stop = tuple(int(x) for x in (dec.get("eos_token_id") or []))
+        self.engine = open_generator(model_dir, engine, art.get("provider"), threads)
+        self.encode, self.decode = _text_codec(self.engine, model_dir, dec["tokenizer"])
+
+    def generate(self, prompt, max_new_tokens=32):
+        """Greedy continuation of `prompt` (text): the result object (see the module docstring)."""
+        if max_new_tokens < 1:
+            raise DeviceError("--max-new-tokens must be >= 1, got %d" % max_new_tokens, EXIT_BAD_INPUT)
+        ids = self.encode(prompt)
+        if isinstance(self.bos, int) and (not ids or ids[0] != self.bos):
+            ids = [self.bos] + ids
+        if self.context and len(ids) >= self.context:
+            raise DeviceError("the prompt is %d tokens; the model's context is %d" % (len(ids), self.context),
+                              EXIT_BAD_INPUT)
+        new = min(max_new_tokens, self.context - len(ids)) if self.context else max_new_tokens
+        g = self.engine.generate(ids, new, stop_ids=self.stop or (-1,))
+        tokens = g.tokens[:-1] if g.tokens and g.tokens[-1] in self.stop else g.tokens
+        decode_s = sum(g.decode_ms) / 1e3
+        return {"text": self.decode(tokens), "tokens": tokens, "prompt_tokens": len(ids),
+                "stopped": "eos" if len(tokens) < len(g.tokens) else "max_new_tokens", "engine": self.engine.runtime,
+                "ttft_ms": round(g.ttft_ms, 3),
+                "decode_tokens_per_s": round(len(g.decode_ms) / decode_s, 2) if decode_s > 0 else None}
+
+
 def generate_text(bundle, prompt, max_new_tokens=32, engine="auto", threads=None):
     """The result object (see the module docstring)."""
-    bundle = os.path.abspath(bundle)
-    manifest, _ = read_manifest(bundle)
-    art = choose_artifact(manifest, None)
-    dec = art.get("decoder")
-    if not isinstance(dec, dict):
-        raise DeviceError("%s is not a decoder bundle (its artifact %s has no `decoder` entry)" % (bundle, art["path"]),
-                          EXIT_BAD_INPUT)
     if max_new_tokens < 1:
         raise DeviceError("--max-new-tokens must be >= 1, got %d" % max_new_tokens, EXIT_BAD_INPUT)
-    folder = norm(dec["genai_config"]).rpartition("/")[0]
-    for rel in sorted(manifest["files"]):
-        if norm(rel).startswith(folder + "/"):
-            verify_file(bundle, manifest, rel)
-    model_dir = os.path.join(bundle, *folder.split("/"))
-    model_cfg = read_genai_config(model_dir)["model"]
-    gen = open_generator(model_dir, engine, art.get("provider"), threads)
-    encode, decode = _text_codec(gen, model_dir, dec["tokenizer"])
-    ids = encode(prompt)
-    bos = model_cfg.get("bos_token_id")
-    if isinstance(bos, int) and (not ids or ids[0] != bos):
-        ids = [bos] + ids
-    context = int(dec.get("context_length") or 0)
-    if context and len(ids) >= context:
-        raise DeviceError("the prompt is %d tokens; the model's context is %d" % (len(ids), context), EXIT_BAD_INPUT)
-    new = min(max_new_tokens, context - len(ids)) if context else max_new_tokens
-    stop = tuple(int(x) for x in (dec.get("eos_token_id") or []))
-    g = gen.generate(ids, new, stop_ids=stop or (-1,))
-    tokens = g.tokens[:-1] if g.tokens and g.tokens[-1] in stop else g.tokens
-    decode_s = sum(g.decode_ms) / 1e3
-    return {"text": decode(tokens), "tokens": tokens, "prompt_tokens": len(ids),
-            "stopped": "eos" if len(tokens) < len(g.tokens) else "max_new_tokens", "engine": gen.runtime,
-            "ttft_ms": round(g.ttft_ms, 3),
-            "decode_tokens_per_s": round(len(g.decode_ms) / decode_s, 2) if decode_s > 0 else None}
+    return TextGenerator(bundle, engine, threads).generate(prompt, max_new_tokens)
 
 
 def run(args):

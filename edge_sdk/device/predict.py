@@ -5,6 +5,7 @@
     m.run({"input_ids": ids, "attention_mask": mask})   # {output name: numpy array}
     m.embed(["a sentence", "another"])     # (N, D) float32, pooled the way the build's quality gate measured it
     m.classify(["great movie"])            # ["POSITIVE"], from the id2label the build shipped
+    Model("/path/to/llm-bundle").generate("Once upon a time", max_new_tokens=32)   # decoder bundles: greedy text
 
 Inputs: a dict of arrays (batch on axis 0; a single unbatched sequence is accepted; token_type_ids default to
 zeros), or text (a string or a list of strings) when the `tokenizers` package is installed (see text.py).
@@ -34,6 +35,15 @@ class Model(object):
         self.bundle = os.path.abspath(str(bundle))
         self.manifest, self.manifest_sha256 = read_manifest(self.bundle)
         self.artifact = choose_artifact(self.manifest, artifact)
+        self.generator = None
+        if isinstance(self.artifact.get("decoder"), dict):  # decoder LLM: generation with its KV cache
+            from .generate import TextGenerator
+
+            self.generator = TextGenerator(self.bundle, threads=threads, manifest=self.manifest,
+                                           artifact=self.artifact)
+            self.engine = None
+            self.id2label = None
+            return
         path = verify_model_files(self.bundle, self.manifest, self.artifact["path"])
         self.engine = open_engine(path, self.artifact.get("format"), provider or self.artifact.get("provider"),
                                   threads, runtime_config=self.artifact.get("runtime_config"))
@@ -46,10 +56,12 @@ class Model(object):
 
     @property
     def input_names(self):
+        self._encoder()
         return [s["name"] for s in self.engine.inputs]
 
     @property
     def output_names(self):
+        self._encoder()
         return list(self.engine.output_names)
 
     @property
@@ -66,6 +78,19 @@ class Model(object):
         return self._text([texts] if isinstance(texts, str) else list(texts))
 
     # ---- running ----
+
+    def generate(self, prompt, max_new_tokens=32):
+        """Decoder bundles: greedy continuation of `prompt` (text) up to EOS or max_new_tokens, as
+        {"text", "tokens", "prompt_tokens", "stopped", "engine", "ttft_ms", "decode_tokens_per_s"}."""
+        if self.generator is None:
+            raise DeviceError("generate() needs a decoder bundle; %s is an encoder (use run, embed or classify)"
+                              % self.artifact["path"], EXIT_BAD_INPUT)
+        return self.generator.generate(prompt, max_new_tokens)
+
+    def _encoder(self):
+        if self.engine is None:
+            raise DeviceError("%s is a decoder bundle: use generate(prompt) (run, embed and classify take encoder "
+                              "bundles)" % self.bundle, EXIT_BAD_INPUT)
 
     def _arrays(self, inputs):
         import numpy as np
@@ -116,6 +141,7 @@ class Model(object):
         """(outputs {name: array}, the arrays given by plain name) — one call, or one per row for a static batch."""
         import numpy as np
 
+        self._encoder()
         arrays = self._arrays(inputs)
         feeds = self._feeds(arrays)
         rows = next(iter(feeds.values())).shape[0]
@@ -224,6 +250,9 @@ def load_npz(path):
 
 def prediction(model, inputs):
     """What `predict` prints, as data: labels (classifiers), embeddings (encoders), else every output."""
+    if model.generator is not None:
+        raise DeviceError("%s is a decoder bundle: generate text with 'python3 -m edge_device generate --bundle %s "
+                          "--prompt TEXT'" % (model.bundle, model.bundle), EXIT_BAD_INPUT)
     record = {"model_name": model.manifest.get("model_name"), "artifact": model.artifact["path"],
               "runtime": model.engine.runtime}
     if model.is_classifier:

@@ -72,6 +72,74 @@ def _meminfo():
     return out.get("MemTotal"), out.get("MemAvailable")
 
 
+def _read_int(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except (IOError, OSError):
+        return None
+    return int(text) if text.isdigit() else None  # "max" (cgroup v2) = no limit
+
+
+def cgroup_memory_room():
+    """Bytes this process's memory cgroup still allows (limit − usage), or None without a limit: a container
+    started with --memory has far less room than MemAvailable says."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except (IOError, OSError):
+        return None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # cgroup v2
+            base = "/sys/fs/cgroup" + path.rstrip("/")
+            limit, used = _read_int(base + "/memory.max"), _read_int(base + "/memory.current")
+        elif "memory" in controllers.split(","):  # cgroup v1
+            base = "/sys/fs/cgroup/memory" + path.rstrip("/")
+            limit, used = _read_int(base + "/memory.limit_in_bytes"), _read_int(base + "/memory.usage_in_bytes")
+        else:
+            continue
+        if limit is not None and used is not None and limit < (1 << 60):  # v1 says "no limit" with ~2^63
+            return max(0, limit - used)
+    return None
+
+
+def gpu_memory():
+    """[{"index", "name", "total_bytes", "free_bytes"}] from nvidia-smi (discrete NVIDIA GPUs); [] without it."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
+                             universal_newlines=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.splitlines():
+        f = [x.strip() for x in line.split(",")]
+        if len(f) == 4 and f[2].isdigit() and f[3].isdigit():  # MiB; Jetson's nvidia-smi prints [N/A]
+            gpus.append({"index": int(f[0]) if f[0].isdigit() else len(gpus), "name": f[1],
+                         "total_bytes": int(f[2]) << 20, "free_bytes": int(f[3]) << 20})
+    return gpus
+
+
+def memory():
+    """What a model loaded now may use: MemAvailable (and the memory cgroup's room, when it is smaller), and the
+    discrete GPUs' free memory. The deploy of a decoder compares its weights + KV cache + runtime with this."""
+    total, avail = _meminfo()
+    room = cgroup_memory_room()
+    usable = avail if room is None or (avail is not None and avail <= room) else room
+    return {"mem_total_bytes": total, "mem_available_bytes": avail, "cgroup_room_bytes": room,
+            "usable_bytes": usable, "gpus": gpu_memory()}
+
+
 def _disk(workdir):
     p = os.path.expanduser(workdir)
     if not os.path.isabs(p):

@@ -386,8 +386,15 @@ def op_status(a):
             "events": h["events"][-20:]}
 
 
+def op_memory(a):
+    """The memory a model loaded now may use (probe.memory): a decoder's deploy checks it before uploading."""
+    from .probe import memory
+
+    return memory()
+
+
 OPS = {"hash": op_hash, "prepare": op_prepare, "activate": op_activate, "rollback": op_rollback,
-       "verify": op_verify, "status": op_status}
+       "verify": op_verify, "status": op_status, "memory": op_memory}
 
 
 def run(op, stdin=None):

@@ -5,6 +5,8 @@ Order of operations, and why:
    (`shippable`) and ships the same verified files to every target.
 2. Take the target's deploy lock (lock.py): a device process that holds a flock and runs the release operations
    below, so two deploys to one device never interleave (the second waits, or reports "already being deployed").
+   A decoder LLM is then checked against the device's free memory (release operation `memory`): weights + KV cache
+   at its context + runtime must fit, or nothing is sent (preflight.py, memory_fit).
 3. ONE release operation (prepare) hashes what the device has: files already in this release are skipped,
    identical files in other releases are hard-linked, only the rest is sent — and only when the device has the
    disk space for it. Re-deploying an unchanged bundle therefore sends nothing.
@@ -16,6 +18,7 @@ Order of operations, and why:
 
 from __future__ import annotations
 
+import logging
 import secrets
 import tempfile
 import time
@@ -27,12 +30,14 @@ from typing import Callable, Iterator
 from ..bundle import MANIFEST_NAME, Manifest, bundle_id, extract_archive, sha256_file, verify_dir
 from ..device.errors import DeviceError
 from ..device.release import check_relpath
-from ..errors import InputError, RemoteError
+from ..errors import InfeasibleError, InputError, RemoteError
 from ..schemas.release import Release
 from .lock import DEFAULT_LOCK_WAIT_S, DeployLock
+from .preflight import MemoryNeed, decoder_memory_need, memory_fit, uses_discrete_gpu
 from .session import ConnectionLost, Session, connected
 from .targets import DeployTarget
 
+log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, int, int], None]
 """on_progress(relpath, bytes_done, bytes_total) during uploads."""
 StageCallback = Callable[[str, dict], None]
@@ -111,17 +116,34 @@ def deploy(bundle: "str | Path | ShippableBundle", target: DeployTarget, *, acce
     t0 = time.monotonic()
     stage = on_stage or (lambda name, info: None)
     with shippable(bundle) as b:
+        need = None
         if not force:
             if registry is None:
                 from ..profiles import load_registry
 
                 registry = load_registry()
             check_bundle_device(b.manifest, target, registry)
+            need = decoder_memory_need(b.manifest)
         stage("connecting", {})
         with connected(target, session, accept_new_host_key=accept_new_host_key) as s:
             stage("locking", {})
             with DeployLock(s, wait_s=lock_wait_s, on_wait=lambda info: stage("waiting", info)) as lock:
+                if need is not None:
+                    stage("checking memory", {})
+                    _check_memory(lock, target, b.manifest, need, registry)
                 return _deploy_files(s, lock, target, b, on_progress, stage, before_switch, t0)
+
+
+def _check_memory(lock: DeployLock, target: DeployTarget, manifest: Manifest, need: MemoryNeed, registry) -> None:
+    """A decoder's weights + KV cache at its context + runtime against what the device says is free, before any
+    byte is sent (a model that does not fit would be killed by the OOM killer on first use, or swap the board)."""
+    profile = registry.resolve(target.profile)[0]
+    gpu = uses_discrete_gpu(profile, manifest.plan.runtime.unit)
+    problem, warning, _ = memory_fit(need, lock.call("memory", {}), gpu)
+    if warning:
+        log.warning("deploy to %s: %s", target.name, warning)
+    if problem:
+        raise InfeasibleError(f"deploy to {target.name}: {problem}; nothing was sent (--force deploys anyway)")
 
 
 def _mb(n: int) -> str:

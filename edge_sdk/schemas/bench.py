@@ -207,6 +207,10 @@ class GenerationStats(Strict):
     prefill_tokens_per_s: float | None = Field(description="prompt tokens / prefill time")
     decode_ms_per_token: float | None = Field(description="median latency of one decode step")
     decode_tokens_per_s: float | None = Field(description="timed decode tokens / their total time")
+    power_mw_mean: float | None = Field(None, description="Jetson: mean board power (tegrastats' total rail) while "
+                                                          "generating")
+    energy_mj_per_token: float | None = Field(None, description="Jetson: mean board power × median decode time "
+                                                                "per token")
     greedy: bool = True
     eos_ignored: bool = True
     first_tokens: list[int] = Field(default_factory=list, description="the first generation's first tokens")

@@ -94,5 +94,7 @@ class TargetCheck(Strict):
     facts: RemoteFacts | None
     problems: list[str] = Field(default_factory=list, description="contradictions that will break a deploy/bench")
     warnings: list[str] = Field(default_factory=list)
+    bundle_memory: str | None = Field(None, description="--bundle (decoders): what it needs, and what the device "
+                                                        "has free")
     host_key_accepted: str | None = None
     seconds: float
