@@ -12,7 +12,9 @@ Fairness (what made earlier side-by-side runs on this 2-core machine unfair):
 - the same thread count on both sides (torch.set_num_threads / intra_op_num_threads), inter-op 1;
 - onnxruntime thread spinning OFF (spinning idle threads steal the cores PyTorch runs on next) and PyTorch's
   OpenMP wait policy PASSIVE (its spinning barriers collapse on a shared machine: 218 → 38 ms measured here);
-- interleaved: for each input every side runs once, in a rotating order (A B C, B C A, C A B, ...);
+- interleaved: for each input every side runs once, in a fresh random order (seeded): a cyclic rotation
+  (A B C, B C A, ...) always ran the same side right after PyTorch, whose OpenMP threads and cache footprint linger
+  into the next call, and that biased it 10-25 % (found in peer_comparison.py);
 - reported: median ms and p10/p90 per side, and the median with p10/p90 of the *per-input* ratios
   PyTorch time / side time (a noisy moment hits both sides of a pair, so ratios are steadier than times);
 - every side computes the same thing: token vectors + mean-pooled, L2-normalised embedding (PyTorch runs the
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -125,10 +128,9 @@ def measure(sides: list[Side], feeds, warmup: int = 5) -> None:
     for f in feeds[:warmup]:
         for s in sides:
             s.run(f)
-    n = len(sides)
-    for i, f in enumerate(feeds):
-        for k in range(n):
-            s = sides[(i + k) % n]
+    rng = random.Random(0)
+    for f in feeds:
+        for s in rng.sample(sides, len(sides)):
             t0 = time.perf_counter()
             y = s.run(f)
             s.times_ms.append((time.perf_counter() - t0) * 1e3)
