@@ -2,7 +2,10 @@
 on 127.0.0.1 that this script starts and stops itself. Where no sshd is installed, benchmark locally instead and
 say so.
 
-    .venv/bin/python examples/demo_over_ssh.py BUNDLE OUT_DIR [--iterations 30]
+    .venv/bin/python examples/demo_over_ssh.py BUNDLE OUT_DIR [--iterations 30] [--decoder LLM_BUNDLE]
+
+With --decoder, a decoder LLM bundle follows: `targets check --bundle` (does it fit the device's free memory?),
+deploy, and a generation benchmark (time to first token, tokens/s) on the device.
 
 The target file it writes (OUT_DIR/loopback-target.yaml) is a normal deploy target: the same commands work against
 a Jetson or a Raspberry Pi with their own target file (see deploy_targets/).
@@ -35,6 +38,7 @@ def main() -> None:
     ap.add_argument("bundle")
     ap.add_argument("out")
     ap.add_argument("--iterations", default="30")
+    ap.add_argument("--decoder", help="a decoder bundle to deploy and benchmark after BUNDLE")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -43,6 +47,8 @@ def main() -> None:
     except SshdUnavailable as exc:
         print(f"no SSH server on this machine ({exc}); benchmarking locally instead (--local)")
         run("bench", "--local", "--bundle", args.bundle, "--iterations", args.iterations)
+        if args.decoder:
+            run("bench", "--local", "--bundle", args.decoder, "--iterations", "64")
         return
     try:
         target = out / "loopback-target.yaml"
@@ -59,6 +65,12 @@ def main() -> None:
         print("re-deploying the unchanged bundle sends nothing:")
         run("deploy", "--target", str(target), args.bundle)
         run("bench", "--target", str(target), "--iterations", args.iterations, "--inputs", "all")
+        if args.decoder:
+            print("a decoder LLM: its weights + KV cache at its context + runtime are checked against the device's "
+                  "free memory before anything is sent")
+            run("targets", "check", str(target), "--bundle", args.decoder)
+            run("deploy", "--target", str(target), args.decoder)
+            run("bench", "--target", str(target), "--iterations", "64")
     finally:
         server.stop()
         print("stopped the private OpenSSH server")

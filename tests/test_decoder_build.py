@@ -225,3 +225,16 @@ def test_decoder_deploys_over_ssh_benches_there_and_is_refused_when_it_cannot_fi
         assert res.target == "loop" and res.release == json.loads(dep.stdout)["release_id"]
         assert g is not None and g.ttft_ms > 0 and g.decode_tokens_per_s > 0 and g.tokens_timed >= 40
         assert [b.inputs for b in res.batches] == ["decode", "prefill"]
+
+
+def test_predict_cli_continues_prompts_with_a_decoder_bundle(bundle, tmp_path):
+    r = _cli("predict", str(bundle.path), "--text", "the weather today is", "--text", "a board", "--max-new-tokens",
+             "5", "--json", cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["task"] == "generate" and rec["prompts"] == ["the weather today is", "a board"]
+    assert all(len(g["tokens"]) == 5 or g["stopped"] == "eos" for g in rec["generations"])
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    bad = _cli("predict", str(bundle.path), "--npz", str(empty), cwd=ROOT)
+    assert bad.returncode == 2 and "not a readable .npz" in bad.stderr and "Traceback" not in bad.stderr

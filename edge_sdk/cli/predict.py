@@ -16,8 +16,11 @@ def predict_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edg
                 text: Optional[list[str]] = typer.Option(None, "--text", help="A text to run (repeat for a batch)"),
                 npz: Optional[str] = typer.Option(None, "--npz", help=".npz of input arrays by input name"),
                 threads: Optional[int] = typer.Option(None, "--threads", help="Runtime CPU threads"),
+                max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1,
+                                                   help="Decoder bundles: tokens generated per prompt at most"),
                 as_json: bool = JsonOpt) -> None:
-    """Labels (classifiers), embeddings (encoders) or raw outputs of a bundle's model for the given inputs."""
+    """Labels (classifiers), embeddings (encoders), greedy continuations (decoders) or raw outputs of a bundle's
+    model for the given inputs."""
     import json
     import tempfile
     from contextlib import ExitStack
@@ -40,7 +43,7 @@ def predict_cmd(bundle: str = typer.Argument(..., help="Bundle directory or .edg
         try:
             inputs = list(text) if text else device_predict.load_npz(npz)
             model = device_predict.Model(src, threads=threads)
-            record = device_predict.prediction(model, inputs)
+            record = device_predict.prediction(model, inputs, max_new_tokens)
         except DeviceError as exc:
             raise (ToolError if exc.code == EXIT_RUNTIME else InputError)(f"{bundle}: {exc}") from None
     if as_json:

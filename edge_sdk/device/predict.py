@@ -11,6 +11,7 @@ Inputs: a dict of arrays (batch on axis 0; a single unbatched sequence is accept
 zeros), or text (a string or a list of strings) when the `tokenizers` package is installed (see text.py).
 
     python3 -m edge_device predict --bundle DIR (--text T [--text T ...] | --npz FILE) [--json]
+                                   [--max-new-tokens N]   (decoder bundles: each text is a prompt to continue)
 """
 
 import os
@@ -227,6 +228,7 @@ def add_arguments(p):
     g.add_argument("--npz", help=".npz of input arrays by input name ('<kind>/<name>' keys: the 'real' kind)")
     p.add_argument("--artifact", help="model file to run, relative to the bundle (default: the first artifact)")
     p.add_argument("--threads", type=int, help="runtime CPU threads (default: the runtime's choice)")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="decoder bundles: tokens generated per prompt")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -235,10 +237,14 @@ def load_npz(path):
     import numpy as np
 
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = dict((k, npz[k]) for k in npz.files)
-    except (IOError, OSError, ValueError) as exc:
-        raise DeviceError("%s: not a readable .npz (%s)" % (path, exc), EXIT_BAD_INPUT)
+        npz = np.load(path, allow_pickle=False)
+    except (IOError, OSError, ValueError, EOFError) as exc:  # an empty file: EOFError
+        raise DeviceError("%s: not a readable .npz (%s)" % (path, exc or type(exc).__name__), EXIT_BAD_INPUT)
+    if not hasattr(npz, "files"):
+        raise DeviceError("%s: a single array (.npy), expected an .npz of arrays by input name" % path,
+                          EXIT_BAD_INPUT)
+    with npz:
+        arrays = dict((k, npz[k]) for k in npz.files)
     if not arrays:
         raise DeviceError("%s holds no arrays" % path, EXIT_BAD_INPUT)
     if all("/" in k for k in arrays):
@@ -248,11 +254,16 @@ def load_npz(path):
     return arrays
 
 
-def prediction(model, inputs):
-    """What `predict` prints, as data: labels (classifiers), embeddings (encoders), else every output."""
+def prediction(model, inputs, max_new_tokens=32):
+    """What `predict` prints, as data: labels (classifiers), embeddings (encoders), greedy continuations (decoders,
+    up to max_new_tokens each), else every output."""
     if model.generator is not None:
-        raise DeviceError("%s is a decoder bundle: generate text with 'python3 -m edge_device generate --bundle %s "
-                          "--prompt TEXT'" % (model.bundle, model.bundle), EXIT_BAD_INPUT)
+        if not _is_text(inputs):
+            raise DeviceError("%s is a decoder bundle: give prompts as text" % model.bundle, EXIT_BAD_INPUT)
+        prompts = [inputs] if isinstance(inputs, str) else list(inputs)
+        return {"model_name": model.manifest.get("model_name"), "artifact": model.artifact["path"],
+                "runtime": model.generator.engine.runtime, "task": "generate", "prompts": prompts,
+                "generations": [model.generate(p, max_new_tokens) for p in prompts]}
     record = {"model_name": model.manifest.get("model_name"), "artifact": model.artifact["path"],
               "runtime": model.engine.runtime}
     if model.is_classifier:
@@ -282,6 +293,11 @@ def render(record, texts=None):
             head = ", ".join("%.4f" % x for x in vec[:4])
             lines.append("%d-dim embedding [%s, ...] norm %.3f%s" % (record["dim"], head,
                          float(np.linalg.norm(vec)), ("\t" + rows[i]) if i < len(rows) else ""))
+    elif record["task"] == "generate":
+        for prompt, g in zip(record["prompts"], record["generations"]):
+            lines.append("%s\t→ %s\t(%d tokens, %s; time to first token %.3g ms, %.4g tokens/s)"
+                         % (prompt, g["text"], len(g["tokens"]), g["stopped"], g["ttft_ms"],
+                            g["decode_tokens_per_s"] or 0))
     else:
         for name, value in record["outputs"].items():
             a = np.asarray(value)
@@ -296,7 +312,7 @@ def run(args):
 
     inputs = args.text if args.text else load_npz(args.npz)
     model = Model(args.bundle, artifact=args.artifact, threads=args.threads)
-    record = prediction(model, inputs)
+    record = prediction(model, inputs, args.max_new_tokens)
     if args.json:
         sys.stdout.write(json.dumps(record) + "\n")
     else:
