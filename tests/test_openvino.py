@@ -125,6 +125,29 @@ def test_bench_local_times_the_ir(int8_bundle: Path, tmp_path: Path):
     assert res["format"] == "openvino" and all(b["latency_ms"]["p50"] > 0 for b in res["batches"])
 
 
+def test_profile_ops_reads_openvinos_counters_and_maps_them_to_layers(int8_bundle: Path, tmp_path: Path):
+    """PERF_COUNT per-node times, written as a chrome trace and mapped to the plan's ModelSpec layers by the
+    `__module.<path>/aten::op/…` names of an IR converted from PyTorch."""
+    r = edge_sdk.bench(int8_bundle, iterations=10, warmup=2, batches=[1], threads=2, profile_ops=True,
+                       profile_iterations=5, inputs="padded", results_dir=tmp_path)
+    op = r.op_profile
+    assert op is not None and op.available and op.runtime == "openvino" and op.iterations == 5
+    spec = json.loads((int8_bundle / "manifest.json").read_text())["plan"]["model_spec"]
+    layer_names = [x["name"] for x in spec["layers"]]
+    measured = {x.layer: x for x in op.layers}
+    blocks = sorted({x["block"] for x in spec["layers"] if x.get("block") is not None})
+    assert len(blocks) >= 2
+    for i in blocks:
+        ffn = next(n for n in layer_names if f"layer.{i}." in n and n.endswith("intermediate.dense"))
+        assert measured[ffn].measured_ms > 0 and measured[ffn].nodes >= 1, ffn  # its FullyConnected kernel
+    fc = [n for n in op.nodes if n.op_type == "FullyConnected"]
+    assert fc and all(n.layer != "(other)" for n in fc)
+    assert op.layer_sum_ms and op.node_sum_ms and op.layer_sum_ms <= op.node_sum_ms + 1e-6
+    assert op.run_ms and op.node_sum_ms <= 1.5 * op.run_ms  # counters of the runs the trace says ran
+    traces = list(tmp_path.rglob("*.trace.json"))  # saved beside the result, for chrome://tracing / Perfetto
+    assert len(traces) == 1 and sum(1 for e in json.loads(traces[0].read_text()) if e["name"] == "model_run") >= 5
+
+
 def test_an_ir_without_its_bin_is_one_clear_error(int8_bundle: Path, tmp_path: Path):
     bad = tmp_path / "nobin"
     shutil.copytree(int8_bundle, bad)

@@ -13,6 +13,12 @@ the module path, then the op), and fusions keep the name of the node they start 
 3. an unscoped fused node of a known kind (LayerNorm/SkipLayerNorm, GELU, Softmax, Attention) to the next layer of
    that kind after the layer of the node executed before it;
 4. everything else (shape arithmetic at the graph root, output pooling, unscoped Gathers) is "(other)".
+
+OpenVINO IR converted from PyTorch names its runtime nodes `__module.<module path>/aten::<op>/<node>`
+(`__module.model.encoder.layer.5.intermediate.dense/aten::linear/MatMul`); those are read as the scope
+`/model/encoder/layer/5/intermediate/dense/aten::linear/` and mapped the same way. Its CPU plugin runs attention as
+one fused ScaledDotProductAttention kernel, which lands on the attention's scores layer (softmax and context then
+measure 0: compare the three together).
 """
 
 from __future__ import annotations
@@ -29,7 +35,15 @@ _MATMULS = {"MatMul", "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat", "Q
 _FUSED_KIND = {"LayerNormalization": "norm", "SkipLayerNormalization": "norm", "SimplifiedLayerNormalization": "norm",
                "SkipSimplifiedLayerNormalization": "norm", "Gelu": "activation", "FastGelu": "activation",
                "BiasGelu": "activation", "QuickGelu": "activation", "Softmax": "softmax",
-               "Attention": "attention_scores", "MultiHeadAttention": "attention_scores"}
+               "Attention": "attention_scores", "MultiHeadAttention": "attention_scores", "MVN": "norm"}
+
+
+def _onnx_like(name: str) -> str:
+    """An OpenVINO `__module.a.b/aten::op/Node` name as the ONNX-style `/a/b/aten::op/Node`; others unchanged."""
+    if not name.startswith("__module."):
+        return name
+    module, _, rest = name[len("__module."):].partition("/")
+    return "/" + module.replace(".", "/") + "/" + rest
 
 
 def _tokens(path: str) -> list[str]:
@@ -93,7 +107,7 @@ def map_nodes(nodes: list[dict[str, Any]], spec: ModelSpec) -> list[str]:
     out: list[str | None] = [None] * len(nodes)
     scoped: dict[int, tuple[_Trie, list[str]]] = {}
     for i, n in enumerate(nodes):
-        name = n["node"]
+        name = _onnx_like(n["node"])
         full = _tokens(name) if name.startswith("/") else []
         layer, _, _ = _walk(root, full)
         if layer is not None:

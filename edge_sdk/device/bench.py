@@ -212,7 +212,7 @@ def _profile_ops(engine, model_path, art, runs, samples, manifest_names, args, p
     if not os.path.isdir(folder):
         os.makedirs(folder)
     prof = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
-                       profile_prefix=os.path.join(folder, "ort_profile"), runtime_config=art.get("runtime_config"))
+                       profile_prefix=os.path.join(folder, "profile"), runtime_config=art.get("runtime_config"))
     arrays = match_inputs(prof.inputs, samples[pair["inputs"]], manifest_names)
     feeds = dict((s["name"], make_feed(arrays[s["name"]], pair["batch"], s)) for s in prof.inputs)
     run = prof.prepare(feeds)

@@ -6,8 +6,17 @@ INFERENCE_PRECISION_HINT: f32 unless the plan chose bf16 — on CPUs with AVX512
 pick bf16 by itself, and the quality the build measured would not be the quality that runs). Inputs of the plan's
 own shape (runtime_config EDGE_SDK_STATIC_SHAPES) run on a fixed-shape compile of the same IR; others on the
 dynamic one.
+
+Op profiling (`bench --profile-ops`): compiled with PERF_COUNT, the request's per-node counters
+(`get_profiling_info`: executed node, its type, the kernel that ran it and its real time) are read after every run
+and written as a chrome-trace JSON in onnxruntime's layout (one `Session/model_run` event per run, one
+`Node/<name>_kernel_time` event per executed node), so opprofile.py summarises both runtimes alike. The counters
+are averages over every run of the compiled model so far (measured: they fall from the first, slow run's value
+towards the steady one), so run k's own time of a node is k·avg_k − (k−1)·avg_(k−1). OpenVINO reports durations,
+not start times: the trace spaces a run's nodes evenly over the run in execution order.
 """
 
+import json
 import os
 import time
 
@@ -23,10 +32,9 @@ STATIC_SHAPES = "EDGE_SDK_STATIC_SHAPES"
 
 class OpenvinoEngine(Engine):
     runtime = "openvino"
-    op_profile_unavailable = ("OpenVINO's per-op counters (PERF_COUNT) are not read by edge-sdk yet; per-layer "
-                              "times are measured for onnxruntime artifacts")
+    op_profile_unavailable = None
 
-    def __init__(self, path, provider, threads, runtime_config=None):
+    def __init__(self, path, provider, threads, runtime_config=None, profile_prefix=None):
         try:
             import openvino as ov
         except ImportError as exc:
@@ -55,6 +63,10 @@ class OpenvinoEngine(Engine):
         for key, value in settings.items():
             if device == "CPU" or key != "INFERENCE_PRECISION_HINT":
                 config[key] = value
+        self._profile = None
+        if profile_prefix:
+            config["PERF_COUNT"] = "YES"
+            self._profile = {"prefix": profile_prefix, "runs": [], "executed": ov.ProfilingInfo.Status.EXECUTED}
         t0 = time.perf_counter_ns()
         self.specialized = {}
         try:
@@ -88,10 +100,58 @@ class OpenvinoEngine(Engine):
         else:  # inputs of exactly the plan's shape run on the fixed-shape model
             request, ports = compiled.create_infer_request(), list(compiled.outputs)
 
+        if self._profile is not None:
+            graph = id(compiled if compiled is not None else self.compiled)
+
+            def profiled():
+                t0 = time.perf_counter_ns()
+                result = request.infer(feeds)
+                t1 = time.perf_counter_ns()
+                out = [result[p].copy() for p in ports]
+                self._record(graph, request, t0, t1)
+                return out
+            return profiled
+
         def run():
             result = request.infer(feeds)
             return [result[p].copy() for p in ports]  # results live in the request's buffers
         return run
+
+    def _record(self, graph, request, t0_ns, t1_ns):
+        """This run's per-node µs from the compiled model's running averages (see the module docstring)."""
+        done = self._profile["executed"]
+        k, before = self._profile.setdefault("graphs", {}).get(graph, (0, {}))
+        k += 1
+        avg = dict((p.node_name, (p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6))
+                   for p in request.get_profiling_info() if p.status == done)
+        nodes = []
+        for name, (kind, kernel, mean) in avg.items():
+            us = k * mean - (k - 1) * before.get(name, 0.0)
+            if us > 0:  # µs rounding of the averages can leave a tiny negative remainder
+                nodes.append((name, kind, kernel, us))
+        self._profile["graphs"][graph] = (k, dict((n, v[2]) for n, v in avg.items()))
+        self._profile["runs"].append((t0_ns / 1e3, (t1_ns - t0_ns) / 1e3, nodes))
+
+    def end_profiling(self):
+        """Write the runs recorded since the profiling engine opened as a chrome trace; its path (None: no runs)."""
+        if self._profile is None or not self._profile["runs"]:
+            return None
+        events = []
+        for ts, dur, nodes in self._profile["runs"]:
+            events.append({"cat": "Session", "name": "model_run", "ph": "X", "pid": os.getpid(), "tid": 0,
+                           "ts": round(ts, 3), "dur": round(dur, 3)})
+            step = dur / float(len(nodes) or 1)
+            for i, (name, kind, kernel, us) in enumerate(nodes):
+                events.append({"cat": "Node", "name": name + "_kernel_time", "ph": "X", "pid": os.getpid(),
+                               "tid": 1, "ts": round(ts + i * step, 3), "dur": round(us, 3),
+                               "args": {"op_name": kind, "provider": kernel}})
+        path = "%s_openvino_%d.json" % (self._profile["prefix"], os.getpid())
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(events, f)
+        os.replace(tmp, path)
+        self._profile["runs"] = []
+        return path
 
 
 ENGINE = OpenvinoEngine
