@@ -238,3 +238,13 @@ def test_predict_cli_continues_prompts_with_a_decoder_bundle(bundle, tmp_path):
     empty.write_bytes(b"")
     bad = _cli("predict", str(bundle.path), "--npz", str(empty), cwd=ROOT)
     assert bad.returncode == 2 and "not a readable .npz" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bench_prefills_at_the_plans_context_with_prompt_tokens_max(bundle):
+    context = bundle.manifest.primary.decoder.context_length
+    r = edge_sdk.bench(bundle.path, iterations=10, threads=2, warmup=1, prompt_tokens="max", new_tokens=8)
+    g = r.generation
+    assert (g.prompt_tokens, g.new_tokens) == (context - 8, 8) and g.prefill_tokens_per_s > 0
+    assert edge_sdk.bench(bundle.path, iterations=5, threads=2, prompt_tokens=40).generation.prompt_tokens == 40
+    bad = _cli("bench", "--local", "--bundle", str(bundle.path), "--prompt-tokens", str(context), cwd=ROOT)
+    assert bad.returncode == 2 and f"the prompt must be 1 to {context - 1} tokens" in bad.stderr

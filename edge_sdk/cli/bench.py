@@ -37,9 +37,20 @@ def _settings(**kw):
     except ValidationError as exc:
         err = exc.errors()[0]
         flag = {"duration_s": "duration", "timeout_s": "timeout", "batches": "batch",
-                "profile_iterations": "profile-iterations"}.get(str(err["loc"][0]),
-                                                                                            str(err["loc"][0]))
+                "profile_iterations": "profile-iterations", "new_tokens": "new-tokens",
+                "prompt_tokens": "prompt-tokens"}.get(str(err["loc"][0]), str(err["loc"][0]))
         raise InputError(f"--{flag}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def _prompt_tokens(text: str | None) -> int | str | None:
+    from ..errors import InputError
+
+    if text is None or text == "max":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"--prompt-tokens: expected a number of tokens or 'max', got {text!r}") from None
 
 
 def _ms(x: float) -> str:
@@ -184,6 +195,13 @@ def bench_cmd(
                                                                   "runtime's op profiler: top ops, per-layer times, "
                                                                   "a chrome-trace and TensorBoard scalars"),
     profile_iterations: int = typer.Option(20, "--profile-iterations", help="Runs in the profiled pass"),
+    new_tokens: Optional[int] = typer.Option(None, "--new-tokens", help="Decoder bundles: tokens generated per "
+                                                                          "generation (default 32)"),
+    prompt_tokens: Optional[str] = typer.Option(None, "--prompt-tokens",
+                                                help="Decoder bundles: prompt length N (the bundle's prompt repeated "
+                                                     "or cut to N), or 'max' (the context minus --new-tokens: "
+                                                     "prefill at the plan's context length); default: the "
+                                                     "bundle's prompt"),
     results_dir: str = typer.Option("results", "--results-dir", help="Where results/<target>/<UTC time>.json go"),
     targets_dir: Optional[list[str]] = typer.Option(None, "--targets-dir", help="Directory of target YAMLs"),
     no_calibration: bool = NoCalibrationOpt,
@@ -201,7 +219,8 @@ def bench_cmd(
         raise InputError(f"--inputs: expected real, padded, all or auto; got {inputs!r}")
     settings = _settings(warmup=warmup, iterations=iterations, duration_s=duration, batches=_batches(batch),
                          threads=threads, inputs=inputs, artifact=artifact, timeout_s=timeout, repeat=repeat,
-                         profile_ops=profile_ops, profile_iterations=profile_iterations)
+                         profile_ops=profile_ops, profile_iterations=profile_iterations, new_tokens=new_tokens,
+                         prompt_tokens=_prompt_tokens(prompt_tokens))
     if many:
         if bundle is not None and release is not None:
             raise InputError("give --bundle or --release with --targets/--fleet, not both")

@@ -1,9 +1,11 @@
 """`bench` for decoder bundles: time to first token, prefill and decode tokens/s, peak memory.
 
     python3 -m edge_device bench --bundle DIR [--engine auto|onnxruntime-genai|onnxruntime] [--new-tokens 32]
-                                 [--warmup N] [--iterations T | --duration S] [--threads N] [--repeat K]
+                                 [--prompt-tokens N|max] [--warmup N] [--iterations T | --duration S]
+                                 [--threads N] [--repeat K]
 
-The prompt is the bundle's `prompt/input_ids` sample. Each generation is greedy and ignores EOS, so it produces
+The prompt is the bundle's `prompt/input_ids` sample; --prompt-tokens N repeats or cuts it to N tokens ('max': the
+context minus --new-tokens, so prefill is measured at the plan's context length). Each generation is greedy and ignores EOS, so it produces
 exactly --new-tokens tokens (fewer when the context ends first). `--iterations` counts timed decode tokens: the
 benchmark runs as many generations as it takes to time that many (`--duration`: generations until the time is up).
 A warm-up generation of a few tokens comes first when --warmup > 0. The result record is bench.py's, with
@@ -31,6 +33,9 @@ def add_arguments(p):
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime-genai", "onnxruntime"),
                    help="decoder bundles: generation engine (auto: onnxruntime-genai when installed)")
     p.add_argument("--new-tokens", type=int, default=32, help="decoder bundles: tokens generated per generation")
+    p.add_argument("--prompt-tokens", default=None,
+                   help="decoder bundles: prompt length N (the bundle's prompt repeated or cut to N), or 'max' (the "
+                        "context minus --new-tokens); default: the bundle's prompt")
 
 
 def is_decoder(art):
@@ -58,6 +63,27 @@ def _prompt(bundle, manifest):
             raise DeviceError("%s has no prompt/input_ids (a decoder bundle's benchmark prompt)" % rel,
                               EXIT_BAD_INPUT)
         return [int(x) for x in npz["prompt/input_ids"][0]]
+
+
+def _sized_prompt(prompt, want, context, new_tokens):
+    """The bundle's prompt repeated or cut to `want` tokens ('max': context − new_tokens). A repeated prompt costs
+    the same prefill as any text of its length (attention does not look at token values)."""
+    if want == "max":
+        if not context:
+            raise DeviceError("--prompt-tokens max needs the bundle's context length (its decoder entry has none)",
+                              EXIT_BAD_INPUT)
+        n = context - new_tokens
+    else:
+        try:
+            n = int(want)
+        except ValueError:
+            raise DeviceError("--prompt-tokens: expected a number or 'max', got %r" % want, EXIT_BAD_INPUT)
+    if n < 1 or (context and n + 1 > context):
+        raise DeviceError("--prompt-tokens %s: the prompt must be 1 to %d tokens (context %d, at least one new "
+                          "token)" % (want, context - 1, context), EXIT_BAD_INPUT)
+    if not prompt:
+        raise DeviceError("the bundle's prompt sample is empty", EXIT_BAD_INPUT)
+    return (prompt * (n // len(prompt) + 1))[:n]
 
 
 def _timed_generations(gen, prompt, new_tokens, args):
@@ -125,6 +151,8 @@ def benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at, ru
     prompt = _prompt(bundle, manifest)
     context = int(art["decoder"].get("context_length") or 0)
     new_tokens = max(1, args.new_tokens)
+    if args.prompt_tokens is not None:
+        prompt = _sized_prompt(prompt, args.prompt_tokens, context, new_tokens)
     if context and len(prompt) + new_tokens > context:
         new_tokens = max(1, context - len(prompt))
     emit("start", runner_version=runner_version, pid=os.getpid(), bundle=bundle, artifact=art["path"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from .base import Strict
 
 InputChoice = Literal["auto", "real", "padded", "all"]
@@ -31,6 +31,18 @@ class BenchSettings(Strict):
     profile_ops: bool = Field(False, description="one extra pass with the runtime's op profiler, after the timed "
                                                  "rounds: per-op times mapped to the model's layers")
     profile_iterations: int = Field(20, ge=1, le=10000, description="runs in the profiled pass")
+    new_tokens: int | None = Field(None, ge=1, description="decoder bundles: tokens generated per generation "
+                                                           "(None: the device's default, 32)")
+    prompt_tokens: int | Literal["max"] | None = Field(
+        None, description="decoder bundles: prompt length; the bundle's prompt repeated or cut to it ('max': the "
+                          "context minus new_tokens; None: the bundle's prompt as built)")
+
+    @field_validator("prompt_tokens")
+    @classmethod
+    def _prompt_tokens(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1 or 'max', got {v}")
+        return v
 
     @model_validator(mode="after")
     def _one_mode(self) -> "BenchSettings":
@@ -59,6 +71,10 @@ class BenchSettings(Strict):
             args += ["--repeat", str(self.repeat)]
         if self.profile_ops:
             args += ["--profile-ops", "--profile-iterations", str(self.profile_iterations)]
+        if self.new_tokens is not None:
+            args += ["--new-tokens", str(self.new_tokens)]
+        if self.prompt_tokens is not None:
+            args += ["--prompt-tokens", str(self.prompt_tokens)]
         return args
 
 
