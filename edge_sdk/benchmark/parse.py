@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from ..device.stats import CI_METHOD, median_ci, spread
 from ..errors import RemoteError
 from ..schemas.bench import (BatchResult, BenchResult, BenchSettings, GenerationStats, MachineState, RoundSpread,
-                             SkippedRun, TegraStats)
+                             SkippedRun, TegraStats, input_label)
 from ..schemas.plan import Plan
 from .op_profile import build_op_profile
 from .stats import latency_stats, throughput_per_s
@@ -58,7 +58,8 @@ def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], meas
         return out
     pick = next((b for b in same if b.inputs == "padded"), same[0])
     shape = next(iter(pick.shapes.values()), None)
-    out["compared_with"] = (f"p50 of {pick.inputs} inputs, batch {pick.batch}"
+    label = input_label(pick.inputs, pick.shapes)
+    out["compared_with"] = (f"p50 of {label if label == 'images' else label + ' inputs'}, batch {pick.batch}"
                             + (f", shape {shape}" if shape else "") + f", measured on {measured_on}")
     out["predicted_over_measured"] = out["predicted_latency_ms"] / pick.latency_ms.p50
     return out

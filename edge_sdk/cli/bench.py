@@ -58,7 +58,7 @@ def _ms(x: float) -> str:
 
 
 def _print_result(r) -> None:
-    from ..reporting.measured import input_label
+    from ..schemas.bench import input_label
 
     where = r.target if r.target != "local" else f"local ({r.host})" if r.host else "local"
     threads = f"{r.threads} thread(s)" if r.threads else "default threads"

@@ -78,6 +78,17 @@ class BenchSettings(Strict):
         return args
 
 
+TOKEN_INPUTS = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
+
+
+def input_label(kind: str, shapes: dict | None) -> str:
+    """What a run's inputs were, for people: text runs are `real` (token lengths as they are) or `padded` (to the
+    plan's seq_len); an image model's inputs have one fixed size, so both kinds are just `images`."""
+    if shapes and not TOKEN_INPUTS & set(shapes):
+        return "images"
+    return kind
+
+
 class LatencyStats(Strict):
     """Milliseconds over the timed iterations; percentiles by linear interpolation (numpy)."""
 
