@@ -74,14 +74,18 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
     `plan`: the bundle's plan (its ModelSpec maps profiled ops to layers); `measured_on`: the device profile of the
     machine that ran it (for per-layer predictions and the calibrated prediction; `calibration=False` keeps the
     bundle's build-time prediction)."""
-    from .prediction import calibrated_latency, device_profile
+    from .prediction import calibrated_prediction, device_profile
 
     profile_name = measured_on or event.get("device")
     profile, used = device_profile(profile_name, calibration=calibration, calibrations_dir=calibrations_dir)
-    latency, basis = calibrated_latency(plan, profile, used)
+    recosted, basis = calibrated_prediction(plan, profile, used)
     prediction = event.get("plan_prediction")
-    if prediction and latency is not None:
-        prediction = {**prediction, "latency_ms": latency}
+    if prediction and recosted is not None:
+        prediction = {**prediction, "latency_ms": recosted.latency_ms}
+    generation_predicted = None
+    if event.get("generation"):  # decoders: TTFT, prefill and decode tokens/s, peak memory (planner/generation.py)
+        source = recosted if recosted is not None else (plan.predicted if plan is not None else None)
+        generation_predicted = source.generation if source is not None else None
     try:
         runs = event["runs"]
         done = [_batch_result(r) for r in runs if "skipped" not in r]
@@ -115,6 +119,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
             warnings=list(machine.warnings) if machine else [],
             op_profile=_op_profile(event, done, plan, profile_name, profile, used),
             generation=GenerationStats(**event["generation"]) if event.get("generation") else None,
+            predicted_generation=generation_predicted,
             prediction_basis=basis if prediction else None,
             **_compare(prediction, done, host or target),
         )

@@ -8,7 +8,7 @@ profile or a matching plan candidate it keeps the build-time prediction and says
 
 from __future__ import annotations
 
-from ..schemas.plan import Plan
+from ..schemas.plan import Plan, Prediction
 from ..schemas.profile import DeviceProfile
 
 
@@ -30,9 +30,10 @@ def device_profile(profile_name: str | None, *, calibration: bool = True, calibr
     return prof, used
 
 
-def calibrated_latency(plan: Plan | None, profile: DeviceProfile | None, used: str | None
-                       ) -> tuple[float | None, str]:
-    """(predicted latency in ms, basis). None: keep the prediction the bundle was built with."""
+def calibrated_prediction(plan: Plan | None, profile: DeviceProfile | None, used: str | None
+                          ) -> tuple[Prediction | None, str]:
+    """(the plan re-costed with the calibrated profile, basis). None: keep the prediction the bundle was built
+    with."""
     build_time = "the bundle's build-time prediction"
     if used is None or plan is None or profile is None:
         return None, build_time + ("" if used else " (no matching calibration)")
@@ -43,4 +44,11 @@ def calibrated_latency(plan: Plan | None, profile: DeviceProfile | None, used: s
     pred = predict_plan(plan, profile)
     if pred is None:
         return None, build_time + f" (profile {profile.name} has no candidate matching the plan)"
-    return pred.latency_ms, f"re-costed with profile {profile.name}: {used.removeprefix('using ')}"
+    return pred, f"re-costed with profile {profile.name}: {used.removeprefix('using ')}"
+
+
+def calibrated_latency(plan: Plan | None, profile: DeviceProfile | None, used: str | None
+                       ) -> tuple[float | None, str]:
+    """(predicted latency in ms, basis). None: keep the prediction the bundle was built with."""
+    pred, basis = calibrated_prediction(plan, profile, used)
+    return (pred.latency_ms if pred is not None else None), basis

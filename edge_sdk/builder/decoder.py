@@ -24,11 +24,10 @@ import numpy as np
 from ..errors import InputError, QualityGateError
 from ..schemas.bundle import Artifact, Attempt, Bundle, DecoderArtifact, TensorSig
 from ..schemas.modelspec import ModelSpec
-from ..schemas.plan import Plan
+from ..schemas.plan import Plan, bench_prompt_tokens
 
 Progress = Callable[[str], None]
 DECODER_SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
-PROMPT_TOKENS = 32      # the benchmark's prompt (sample_inputs.npz: prompt/input_ids)
 EVAL_MAX_TOKENS = 128   # tokens per evaluation text
 
 
@@ -113,6 +112,13 @@ def _context(plan: Plan) -> int:
     return int(cfg.context_length or plan.seq_len)
 
 
+def prompt_tokens(plan: Plan, context: int) -> int:
+    """The benchmark prompt's length (sample_inputs.npz: prompt/input_ids): the one the plan predicts its TTFT for,
+    so `bench` measures what was predicted; plans without a generation prediction get the same rule."""
+    g = plan.predicted.generation
+    return g.prompt_tokens if g is not None else bench_prompt_tokens(context)
+
+
 def _genai_plans(candidates: list[Plan]) -> list[Plan]:
     plans = [p for p in candidates if p.pass_of("export_genai") is not None]
     if not plans:
@@ -122,6 +128,10 @@ def _genai_plans(candidates: list[Plan]) -> list[Plan]:
         if not p.layout.is_single:
             raise InputError(f"plan: layout {p.layout.describe()} is a multi-device layout; run it with "
                              f"`edge-sdk run-parallel`, or plan for one device")
+        if prompt_tokens(p, _context(p)) >= _context(p):
+            raise InputError(f"plan: predicted.generation.prompt_tokens {prompt_tokens(p, _context(p))} leaves no "
+                             f"room to generate in the context of {_context(p)} tokens; make it shorter than the "
+                             f"context")
     return plans
 
 
@@ -220,7 +230,7 @@ def _write(out: Path, plan: Plan, rec, state, loaded: LoadedDecoder, spec: Model
     staging = Path(tempfile.mkdtemp(prefix="edge-sdk-stage-"))
     try:
         ctx = int(genai["model"]["context_length"])
-        prompt = _prompt(loaded.tokenizer, list(ev.inputs), min(PROMPT_TOKENS, max(1, ctx // 4)))
+        prompt = _prompt(loaded.tokenizer, list(ev.inputs), prompt_tokens(plan, ctx))
         np.savez(staging / "sample_inputs.npz", **{"prompt/input_ids": prompt})
         files["sample_inputs.npz"] = staging / "sample_inputs.npz"
         ins, outs = _signature(rec.path)

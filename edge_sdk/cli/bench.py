@@ -100,6 +100,13 @@ def _print_result(r) -> None:
                       f"{g.prompt_tokens}-token prompt): time to first token [bold]{_ms(g.ttft_ms)} ms[/bold] · "
                       f"decode [bold]{g.decode_tokens_per_s or 0:.4g} tokens/s[/bold] · prefill "
                       f"{g.prefill_tokens_per_s or 0:.4g} tokens/s · per-request setup {_ms(g.setup_ms)} ms")
+        from ..reporting import decoder_pm_lines
+
+        if r.predicted_generation is None:
+            console.print("[dim]  the bundle's plan has no generation prediction (planned by an older edge-sdk)[/dim]")
+        else:
+            for line in decoder_pm_lines(r.predicted_generation, r):
+                console.print(f"  {line}")
         if g.energy_mj_per_token is not None:
             console.print(f"energy {g.energy_mj_per_token:.4g} mJ per decoded token at a mean {g.power_mw_mean:.0f} mW")
     if r.tegrastats:

@@ -15,6 +15,17 @@ def _fmt_ms(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def generation_line(g) -> str:
+    """A decoder plan's predicted TTFT and tokens/s, one line."""
+    return (f"predicted generation: TTFT {_fmt_ms(g.ttft_ms)} ms for a {g.prompt_tokens}-token prompt "
+            f"(prefill {_rate(g.prefill_tokens_per_s)} tokens/s), decode {_rate(g.decode_tokens_per_s)} tokens/s at "
+            f"context {g.context}, peak memory {g.peak_memory_mb:.1f} MB")
+
+
 def _print_planset(ps) -> None:
     from ..reporting.svg import fmt_mb
 
@@ -24,8 +35,11 @@ def _print_planset(ps) -> None:
         pr = p.predicted
         m = pr.memory_mb
         console.print(f"\n[bold cyan]#{i}[/bold cyan] {p.summary()}")
-        console.print(f"   predicted latency {_fmt_ms(pr.latency_ms)} ms, throughput {pr.throughput_per_s:.4g}/s, "
-                      f"{pr.bound}-bound")
+        console.print(f"   predicted latency {_fmt_ms(pr.latency_ms)} ms"
+                      + (" per generated token" if pr.generation else "")
+                      + f", throughput {pr.throughput_per_s:.4g}/s, {pr.bound}-bound")
+        if pr.generation:
+            console.print("   " + generation_line(pr.generation))
         mem = f"   memory {m.total_mb:.1f} MB = weights {m.weights_mb:.1f} + activations {m.activations_mb:.1f}"
         if m.kv_cache_mb:
             mem += f" + KV {m.kv_cache_mb:.1f}"

@@ -53,6 +53,7 @@ def report_cmd(
     from ..artifacts import check_output_path
     from ..opgraph import load_graph
     from ..reporting import write_report
+    from ..reporting.generation import comparison_lines
 
     check_output_path(output, kind="dir")  # before the report's work, not after it
     sha = _bundle_sha(bundle) if bundle else None
@@ -65,6 +66,12 @@ def report_cmd(
     note(f"{rep.model_name}: {counts['runs_as_is']} run as is, {counts['runs_with_plan']} with a plan, "
          f"{counts['cannot_run']} cannot run; {flagged} with ops leaving the accelerator; "
          f"{len(rep.results_used)} results used, {len(rep.results_ignored)} ignored ({rep.seconds:.1f} s)")
+    for d in rep.devices:  # decoders: TTFT, tokens/s and peak memory, P beside M
+        for m in d.measured:
+            if m.generation is not None:
+                note(f"{d.device}: {m.file}")
+                for line in comparison_lines(m.generation):
+                    note(f"  {line}")
     paths = write_report(rep, output)
     for p in paths.values():
         console.print(str(p))

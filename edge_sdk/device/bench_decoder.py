@@ -122,6 +122,7 @@ def _runs(results, prompt_len):
 def _summary(gen, results, prompt_len, new_tokens, power):
     decode = [x for g in results for x in g.decode_ms]
     mw = (power or {}).get("power_mw_mean")
+    per_token = round(median(decode), 4) if decode else None  # the energy below is of this (reported) number
     ttft = median([g.ttft_ms for g in results])
     prefill = median([g.prefill_ms for g in results])
     return {
@@ -135,10 +136,10 @@ def _summary(gen, results, prompt_len, new_tokens, power):
         "prefill_ms": round(prefill, 4),
         "setup_ms": round(median([g.setup_ms for g in results]), 4),
         "prefill_tokens_per_s": round(prompt_len / (prefill / 1e3), 2) if prefill > 0 else None,
-        "decode_ms_per_token": round(median(decode), 4) if decode else None,
+        "decode_ms_per_token": per_token,
         "decode_tokens_per_s": round(len(decode) / (sum(decode) / 1e3), 2) if decode and sum(decode) > 0 else None,
         "power_mw_mean": None if mw is None else round(mw, 1),
-        "energy_mj_per_token": round(mw * median(decode) / 1e3, 4) if mw is not None and decode else None,
+        "energy_mj_per_token": round(mw * per_token / 1e3, 4) if mw is not None and per_token else None,
         "greedy": True,
         "eos_ignored": True,
         "first_tokens": results[0].tokens[:16],

@@ -7,10 +7,10 @@ from collections import defaultdict
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import DeviceProfile
 from ..schemas.plan import Rejection
-from .space import INT32_ACCUMULATE_ISA
+from .space import DECODER_RUNTIME_REASON, INT32_ACCUMULATE_ISA, decoder_build_support
 
 CONSTRAINT_FLAG = {"memory": "usable memory", "latency": "--latency-ms", "size": "--max-size-mb",
-                   "quality": "--max-quality-drop"}
+                   "quality": "--max-quality-drop", "runtime": "a buildable decoder runtime"}
 
 
 def _gb(mb: float) -> str:
@@ -59,7 +59,7 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
     for tgt in {c.target for c in cands} - {c.target for c in feasible}:
         a = _best([c for c in cands if c.target == tgt], lambda c: (len(c.failed), c.quality_drop, c.pred.latency_ms))
         why = {"quality": f"est. cosine drop {a.quality_drop:.3f} > budget", "memory": "does not fit",
-               "latency": "too slow", "size": "too large"}
+               "latency": "too slow", "size": "too large", "runtime": "no decoder build for it"}
         others.append((float("inf"), f"{tgt.label} on {tgt.unit.name} rejected ({a.precision} "
                                      f"{a.pred.latency_ms:.3g} ms: {', '.join(why[f] for f in a.failed)})"))
     others.sort()
@@ -69,6 +69,15 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
                          f"{len(others) + 1} runtimes ({'; '.join(o for _, o in others[:3])})"))
     if best.target.runtime.format == "engine":
         out["runtime"] += "; edge-sdk ships ONNX and TensorRT compiles the engine on the device"
+    if any("runtime" in c.failed for c in cands):
+        out["runtime"] += (f"; {DECODER_RUNTIME_REASON}, so the other runtimes on that unit are costed for "
+                           f"comparison only")
+    decoder = spec.transformer is not None and spec.transformer.family == "decoder"
+    why_not = decoder_build_support(best.target, best.precision) if decoder and best.dp * best.tp * best.pp == 1 \
+        else None
+    if why_not:
+        out["runtime"] += (f"; `edge-sdk build` cannot make this plan yet ({why_not}; the profile lists neither on "
+                           f"the {unit.name}): plan with --runtime onnxruntime for a buildable one")
 
     # pruning
     if best.pruned:
@@ -153,6 +162,8 @@ def rejections(pre: dict[str, list[str]], cands, cons, profile: DeviceProfile, c
             reason = f"estimated cosine drop above --max-quality-drop {cons.max_quality_drop}"
         elif f == "latency":
             reason = f"predicted latency above --latency-ms {cons.latency_ms}"
+        elif f == "runtime":
+            reason = f"single-device decoder plans `edge-sdk build` cannot make: {DECODER_RUNTIME_REASON}"
         else:
             reason = f"artifact above --max-size-mb {cons.max_size_mb}"
         uniq = sorted({c.describe() for c in group})
@@ -164,7 +175,7 @@ def rejections(pre: dict[str, list[str]], cands, cons, profile: DeviceProfile, c
 def _value(constraint: str, c, usable_mb: float) -> str:
     return {"memory": f"needs {_gb(c.pred.total_mb)} of {_gb(usable_mb)}",
             "latency": f"{c.pred.latency_ms:.3g} ms", "size": f"{c.pred.size_mb:.1f} MB",
-            "quality": f"est. drop {c.quality_drop:.3f}"}[constraint]
+            "quality": f"est. drop {c.quality_drop:.3f}", "runtime": c.target.label}[constraint]
 
 
 def infeasible_message(spec: ModelSpec, profile: DeviceProfile, cands, hints, pre: dict[str, list[str]], cons) -> str:
@@ -211,6 +222,10 @@ def infeasible_message(spec: ModelSpec, profile: DeviceProfile, cands, hints, pr
                 c = _best(group, lambda c: c.pred.total_mb)
                 parts.append(f"memory: the smallest otherwise-valid plan needs {_gb(c.pred.total_mb)} of "
                              f"{_gb(usable)} usable ({c.describe()})")
+            elif k == "runtime":
+                c = _best(group, lambda c: c.pred.latency_ms)
+                parts.append(f"{DECODER_RUNTIME_REASON}; the fastest otherwise-valid plan ({c.describe()}, "
+                             f"{c.pred.latency_ms:.3g} ms per token) is not one of them (plan with --runtime onnxruntime)")
         # Name the conflict: the best plan that honours the tightest constraint, and what it breaks instead.
         k = next(iter(single))
         other = _best([c for c in cands if k not in c.failed], lambda c: (len(c.failed), c.quality_drop, c.pred.latency_ms))

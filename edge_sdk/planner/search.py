@@ -17,8 +17,8 @@ from . import priors
 from .costmodel import BlockCosts, CostEstimate, block_costs, predict
 from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
-from .space import (PLAN_PRECISIONS, RuntimeUnit, int8_reduce_range, layouts, precision_support, pruning_grid,
-                    runtime_units, static_int8_is_mixed)
+from .space import (GENAI_EXECUTION_PROVIDERS, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support,
+                    int8_reduce_range, layouts, precision_support, pruning_grid, runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
 RECOVERY_MAX_STEPS = 1_000_000  # a planned recovery is a time budget (--recovery-minutes); steps never end it first
@@ -141,14 +141,10 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     cache: dict[tuple, BlockCosts] = {}
 
     def costs(t: RuntimeUnit, prec: str, sparse: bool, dp: int = 1) -> BlockCosts:
-        # mixed static int8 keeps the FFN down-projections in float (ORT, TensorRT); NNCF's transformer preset
-        # quantizes every linear layer and keeps only non-GEMM ops in float, so OpenVINO's GEMMs are all int8
-        mixed = prec == "int8_static" and static_int8_is_mixed(t) and t.runtime.name != "openvino"
-        key = (id(t), prec, sparse, mixed, dp)
+        key = (id(t), prec, sparse, dp)
         if key not in cache:
             cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode,
-                                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset(), runtime=t.runtime,
-                                     batch_scale=1.0 / dp)
+                                     float_kinds=_float_kinds(t, prec), runtime=t.runtime, batch_scale=1.0 / dp)
         return cache[key]
 
     kv_bytes = 2.0
@@ -196,7 +192,21 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
             c.failed.append("size")
         if c.quality_drop > cons.max_quality_drop + 1e-12:
             c.failed.append("quality")
+    if decode:  # single-device decoders: only what `build` makes, where it makes one for that unit (space.py)
+        units = {t.unit.name for t in runtime_units(profile)[0] if decoder_build_support(t, "fp32") is None}
+        for c in cands:
+            if c.dp * c.tp * c.pp == 1 and c.target.unit.name in units \
+                    and decoder_build_support(c.target, c.precision) is not None:
+                c.failed.append("runtime")  # costed for comparison only
     return cands, rejected, hints
+
+
+def _float_kinds(t: RuntimeUnit, prec: str) -> frozenset[str]:
+    """Op kinds a recipe keeps in float: mixed static int8 keeps the FFN down-projections in float (ORT, TensorRT);
+    NNCF's transformer preset quantizes every linear layer and keeps only non-GEMM ops in float, so OpenVINO's GEMMs
+    are all int8."""
+    mixed = prec == "int8_static" and static_int8_is_mixed(t) and t.runtime.name != "openvino"
+    return frozenset({"ffn_down"}) if mixed else frozenset()
 
 
 def _rank_key(objective: str):
@@ -284,7 +294,9 @@ def _passes(c: Candidate, spec, profile: DeviceProfile, max_quality_drop: float 
         passes.append(ExportGenaiConfig(precision={"int4_weight_only": "int4", "int8_dynamic": "int8",
                                                    "int8_static": "int8", "fp16": "fp16", "bf16": "fp16"}.get(
                                             c.precision, "fp32"),
-                                        execution_provider="cuda" if c.target.unit.kind == "gpu" else "cpu",
+                                        execution_provider=GENAI_EXECUTION_PROVIDERS.get(
+                                            c.target.runtime.provider,
+                                            "cuda" if c.target.unit.kind == "gpu" else "cpu"),
                                         context_length=spec.seq_len))
     else:
         passes.append(ExportOnnxConfig())
@@ -325,8 +337,19 @@ def _to_plan(c: Candidate, spec, profile: DeviceProfile, model: str, objective: 
             size_mb=round(p.size_mb, 3),
             quality=QualityEstimate(expected_cosine=round(1 - c.quality_drop, 4), cosine_drop=round(c.quality_drop, 4),
                                     risk=priors.risk_label(c.quality_drop), basis=c.quality_basis),  # type: ignore
-            bound=p.bound),  # type: ignore[arg-type]
+            bound=p.bound, generation=_generation(c, spec, profile)),  # type: ignore[arg-type]
         rationale=rationale, objective=objective)  # type: ignore[arg-type]
+
+
+def _generation(c: Candidate, spec, profile: DeviceProfile):
+    """Decoders: TTFT at the plan's prompt length, prefill and decode tokens/s (planner/generation.py)."""
+    if spec.transformer is None or spec.transformer.family != "decoder":
+        return None
+    from .generation import predict_generation
+
+    return predict_generation(spec, profile, c.target, c.precision, c.pred,
+                              float_kinds=_float_kinds(c.target, c.precision), sparse_24=c.sparsity == "2:4",
+                              dp=c.dp, tp=c.tp, pp=c.pp)
 
 
 def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str = "latency",

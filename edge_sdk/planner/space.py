@@ -158,3 +158,26 @@ def int8_reduce_range(profile: DeviceProfile, target: RuntimeUnit) -> bool:
     """True only for an x86-64 CPU unit without VNNI/AMX-INT8: quantize weights to 7 bits there."""
     return (target.unit.kind == "cpu" and profile.architecture == "x86_64"
             and not INT32_ACCUMULATE_ISA & set(profile.isa_features))
+
+
+# Decoder LLMs are built by onnxruntime-genai's model builder (passes/export_genai.py), which writes ONNX with a KV
+# cache for onnxruntime's CPU and CUDA execution providers (`-e cpu|cuda`; fp16 for CUDA only). Its other targets
+# (DirectML, WebGPU, TensorRT-RTX) have no profile here, and edge-sdk builds no TensorRT engine, OpenVINO IR or LiteRT
+# file of a decoder yet. Where a profile lists one of those EPs on a compute unit, single-device decoder plans on that
+# unit use it; the other runtimes there are costed for comparison only. A unit without one (e.g. a GPU whose profile
+# lists TensorRT alone) keeps its plans, and their rationale says `build` cannot make them yet: moving a model to
+# another unit only because of the tool would be worse advice. Multi-device layouts run with `edge-sdk run-parallel`
+# (PyTorch) and keep every runtime.
+GENAI_EXECUTION_PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda"}
+DECODER_RUNTIME_REASON = ("decoder LLMs are built with onnxruntime-genai's model builder, for onnxruntime's CPU and "
+                          "CUDA execution providers only")
+
+
+def decoder_build_support(target: RuntimeUnit, precision: str) -> str | None:
+    """None when `build` can make a single-device decoder for this runtime and precision; else why not."""
+    rt = target.runtime
+    if rt.name != "onnxruntime" or rt.provider not in GENAI_EXECUTION_PROVIDERS:
+        return f"{DECODER_RUNTIME_REASON} (not {rt.name}/{rt.provider})"
+    if GENAI_EXECUTION_PROVIDERS[rt.provider] == "cpu" and precision in ("fp16", "bf16"):
+        return f"{DECODER_RUNTIME_REASON}; onnxruntime-genai has no {precision} CPU decoder"
+    return None

@@ -27,6 +27,7 @@ from ..schemas.report import (PLAN_FLAG, CompatReport, DeviceReport, Measurement
                               ParetoPoint, PlanLine, RuntimeCoverage, UnitPrecision)
 from ..versions import tool_versions
 from .coverage import ACCELERATOR_KINDS, runtime_coverage
+from .generation import compare_generation
 from .measured import MatchedResult, collect_results
 from .spread import with_spread
 from .op_data import support_lists, tflite_mapping
@@ -147,14 +148,15 @@ def _not_the_best_plan(m: Measurement, best: Plan | None, device: str, spec: Mod
     what = f"{m.precision} {m.runtime}/{provider}"
     if m.built_for and m.built_for != device:
         return f"it measures a bundle built for {m.built_for} ({what}), not this device's plan"
-    if (m.precision, m.runtime, provider) != (best.precision, best.runtime.name, best.runtime.provider):
+    runtime = "onnxruntime" if m.runtime == "onnxruntime-genai" else m.runtime  # genai runs on onnxruntime
+    if (m.precision, runtime, provider) != (best.precision, best.runtime.name, best.runtime.provider):
         return f"it measures {what}; the best plan here is {best.summary()}"
     if m.fell_back:
         return f"the run fell back to {m.provider_used}"
     if any(x.kind in COMPRESSING_PASSES for x in best.passes):
         return (f"the best plan prunes ({best.summary()}) and a benchmark result does not record how its bundle "
                 f"was pruned")
-    if m.batch != spec.batch or m.input_kind not in ("padded", "images"):
+    if m.batch != spec.batch or m.input_kind not in ("padded", "images", "decode"):
         return (f"it ran batch {m.batch} on {m.input_kind} inputs; the prediction is for batch {spec.batch} at "
                 f"sequence {spec.seq_len}")
     return None
@@ -162,9 +164,12 @@ def _not_the_best_plan(m: Measurement, best: Plan | None, device: str, spec: Mod
 
 def _against_best(m: Measurement, best: Plan | None, device: str, spec: ModelSpec) -> Measurement:
     why = _not_the_best_plan(m, best, device, spec)
+    gen = None if m.generation is None else compare_generation(
+        m.generation, best.predicted if best is not None else None,
+        None if why is None else f"not this device's best plan: {why}")
     if why is not None or best is None or m.p50_ms <= 0:
-        return m.model_copy(update={"not_compared": why, "best_plan_over_measured": None})
-    return m.model_copy(update={"not_compared": None,
+        return m.model_copy(update={"not_compared": why, "best_plan_over_measured": None, "generation": gen})
+    return m.model_copy(update={"not_compared": None, "generation": gen,
                                 "best_plan_over_measured": round(best.predicted.latency_ms / m.p50_ms, 4)})
 
 

@@ -1,6 +1,9 @@
 """report.html: one self-contained page (inline CSS, inline SVG plots, no scripts, nothing fetched) rendered from a
 CompatReport, for someone choosing a board: the verdict matrix first, then plots, then what would fall back, then
-per-device detail and every source and version the numbers rest on."""
+per-device detail and every source and version the numbers rest on.
+
+Why this file is long: the page is one document; each section's renderer is short and lives beside the others
+so that the page's layout and style stay consistent."""
 
 from __future__ import annotations
 
@@ -346,6 +349,7 @@ def _device_detail(d: DeviceReport) -> str:
                      f"</tr>{rows}</table>")
         if d.spread:
             parts.append(f"<p>{_e(spread_line(d.spread))}</p>")
+        parts += [_generation(m.generation, m.file) for m in d.measured if m.generation]
         parts += [_layer_profile(m.layer_profile, m.file) for m in d.measured if m.layer_profile]
     if d.rejected:
         parts.append("<h3>Ruled out</h3><ul class='reasons'>" + "".join(f"<li class='muted'>{_e(x)}</li>"
@@ -354,6 +358,23 @@ def _device_detail(d: DeviceReport) -> str:
     parts.append(f"<p class='muted'>Runtime versions pinned by the profile: {_e(vers)}. Profile confidence: "
                  f"{_e(d.profile_confidence)}.</p></details>")
     return "".join(parts)
+
+
+def _generation(gc, file: str) -> str:
+    """A decoder measurement's TTFT, prefill/decode tokens/s and peak memory: P, M and P/M."""
+    from .generation import fmt_value, verdict
+
+    rows = "".join(f"<tr><td>{_e(x.label)}</td><td class='num'>{_e(fmt_value(x.predicted, x.unit))}</td>"
+                   f"<td class='num'>{_e(fmt_value(x.measured, x.unit))}</td><td class='num'>"
+                   f"{'—' if x.predicted_over_measured is None else f'{x.predicted_over_measured:.2f}'}</td>"
+                   f"<td class='muted'>{_e('; '.join(t for t in (verdict(x), x.note) if t))}</td></tr>"
+                   for x in gc.metrics)
+    what = (f"{gc.engine}, {gc.prompt_tokens}-token prompt, {gc.new_tokens} new tokens"
+            + (f"; P: prompt {gc.predicted_prompt_tokens}, decode at context {gc.context}" if gc.context else ""))
+    why = f"<p class='muted'>not compared: {_e(gc.not_compared)}</p>" if gc.not_compared else ""
+    return (f"<h3>Generation <span class='tag P'>P</span> <span class='tag M'>M</span> <span class='muted mono'>"
+            f"{_e(file)}</span></h3><p class='muted'>{_e(what)}</p>{why}<table><tr><th>metric</th>"
+            f"<th>predicted (P)</th><th>measured (M)</th><th>P/M</th><th></th></tr>{rows}</table>")
 
 
 def _ops_tables(r: CompatReport) -> str:

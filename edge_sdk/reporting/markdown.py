@@ -80,10 +80,28 @@ def _device(d: DeviceReport) -> list[str]:
                    + (f"; also {'; '.join(m.other_runs)}" if m.other_runs else "")
                    + (f"; not compared with the best plan: {m.not_compared}" if m.not_compared else
                       f"; best plan P/M {_ratio(m.best_plan_over_measured)}"))
+        out += _generation(m.generation)
         out += _layer_profile(m.layer_profile, m.file)
     if d.spread:
         out += ["", f"- {spread_line(d.spread)}"]
     out.append("")
+    return out
+
+
+def _generation(gc) -> list[str]:
+    """A decoder measurement: TTFT, prefill and decode tokens/s and peak memory, P, M and P/M."""
+    if gc is None:
+        return []
+    from .generation import fmt_value, verdict
+
+    out = ["", f"**Generation** ({gc.engine}, {gc.prompt_tokens}-token prompt, {gc.new_tokens} new tokens"
+           + (f"; P: prompt {gc.predicted_prompt_tokens}, decode at context {gc.context}" if gc.context else "")
+           + ")" + (f" — not compared: {gc.not_compared}" if gc.not_compared else ""), "",
+           "| metric | predicted (P) | measured (M) | P/M | |", "|---|---|---|---|---|"]
+    for x in gc.metrics:
+        out.append("| " + " | ".join(_cell(v) for v in (
+            x.label, fmt_value(x.predicted, x.unit), fmt_value(x.measured, x.unit), _ratio(x.predicted_over_measured),
+            "; ".join(t for t in (verdict(x), x.note) if t))) + " |")
     return out
 
 

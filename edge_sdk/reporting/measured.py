@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..schemas.bench import BenchResult
+from ..schemas.bench import BenchResult, input_label
 from ..errors import format_validation_error
 from ..schemas.report import IgnoredResult, LayerProfile, Measurement
+from .generation import measured_generation
 
 TOP_OPS = 10
 
@@ -45,17 +46,6 @@ def _comparable(r: BenchResult):
         if b.inputs == "padded" and b.batch == 1:
             return b
     return next((b for b in r.batches if b.batch == 1), r.batches[0])
-
-
-TOKEN_INPUTS = {"input_ids", "attention_mask", "token_type_ids", "position_ids"}
-
-
-def input_label(kind: str, shapes: dict | None) -> str:
-    """What a run's inputs were, for people: text runs are `real` (token lengths as they are) or `padded` (to the
-    plan's seq_len); an image model's inputs have one fixed size, so both kinds are just `images`."""
-    if shapes and not TOKEN_INPUTS & set(shapes):
-        return "images"
-    return kind
 
 
 def _inputs_text(b) -> str:
@@ -113,7 +103,8 @@ def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measure
                        predicted_ms=r.predicted_latency_ms,
                        predicted_over_measured=round(ratio, 4) if ratio is not None else None,
                        comparison=comparison, other_runs=others, layer_profile=layer_profile(r, rel),
-                       built_for=r.device, provider_requested=r.provider_requested)
+                       built_for=r.device, provider_requested=r.provider_requested,
+                       generation=measured_generation(r))
 
 
 def collect_results(results_dir: str | Path | None, *, model: str, model_name: str, devices: set[str],

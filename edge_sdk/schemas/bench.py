@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from .base import Strict
+from .plan import GenerationPrediction
 
 InputChoice = Literal["auto", "real", "padded", "all"]
 
@@ -296,6 +297,9 @@ class BenchResult(Strict):
     compared_with: str | None = Field(None, description="which measured median it is compared with")
     predicted_over_measured: float | None = Field(None, description="predicted / measured p50; <1 = slower "
                                                                     "than predicted")
+    predicted_generation: GenerationPrediction | None = Field(
+        None, description="decoders: the plan's TTFT, prefill/decode tokens/s and peak memory prediction (re-costed "
+                          "like predicted_latency_ms)")
     prediction_basis: str | None = Field(None, description="the bundle's build-time prediction, or the calibration "
                                                            "it was re-costed with")
     runner_version: str

@@ -77,6 +77,41 @@ class QualityEstimate(Strict):
     kind: Literal["estimate"] = "estimate"
 
 
+#: The benchmark prompt of a decoder bundle: a quarter of the context, at most this many tokens (the rest of the
+#: context is left for generated tokens).
+BENCH_PROMPT_TOKENS = 32
+
+
+def bench_prompt_tokens(context: int) -> int:
+    """The prompt length a decoder plan states its time to first token for, and its bundle's benchmark uses."""
+    return min(BENCH_PROMPT_TOKENS, max(1, context // 4))
+
+
+class GenerationPrediction(Strict):
+    """Decoders: the numbers LLM users compare, predicted by the cost model (batch as planned).
+
+    Prefill is one forward pass over `prompt_tokens`; its logits give the first token, so TTFT is the prefill time.
+    Decode is one generated token at a context of `context` (the plan's per-token `latency_ms`)."""
+
+    prompt_tokens: int = Field(ge=1, description="prompt length the TTFT and prefill rate are predicted for; the "
+                                                  "build writes a benchmark prompt of this length")
+    context: int = Field(ge=1, description="tokens the KV cache holds (the plan's seq_len); decode is costed there")
+    ttft_ms: float = Field(ge=0, description="time to first token: the prompt's forward pass")
+    prefill_tokens_per_s: float = Field(ge=0, description="batch × prompt tokens / prefill time")
+    decode_ms_per_token: float = Field(ge=0, description="one generation step at `context` (= latency_ms)")
+    decode_tokens_per_s: float = Field(ge=0, description="generated tokens per second over the batch")
+    peak_memory_mb: float = Field(ge=0, description="per device: weights + KV cache at `context` + the larger of "
+                                                    "the prefill and decode activations + runtime")
+    basis: str = Field(description="how these were costed")
+    kind: Literal["prediction"] = "prediction"
+
+    @model_validator(mode="after")
+    def _prompt_fits(self) -> "GenerationPrediction":
+        if self.prompt_tokens > self.context:
+            raise ValueError(f"prompt_tokens {self.prompt_tokens} is longer than the context {self.context}")
+        return self
+
+
 class Prediction(Strict):
     latency_ms: float
     throughput_per_s: float
@@ -84,6 +119,7 @@ class Prediction(Strict):
     size_mb: float = Field(description="artifact size on disk")
     quality: QualityEstimate
     bound: Literal["compute", "memory", "overhead", "mixed"] = "mixed"
+    generation: GenerationPrediction | None = Field(None, description="decoders: TTFT, prefill and decode tokens/s")
     kind: Literal["prediction"] = "prediction"
 
 

@@ -125,6 +125,35 @@ class LayerProfile(Strict):
     trace_file: str | None = None
 
 
+GenerationMetricName = Literal["ttft_ms", "prefill_tokens_per_s", "decode_tokens_per_s", "peak_memory_mb"]
+
+
+class GenerationMetric(Strict):
+    """One decoder metric: the plan's prediction (P), the benchmark's measurement (M) and P/M."""
+
+    name: GenerationMetricName
+    label: str
+    unit: str
+    predicted: float | None = Field(None, description="kind: prediction (the plan's predicted.generation)")
+    measured: float | None = Field(None, description="kind: measured (the BenchResult)")
+    predicted_over_measured: float | None = None
+    higher_is_better: bool = Field(description="tokens/s: P/M > 1 means slower than predicted; ms and MB: P/M < 1")
+    note: str | None = Field(None, description="why P/M is missing, or what M includes that P does not")
+
+
+class GenerationComparison(Strict):
+    """A decoder benchmark's TTFT, prefill and decode tokens/s and peak memory against the plan's predictions."""
+
+    kind: Literal["measured"] = "measured"
+    engine: str
+    prompt_tokens: int = Field(description="the measured prompt's length")
+    new_tokens: int
+    predicted_prompt_tokens: int | None = Field(None, description="the prompt the prediction is for")
+    context: int | None = Field(None, description="the context the decode prediction is for")
+    metrics: list[GenerationMetric]
+    not_compared: str | None = Field(None, description="why no prediction is set beside the measurement")
+
+
 class Measurement(Strict):
     kind: Literal["measured"] = "measured"
     file: str
@@ -153,6 +182,8 @@ class Measurement(Strict):
                                                        "plan (another plan or device); None when it is")
     other_runs: list[str] = Field(default_factory=list, description="the result's other batch/input runs")
     layer_profile: LayerProfile | None = Field(None, description="per-layer times when the run was profiled")
+    generation: GenerationComparison | None = Field(None, description="decoder bundles: TTFT, tokens/s and peak "
+                                                                      "memory, P and M")
 
 
 class FleetSpread(Strict):
