@@ -154,3 +154,16 @@ def test_report_markdown_and_html_show_the_generation_table(report, tmp_path):
     paths = write_report(report, tmp_path / "rep")
     html = paths["report.html"].read_text()
     assert "<h3>Generation" in html and "time to first token" in html
+
+
+def test_a_result_carrying_its_bundles_prediction_is_compared_with_it_not_the_best_plan(tmp_path):
+    """An fp32 bundle (not the best plan) measured with its own plan's generation prediction: P/M against that."""
+    own = PRED.model_copy(update={"ttft_ms": 1.0, "decode_tokens_per_s": 3000.0})
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "r.json").write_text(json.dumps(decoder_result(
+        precision="fp32", predicted_generation=own.model_dump())))
+    rep = build_report(TINY, devices="host", results_dir=tmp_path, tflite="map", calibration=False)
+    m = rep.device("host").measured[0]
+    by = {x.name: x for x in m.generation.metrics}
+    assert m.generation.not_compared is None and by["ttft_ms"].predicted == 1.0
+    assert by["decode_tokens_per_s"].predicted_over_measured == round(3000.0 / 20243.02, 4)

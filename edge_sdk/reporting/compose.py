@@ -164,9 +164,10 @@ def _not_the_best_plan(m: Measurement, best: Plan | None, device: str, spec: Mod
 
 def _against_best(m: Measurement, best: Plan | None, device: str, spec: ModelSpec) -> Measurement:
     why = _not_the_best_plan(m, best, device, spec)
-    gen = None if m.generation is None else compare_generation(
-        m.generation, best.predicted if best is not None else None,
-        None if why is None else f"not this device's best plan: {why}")
+    gen = m.generation
+    if gen is not None and gen.not_compared is not None:  # no prediction of its own bundle: the best plan's
+        gen = compare_generation(gen, best.predicted if best is not None else None,
+                                 None if why is None else f"not this device's best plan: {why}")
     if why is not None or best is None or m.p50_ms <= 0:
         return m.model_copy(update={"not_compared": why, "best_plan_over_measured": None, "generation": gen})
     return m.model_copy(update={"not_compared": None, "generation": gen,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from ..schemas.bench import BenchResult, input_label
 from ..errors import format_validation_error
 from ..schemas.report import IgnoredResult, LayerProfile, Measurement
-from .generation import measured_generation
+from .generation import compare_generation, measured_generation
 
 TOP_OPS = 10
 
@@ -104,7 +104,16 @@ def _measurement(path: Path, r: BenchResult, base: Path, device: str) -> Measure
                        predicted_over_measured=round(ratio, 4) if ratio is not None else None,
                        comparison=comparison, other_runs=others, layer_profile=layer_profile(r, rel),
                        built_for=r.device, provider_requested=r.provider_requested,
-                       generation=measured_generation(r))
+                       generation=_generation(r))
+
+
+def _generation(r: BenchResult):
+    """Decoders: M, with P from the bundle's own plan when the result carries it (else compose.py compares with the
+    device's best plan)."""
+    gen = measured_generation(r)
+    if gen is not None and r.predicted_generation is not None:
+        gen = compare_generation(gen, r.predicted_generation)
+    return gen
 
 
 def collect_results(results_dir: str | Path | None, *, model: str, model_name: str, devices: set[str],
