@@ -158,6 +158,7 @@ def main() -> int:
     if not args.no_calibration and used is None:
         print("no matching local calibration: run with --calibrate (or edge-sdk calibrate --local) first")
         return 2
+    load_before = _load()
     with tempfile.TemporaryDirectory(prefix="edge-pred-acc-") as tmp:
         cache: dict = {}
         runs = []
@@ -171,20 +172,33 @@ def main() -> int:
         for _ in range(args.rounds):  # interleaved: a burst of load hits every case alike
             for r in runs:
                 r["ms"].append(_median_ms(r["sess"], r["feeds"]))
-    print(f"\n{'case':44} {'predicted':>10} {'measured':>10} {'P/M':>6} {'rounds min-max':>16}  within ±{TOLERANCE:.0%}")
-    ok = 0
+    print(f"\n{'case':44} {'predicted':>10} {'measured':>10} {'P/M':>6} {'rounds min-max':>16}  within ±{TOLERANCE:.0%}"
+          f"  {'P/M best round':>14}")
+    ok = ok_best = 0
     for r in runs:
         meas = statistics.median(r["ms"])
         pred = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], prof)
         ratio = pred / meas
         hit = abs(ratio - 1) <= TOLERANCE
         ok += hit
+        ok_best += abs(pred / min(r["ms"]) - 1) <= TOLERANCE
         print(f"{r['label']:44} {pred:10.3f} {meas:10.3f} {ratio:6.2f} {min(r['ms']):7.3f}-{max(r['ms']):<8.3f}  "
-              f"{'yes' if hit else 'NO'}")
+              f"{'yes' if hit else 'NO':>10}  {pred / min(r['ms']):14.2f}")
     frac = ok / len(runs)
     print(f"\n{ok}/{len(runs)} predictions within ±{TOLERANCE:.0%} ({frac:.0%}); goal ≥ 90 % "
           f"({'met' if frac >= 0.9 else 'not met'}) — {'profile efficiencies' if args.no_calibration else 'calibrated'}")
+    # The goal is judged on the median of the rounds, the statistic the calibration keeps per kernel too. On a
+    # shared machine the fastest round is closer to the unloaded latency: shown for context.
+    print(f"against the fastest round: {ok_best}/{len(runs)} within ±{TOLERANCE:.0%}; load average before/after: "
+          f"{load_before} / {_load()}")
     return 0
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every OS
+        return "?"
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def _measurements(event: dict, kernels: dict[str, dict], rt: Runtime) -> list[Mi
                                   precision=k["precision"], shape=k["shape"], flops=k["flops"],
                                   bytes_moved=k["bytes_moved"], nodes=k["nodes"], median_ms=row["median_ms"],
                                   p10_ms=row.get("p10_ms"), p90_ms=row.get("p90_ms"),
-                                  iterations=row.get("iterations") or 1, held_out=k["held_out"]))
+                                  iterations=row.get("iterations") or 1, rounds=row.get("rounds") or 1,
+                                  held_out=k["held_out"]))
     return out
 
 

@@ -26,7 +26,7 @@ from ..artifacts import atomic_write_text, read_json, validate
 from ..errors import InputError
 from ..schemas.calibration import CALIBRATION_SCHEMA_VERSION, Calibration, DeviceFingerprint
 from ..schemas.profile import DeviceProfile, Efficiency, GemmTiming
-from .fit import GRAPH_COMPILED
+from .fit import GRAPH_COMPILED, gemm_table_ms
 
 DEFAULT_DIR = "calibrations"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -138,7 +138,8 @@ def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile
                 if rt.name in GRAPH_COMPILED:  # fitted to a whole layer; isolated GEMM times would mislead
                     continue
                 rt.gemm_ms[fit.precision] = [
-                    GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=m.median_ms)
+                    GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"],
+                               ms=gemm_table_ms(m.median_ms, fit.run_overhead_us))
                     for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision
                     and (m.runtime, m.provider) == (fit.runtime, fit.provider)]
     if cal.memory_bandwidth_gbps:

@@ -2,19 +2,26 @@
 
 Each kernel isolates one term of the cost model (planner/costmodel.py), so the fit can read it off:
 - `gemm`: a linear layer (MatMul + bias Add) at BERT-family shapes — tokens 16…1024 × (hidden, FFN) widths of
-  MiniLM and BERT-base — in every precision the runtime builds: fp32, int8 dynamic (onnxruntime.quantization
-  `quantize_dynamic`, what `build` makes) and int8 static QDQ (`quantize_static`, per channel; the same functions
+  a small encoder (128), MiniLM and BERT-base — in every precision the runtime builds: fp32, int8 dynamic
+  (onnxruntime.quantization `quantize_dynamic`, what `build` makes) and int8 static QDQ
+  (`quantize_static`, per channel; the same functions
   the build's quantize pass calls, so the kernels are the ones a bundle runs);
 - `attention`: the batched QKᵀ matmul of one layer (heads × seq × seq);
 - `softmax`, `layernorm`, `gelu` (the erf decomposition the exporter emits): bandwidth-bound non-GEMM kernels;
 - `bandwidth`: a large elementwise Add (64 MiB per operand, STREAM-like "add": 2 reads + 1 write);
-- `overhead`: a chain of 64 tiny Adds — what dispatching one graph node costs;
+- `overhead`: chains of 1 and 64 tiny Adds — what dispatching one graph node costs (the slope), and what one
+  session run costs on its own (the intercept), which every isolated kernel's time includes once;
 - `dispatch`: a toy BERT encoder (1 layer, hidden 32, 8 tokens; edge-sdk's own ONNX export, then each precision's
   quantizer) whose FLOPs are negligible: its time is what a real exported graph pays per ModelSpec op in shape
   arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over;
 - `layer`: one encoder layer at MiniLM's width (hidden 384, 12 heads, FFN 1536) on 128 tokens, exported and
   quantized the same way: a runtime that compiles and fuses the whole graph (OpenVINO) is fitted to it, because
-  its isolated single-GEMM graphs pay a per-inference cost that a real model amortises;
+  its isolated single-GEMM graphs pay a per-inference cost that a real model amortises. onnxruntime times the same
+  exported layer (and one at width 768, 12 heads of 64) at several (batch, sequence) points (LAYER_POINTS): the
+  real graph runs an attention-mask Add, the Softmax, a NaN guard (IsNaN + Where) over every heads × seq² score,
+  transposes around attention and, for static int8, Q/DQ pairs — terms no isolated kernel shows. One random-weight
+  layer is a microbenchmark, not a model: the fit (calibration/fit.py) scales it to other widths, depths, lengths
+  and batches through the cost model's FLOP and byte counts;
 
 Every fourth GEMM (and one non-GEMM kernel of each kind) is held out of the fit to report the fit error.
 Graphs are written once per (runtime precisions, reduce_range) into a suite directory with `suite.json`; the
@@ -32,9 +39,12 @@ from typing import Callable
 
 import numpy as np
 
-SUITE_FORMAT = 1
+SUITE_FORMAT = 3
 GEMM_TOKENS = (16, 128, 384, 1024)
-GEMM_WIDTHS = ((384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072), (3072, 768))
+# (in, out) widths: a small encoder's (128), MiniLM's (384) and BERT-base's (768) hidden and FFN widths. Small
+# widths run far below the per-FLOP speed of large ones, and the table takes the nearest widths' per-FLOP time.
+GEMM_WIDTHS = ((128, 128), (128, 512), (512, 128), (384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072),
+               (3072, 768))
 NONGEMM_ROWS = ((128, 384), (1024, 768))
 ATTENTION = ((12, 128, 32), (12, 384, 64))   # heads, seq, head_dim
 SOFTMAX = ((12, 128), (12, 384))             # heads, seq  → [heads, seq, seq]
@@ -48,8 +58,22 @@ TOY_SEQ = 8
 LAYER = {"hidden_size": 384, "num_hidden_layers": 1, "num_attention_heads": 12, "intermediate_size": 1536,
          "vocab_size": 1024, "max_position_embeddings": 512}
 LAYER_SEQ = 128
+# ... and one at BERT-base's width (12 heads of 64): head width and FFN width change the attention/GEMM balance
+WIDE_LAYER = {"hidden_size": 768, "num_hidden_layers": 1, "num_attention_heads": 12, "intermediate_size": 3072,
+              "vocab_size": 1024, "max_position_embeddings": 512}
 ENCODERS = {"dispatch": ("toy_bert", TOY, TOY_SEQ), "layer": ("minilm_layer", LAYER, LAYER_SEQ)}
+#: (layer file, config, batch, seq, held out): the exported layers onnxruntime times (LAYER_SEQ first: the kernel
+#: OpenVINO calibrations also use). One point is held out to report the fit error of whole-layer predictions.
+#: Batched points matter: at batch 1 tokens and sequence grow together, and a fit cannot tell the heads × seq² work
+#: of attention from the per-token work (LayerNorm, GELU, transposes) — batch > 1 separates them.
+LAYER_POINTS = (("minilm_layer", LAYER, 1, LAYER_SEQ, False), ("minilm_layer", LAYER, 1, 32, False),
+                ("minilm_layer", LAYER, 1, 320, False), ("minilm_layer", LAYER, 4, 64, False),
+                ("minilm_layer", LAYER, 8, 32, False), ("wide_layer", WIDE_LAYER, 1, 64, False),
+                ("wide_layer", WIDE_LAYER, 1, 256, False), ("wide_layer", WIDE_LAYER, 4, 32, False),
+                ("wide_layer", WIDE_LAYER, 2, 96, True))
 OPSET = 17
+#: timed between kernels by the device's `calibrate` to measure (and divide out) load from other processes
+REFERENCE_KERNEL = "gemm_fp32_128x384x1536"
 
 
 def _model(nodes, inputs, outputs, inits=()):
@@ -131,22 +155,30 @@ def _overhead(nodes: int):
     return _model(chain, [_vi("X", (1, 16))], [_vi("Y", (1, 16))], [one])
 
 
-def _encoder(dest: Path, kind: str) -> Path:
-    """A small BERT encoder in fp32, exported the way `build` exports, and its ModelSpec (for the fit) beside it."""
+def _encoder(dest: Path, name: str, config: dict, shapes: list[tuple[int, int]]) -> Path:
+    """A small BERT encoder in fp32, exported the way `build` exports (dynamic batch and sequence axes), and its
+    ModelSpec at each (batch, seq) of `shapes` (for the fit) beside it."""
     import torch
     from transformers import BertConfig, BertModel
 
     from ..modelspec import inspect_module
     from ..passes.export_onnx import export_onnx
 
-    name, config, seq = ENCODERS[kind]
     torch.manual_seed(0)
     model = BertModel(BertConfig(**config)).eval()
     path = dest / f".{name}.float.onnx"
     export_onnx(model, path, model_kind="text")
-    spec = inspect_module(model, seq_len=seq)
-    (dest / f"{name}.modelspec.json").write_text(spec.model_dump_json())
+    for batch, seq in shapes:
+        spec = inspect_module(model, batch=batch, seq_len=seq)
+        (dest / _spec_file(name, batch, seq)).write_text(spec.model_dump_json())
     return path
+
+
+def _spec_file(name: str, batch: int, seq: int) -> str:
+    return f"{name}.modelspec.json" if (batch, seq) == (1, _SEQ.get(name)) else f"{name}_b{batch}s{seq}.modelspec.json"
+
+
+_SEQ = {name: seq for name, _, seq in ENCODERS.values()}
 
 
 def _quantized(src: Path, dst: Path, precision: str, reduce_range: bool, inputs: dict[str, list[int]],
@@ -198,18 +230,26 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
     out.append(dict(name="bandwidth_add_64MiB", kind="bandwidth", precision="fp32", shape={"elements": BANDWIDTH_ELEMS},
                     inputs={"A": [BANDWIDTH_ELEMS], "B": [BANDWIDTH_ELEMS]}, flops=0.0,
                     bytes_moved=12.0 * BANDWIDTH_ELEMS, held_out=False))
-    out.append(dict(name=f"overhead_{OVERHEAD_NODES}_adds", kind="overhead", precision="fp32",
-                    shape={"nodes": OVERHEAD_NODES}, inputs={"X": [1, 16]}, flops=0.0, bytes_moved=0.0,
-                    held_out=False))
+    for nodes in (1, OVERHEAD_NODES):
+        out.append(dict(name=f"overhead_{nodes}_adds", kind="overhead", precision="fp32",
+                        shape={"nodes": nodes}, inputs={"X": [1, 16]}, flops=0.0, bytes_moved=0.0,
+                        held_out=False))
     ids = ("input_ids", "attention_mask", "token_type_ids")
-    for kind, (name, config, seq) in ENCODERS.items():
-        for prec in precisions:
-            out.append(dict(name=f"{kind}_{name}_{prec}", kind=kind, precision=prec,
+    name, config, seq = ENCODERS["dispatch"]
+    for prec in precisions:
+        out.append(dict(name=f"dispatch_{name}_{prec}", kind="dispatch", precision=prec,
+                        shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"], "seq": seq},
+                        inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids}, flops=0.0,
+                        bytes_moved=0.0, held_out=False, spec_file=_spec_file(name, 1, seq), encoder=name))
+    for prec in precisions:
+        for name, config, batch, seq, held in LAYER_POINTS:
+            tag = "" if (batch, seq) == (1, _SEQ.get(name)) else f"_b{batch}s{seq}"
+            out.append(dict(name=f"layer_{name}_{prec}{tag}", kind="layer", precision=prec,
                             shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
-                                   "seq": seq},
-                            inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids},
-                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json",
-                            **({"runtimes": ["onnxruntime"]} if kind == "layer" else {})))
+                                   "heads": config["num_attention_heads"], "batch": batch, "seq": seq},
+                            inputs={n: [batch, seq] for n in ids}, dtypes={n: "int64" for n in ids},
+                            flops=0.0, bytes_moved=0.0, held_out=held, spec_file=_spec_file(name, batch, seq),
+                            encoder=name, runtimes=["onnxruntime"]))
     if openvino:  # the layer as an OpenVINO build makes it: converted from PyTorch, int8 by NNCF
         name, config, seq = ENCODERS["layer"]
         for prec in [p for p in precisions if p in OPENVINO_LAYER]:
@@ -303,15 +343,25 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
                     src.unlink(missing_ok=True)
             made[path.name] = nodes
         elif k["kind"] in ENCODERS:
-            if k["kind"] not in encoders:
-                encoders[k["kind"]] = _encoder(dest, k["kind"])
-            src = encoders[k["kind"]]
+            name = k["encoder"]
+            path = dest / f"{k['kind']}_{name}_{k['precision']}.onnx"  # one file serves every (batch, seq)
+            if path.name in made:
+                kernels.append({**k, "file": path.name, "format": "onnx", "nodes": made[path.name]})
+                continue
+            if name not in encoders:
+                config = next(c for n, c, _ in ENCODERS.values() if n == name) if name in _SEQ else \
+                    next(p[1] for p in LAYER_POINTS if p[0] == name)
+                shapes = sorted({(1, _SEQ[name])} if name in _SEQ else set()) + \
+                    [(b, s) for n, _, b, s, _ in LAYER_POINTS if n == name and (b, s) != (1, _SEQ.get(name))]
+                encoders[name] = _encoder(dest, name, config, shapes)
+            src = encoders[name]
             if k["precision"] == "fp32":
                 model = onnx.load(os.fspath(src))
                 onnx.save(model, os.fspath(path))
                 nodes = len(model.graph.node)
             else:
                 nodes = _quantized(src, path, k["precision"], reduce_range, k["inputs"], int_inputs=True)
+            made[path.name] = nodes
         else:
             model = builders[k["kind"]](k["shape"])
             onnx.save(model, os.fspath(path))
@@ -321,6 +371,6 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
         src.unlink(missing_ok=True)
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps({"format": SUITE_FORMAT, "key": key, "reduce_range": reduce_range,
-                               "kernels": kernels}, indent=1))
+                               "reference": REFERENCE_KERNEL, "kernels": kernels}, indent=1))
     os.replace(tmp, manifest)
     return dest

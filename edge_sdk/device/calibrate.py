@@ -1,8 +1,14 @@
 """`calibrate --suite DIR`: time the calibration kernels the host made (see edge_sdk/calibration/suite.py).
 
 Each kernel of DIR/suite.json is loaded in its runtime's engine and run on seeded random inputs: 2 warm-up runs,
-then timed runs until `--min-time` seconds or `--max-iters` runs (at least 5). One `progress` event per kernel
-(with its median, p10, p90 in ms) as it finishes, then the final `result` event with every timing and this machine's facts
+then timed runs until `--min-time` seconds or `--max-iters` runs (at least 5). The whole list is timed in `--rounds`
+interleaved rounds, and a kernel's `median_ms` is the median of its per-round medians: on a shared machine a burst
+of someone else's load then hits one round of a kernel, not the kernel (measured on a shared 2-vCPU VM: single-round
+medians of the same GEMM 1.6-2.5× apart). A load that lasts minutes hits every round alike (measured: every GEMM of
+one calibration 1.7-2× slower), so after each timing the suite's `reference` kernel (a mid-size GEMM) is timed for
+10 ms, and each round median is divided by the reference's slowdown at that moment against its quiet level: the
+calibration describes the machine, not its neighbours. One `progress` event per kernel and round (with its median,
+p10, p90 in ms so far) as it finishes, then the final `result` event with every timing and this machine's facts
 (probe.py), which the host turns into a device fingerprint. Runs under the same deadline watchdog as `bench`.
 """
 
@@ -23,7 +29,10 @@ def add_arguments(p):
                    help="run the (ONNX) kernels in this runtime (default: the kernel's own format's runtime); "
                         "openvino reads ONNX directly")
     p.add_argument("--precisions", default=None, help="comma-separated kernel precisions to run (default: all)")
-    p.add_argument("--min-time", type=float, default=0.25, dest="min_time_s", help="seconds of timed runs per kernel")
+    p.add_argument("--min-time", type=float, default=0.1, dest="min_time_s",
+                   help="seconds of timed runs per kernel and round")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="interleaved rounds over the kernel list (the median of their medians is kept)")
     p.add_argument("--max-iters", type=int, default=200, help="timed runs per kernel at most")
     p.add_argument("--only", default=None, help="comma-separated kernel kinds to run (default: all)")
     p.add_argument("--deadline", type=float, default=900.0, dest="deadline_s", help="seconds before stopping")
@@ -51,6 +60,19 @@ def _time_kernel(run, min_time_s, max_iters):
     return times
 
 
+REF_TIME_S = 0.01
+REF_BASELINE_QUANTILE = 0.1
+
+
+def _row(k, pooled, medians, raw=None):
+    row = {"name": k["name"], "median_ms": _percentile(sorted(medians), 0.5), "p10_ms": _percentile(pooled, 0.1),
+           "p90_ms": _percentile(pooled, 0.9), "iterations": len(pooled), "rounds": len(medians),
+           "round_medians_ms": [round(m, 5) for m in medians]}
+    if raw is not None:
+        row["raw_round_medians_ms"] = [round(m, 5) for m in raw]
+    return row
+
+
 def run(args):
     import numpy as np
 
@@ -70,26 +92,51 @@ def run(args):
             and (precisions is None or k.get("precision") in precisions)
             and runtime_name in k.get("runtimes", [runtime_name])]  # runtime-specific kernels (OpenVINO's own IR)
     fmt_override = "openvino" if args.runtime == "openvino" else None
-    rng = np.random.default_rng(0)
     engines = {}
-    out = []
     runtime = {}
+    rounds = max(1, int(args.rounds))
+    pooled = [[] for _ in todo]
+    medians = [[] for _ in todo]
+    loads = [[] for _ in todo]  # the reference kernel's median right after each timing
+    ref = next((k for k in todo if k.get("name") == suite.get("reference")), None)
+    ref_run = None
+    if ref is not None:
+        ref_eng = open_engine(os.path.join(args.suite, ref["file"]), fmt_override or ref.get("format"),
+                              args.provider, args.threads)
+        rng = np.random.default_rng(0)
+        ref_run = ref_eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
+                                       for name, shape in ref["inputs"].items()))
+    done = 0
+    for _ in range(rounds):
+        for i, k in enumerate(todo):
+            f = os.path.join(args.suite, k["file"])
+            if f not in engines:
+                engines[f] = open_engine(f, k.get("format") if k.get("format") == "openvino" else
+                                         fmt_override or k.get("format"), args.provider, args.threads)
+            eng = engines[f]
+            rng = np.random.default_rng(i)  # the same inputs every round, without keeping them all in memory
+            dtypes = k.get("dtypes") or {}
+            feeds = dict((name, np.ones(shape, dtypes[name]) if name in dtypes else
+                          rng.standard_normal(shape).astype(np.float32)) for name, shape in k["inputs"].items())
+            times = _time_kernel(eng.prepare(feeds), args.min_time_s, args.max_iters)
+            runtime = {"runtime": eng.runtime, "version": eng.version, "provider": eng.provider_used,
+                       "fallback_reason": eng.fallback_reason}
+            pooled[i] = sorted(pooled[i] + times)
+            medians[i].append(_percentile(times, 0.5))
+            if ref_run is not None:
+                loads[i].append(_percentile(_time_kernel(ref_run, REF_TIME_S, 50), 0.5))
+            done += 1
+            emit("progress", done=done, total=len(todo) * rounds, unit="kernels", kernel=_row(k, pooled[i], medians[i]))
+            if len(engines) > 4:  # keep memory flat on small boards: weights of old kernels are not needed again
+                engines.pop(next(iter(engines)))
+    every = sorted(x for row in loads for x in row)
+    best = _percentile(every, REF_BASELINE_QUANTILE) if every else None
+    out = []
     for i, k in enumerate(todo):
-        f = os.path.join(args.suite, k["file"])
-        if f not in engines:
-            engines[f] = open_engine(f, k.get("format") if k.get("format") == "openvino" else
-                                     fmt_override or k.get("format"), args.provider, args.threads)
-        eng = engines[f]
-        dtypes = k.get("dtypes") or {}
-        feeds = dict((name, np.ones(shape, dtypes[name]) if name in dtypes else rng.standard_normal(shape)
-                      .astype(np.float32)) for name, shape in k["inputs"].items())
-        times = _time_kernel(eng.prepare(feeds), args.min_time_s, args.max_iters)
-        runtime = {"runtime": eng.runtime, "version": eng.version, "provider": eng.provider_used,
-                   "fallback_reason": eng.fallback_reason}
-        row = {"name": k["name"], "median_ms": _percentile(times, 0.5), "p10_ms": _percentile(times, 0.1),
-               "p90_ms": _percentile(times, 0.9), "iterations": len(times)}
-        out.append(row)
-        emit("progress", done=i + 1, total=len(todo), unit="kernels", kernel=row)
-        if len(engines) > 4:  # keep memory flat on small boards: weights of old kernels are not needed again
-            engines.pop(next(iter(engines)))
+        # the reference kernel's slowdown next to each timing (against its quiet level, the 10th percentile of all
+        # its timings: the very fastest of hundreds is luck, not the machine) is the share of the CPU someone else
+        # took then: each round's median is divided by it, so a sustained neighbour does not slow every kernel
+        factors = [x / best for x in loads[i]] if best else []
+        out.append(_row(k, pooled[i], [m / f for m, f in zip(medians[i], factors)] if factors else medians[i],
+                        raw=medians[i] if factors else None))
     return {"kernels": out, "facts": probe("."), "threads": args.threads, **runtime}

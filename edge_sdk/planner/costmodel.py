@@ -14,7 +14,14 @@
   pipeline parallel splits the layer stack into stages balanced by predicted time and adds an activation hand-off
   per stage boundary. Communication uses the profile's interconnect bandwidth.
 
+Why this file is long: block_costs and predict are one roofline over every layer kind, precision, unit and
+parallel layout, and their cases read best side by side; what can stand alone already does (fusion.py,
+gemm_table.py, stages.py, generation.py).
+
 Kernel fusion (TensorRT, QNN, CoreML, OpenVINO): which op sequences become one kernel lives in fusion.py.
+ONNX Runtime's CPU EP runs the exported graph op by op, with more work than the ModelSpec lists (the masked softmax
+chain, head transposes; see ORT_MASKED_SOFTMAX_PASSES); a calibrated runtime reads linear layers off its measured
+GEMM table (gemm_table.py), plus each layer's weights read cold from DRAM.
 
 Efficiency factors: per unit kind below, documented guesses. The CPU factor is fitted to this project's own MiniLM
 runs on its 2-vCPU VM (`benchmarks/build_speed.py --threads 1 2`, 2026-11); the accelerator factors are unverified
@@ -75,6 +82,24 @@ GRAPH_OPS_BY_RUNTIME = {"CUDAExecutionProvider": 1.5}
 
 # int4 weight-only GEMMs dequantize inside the kernel: slower than plain float GEMMs when compute-bound.
 INT4_WEIGHT_ONLY_COMPUTE_FACTOR = 0.7
+
+# ONNX Runtime running edge-sdk's exported graph op by op (no fusing compiler): what the graph does beyond the
+# ModelSpec's ops, read off the exported graph and onnxruntime's profiler (`bench --profile-ops`):
+# - a masked encoder (an `attention_mask` input) runs Add(mask), Softmax, IsNaN and Where (the exporter's guard
+#   against fully masked rows) over every heads × seq² score tensor: four passes where the ModelSpec has one
+#   softmax; static int8 adds a Dequantize of the scores and a Quantize of the probabilities;
+# - Q, K and V are reshaped and transposed to heads, and the context transposed back: one read+write each;
+# - dynamic int8 leaves the activation × activation MatMuls (QKᵀ, PV) in float: no quantize step, float peak.
+ORT_MASKED_SOFTMAX_PASSES = 4
+ORT_STATIC_SOFTMAX_QDQ_PASSES = 2
+ORT_TRANSPOSED_KINDS = frozenset({"attention_qkv", "attention_context"})
+ORT_FLOAT_ATTENTION_PRECISIONS = frozenset({"int8_dynamic"})
+
+
+def runs_exported_graph(runtime: Runtime | None, fuse: bool = True) -> bool:
+    """onnxruntime executing the exported ONNX graph node by node (its CPU EP; not the TensorRT/QNN/... EPs,
+    which compile and fuse it)."""
+    return runtime is not None and runtime.name == "onnxruntime" and (not fuse or fusion_table(runtime) is None)
 
 
 def efficiency(profile: DeviceProfile, unit: ComputeUnit, runtime: Runtime | None = None,
@@ -239,9 +264,14 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
     if unit.kind == "gpu" and spec.batch >= 8 and not decode:
         flops_per_s = min(peak * 1e12, flops_per_s * BATCHED_GPU_COMPUTE_BONUS)
         float_flops_per_s = min(float_peak * 1e12, float_flops_per_s * BATCHED_GPU_COMPUTE_BONUS)
-    bytes_per_s = bandwidth_gbps(profile, unit) * 1e9 * eff.memory
+    raw_bytes_per_s = bandwidth_gbps(profile, unit) * 1e9
+    bytes_per_s = raw_bytes_per_s * eff.memory
     abytes = activation_bytes_per_elem(precision, unit) / 4.0  # ModelSpec activation bytes are fp32
     seq = max(spec.seq_len, 1)
+    ort_graph = runs_exported_graph(runtime, fuse) and not decode
+    masked = any(i.name == "attention_mask" for i in spec.inputs)
+    softmax_passes = (ORT_MASKED_SOFTMAX_PASSES if masked else 1) + \
+        (ORT_STATIC_SOFTMAX_QDQ_PASSES if precision == "int8_static" else 0)
     bc = BlockCosts()
     blocks = {l.block for l in spec.layers if l.block is not None}
     bc.num_blocks = len(blocks)
@@ -252,20 +282,28 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
         if decode:  # one new token against a context of seq_len
             flops /= seq
             act /= seq
-        in_float = layer.kind in float_kinds
+        float_attention = ort_graph and precision in ORT_FLOAT_ATTENTION_PRECISIONS and \
+            layer.kind in ("attention_scores", "attention_context")
+        in_float = layer.kind in float_kinds or float_attention
         params_bytes = layer.params * element_bytes(layer, float_precision if in_float else precision, unit)
+        extra_bytes = 2 * act if ort_graph and layer.kind in ORT_TRANSPOSED_KINDS else 0.0
         if layer.kind == "embedding":
             t_c, t_m = 0.0, 2 * act / bytes_per_s  # a gather reads only the rows it needs
         elif layer.gemm:
-            moved = params_bytes * (0.5625 if sparse_24 else 1.0) + 2 * act
-            if precision == "int8_dynamic":
+            moved = params_bytes * (0.5625 if sparse_24 else 1.0) + 2 * act + extra_bytes
+            if precision == "int8_dynamic" and not float_attention:
                 moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
             t_c = flops / (float_flops_per_s if in_float else flops_per_s)
             t_m = moved / bytes_per_s
             measured = _measured_gemm(runtime, float_precision if in_float else precision, layer, batch_scale,
                                       decode or sparse_24)
             if measured is not None:  # a calibrated runtime: the measured kernel time replaces the roofline
-                t_c, t_m = measured, 0.0
+                # The table was timed with one weight matrix, hot in cache; in a model every linear layer reads
+                # its own weights from DRAM (a BERT-base layer: 28 MB in fp32), at the measured bandwidth.
+                cold = params_bytes * (0.5625 if sparse_24 else 1.0) / raw_bytes_per_s
+                t_c, t_m = measured + cold + extra_bytes / bytes_per_s, 0.0
+        elif layer.kind == "softmax" and ort_graph:  # every pass reads and writes the heads × seq² scores
+            t_c, t_m = 0.0, (2 * act * softmax_passes + params_bytes) / bytes_per_s
         else:  # bandwidth-bound: read + write activations (and the few norm weights)
             t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
         rows.append((layer, t_c, t_m, params_bytes, act))

@@ -20,7 +20,9 @@ from pydantic import Field
 from .base import Strict
 from .profile import Efficiency, EfficiencyKey
 
-CALIBRATION_SCHEMA_VERSION = 1
+# 2: whole exported layers fitted for onnxruntime, kernels timed in interleaved rounds (a version-1 file was fitted
+# to a cost model that no longer exists: refused, `edge-sdk calibrate` again)
+CALIBRATION_SCHEMA_VERSION = 2
 
 
 class DeviceFingerprint(Strict):
@@ -54,7 +56,8 @@ class Microbenchmark(Strict):
     flops: float = Field(ge=0)
     bytes_moved: float = Field(ge=0)
     nodes: int = Field(ge=1, description="graph nodes dispatched per run")
-    median_ms: float = Field(gt=0)
+    median_ms: float = Field(gt=0, description="the median of the per-round medians (see `rounds`)")
+    rounds: int = Field(1, ge=1, description="interleaved rounds over the whole kernel list the kernel was timed in")
     p10_ms: float | None = None
     p90_ms: float | None = None
     iterations: int = Field(ge=1)
@@ -73,6 +76,9 @@ class FittedEfficiency(Strict):
     held_out: int = Field(0, ge=0, description="measurements kept back to test the fit")
     fit_error_median: float | None = Field(None, description="median |predicted/measured - 1| on held-out points")
     fit_error_max: float | None = None
+    run_overhead_us: float | None = Field(None, ge=0, description="fixed cost of one runtime call (an empty graph's "
+                                                                  "time), taken off each measured GEMM of the table "
+                                                                  "(a model pays it once, not per layer)")
     note: str | None = None
 
 
@@ -93,7 +99,7 @@ class PublishedCheck(Strict):
 
 
 class Calibration(Strict):
-    schema_version: Literal[1] = CALIBRATION_SCHEMA_VERSION
+    schema_version: Literal[2] = CALIBRATION_SCHEMA_VERSION
     kind: Literal["calibration"] = "calibration"
     profile: str = Field(description="device profile it calibrates")
     target: str = Field(description="'local', a deploy target name, or 'published'")
