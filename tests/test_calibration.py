@@ -178,19 +178,23 @@ def test_ctrl_c_stops_a_calibration_and_leaves_no_process(tmp_path):
     proc = subprocess.Popen(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _device_calibrations():  # wait until the device side runs
+    while time.monotonic() < deadline and not _device_calibrations(proc.pid):  # wait until the device side runs
         time.sleep(0.2)
-    assert _device_calibrations(), "the device-side calibration never started"
+    device = _device_calibrations(proc.pid)
+    assert device, "the device-side calibration never started"
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode != 0
     time.sleep(1.0)
-    assert not _device_calibrations(), "a calibration process outlived Ctrl-C"
+    assert not [pid for pid in device if os.path.exists(f"/proc/{pid}")], "a calibration process outlived Ctrl-C"
     assert not list(tmp_path.rglob("*.json"))  # nothing half-written
 
 
-def _device_calibrations() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "edge_device calibrate"], capture_output=True, text=True)
+def _device_calibrations(host_pid: int) -> list[int]:
+    """The device-side calibration that this host process started (its child): other calibrations running on the
+    same machine, e.g. another test run, must not count."""
+    out = subprocess.run(["pgrep", "-P", str(host_pid), "-f", "edge_device calibrate"], capture_output=True,
+                         text=True)
     return [int(x) for x in out.stdout.split()]
 
 
