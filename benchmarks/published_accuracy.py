@@ -3,7 +3,9 @@ results, every reserved validation result predicted within 1.5×).
 
 For every shipped profile with `reference_results`: the uncalibrated prediction (profile efficiencies, with kernel
 fusion), the prediction after `calibrate_from_published`, the published value and predicted/published, for fitted
-results (with their leave-one-out prediction) and for reserved validation results (never fitted on). Offline, seconds:
+results (with their leave-one-out prediction) and for reserved validation results (never fitted on; a precision with
+only reserved results uses the compute fraction fitted for another precision of the same runtime, printed as
+"borrowed"). Offline, seconds:
 
     .venv/bin/python benchmarks/published_accuracy.py
 """
@@ -59,8 +61,8 @@ def main() -> int:
             print(f"fitted {f.runtime}/{f.provider} {f.precision}: compute {e.compute:.3f}, memory {e.memory:.3f}, "
                   f"{e.per_op_overhead_us:.1f} µs/op from {f.points} results ({f.note})")
         for n in cal.notes:
-            if "only reserved" in n:
-                print(f"unfitted: {n}")
+            if "only reserved" in n:  # left unfitted, or borrowing the runtime's fitted compute fraction
+                print(f"{'borrowed' if 'takes the compute fraction' in n else 'unfitted'}: {n}")
         print(f"{'model':28s} {'runtime':34s} {'prec':11s} {'uncal':>7s} {'fitted':>7s} {'LOO':>7s} "
               f"{'publ.':>7s} {'unc/p':>6s} {'fit/p':>6s} {'LOO/p':>6s}  role")
         for c in sorted(cal.published, key=lambda c: (c.reserved_for_validation, c.runtime, c.precision, c.model)):

@@ -1,9 +1,9 @@
 """Fitting the cost model to published whole-model latencies, for devices we do not own.
 
 A profile's `reference_results` carry published latencies (MLPerf Inference, Qualcomm AI Hub, vendor pages), each
-with its model config, shape, precision, runtime and source URL. For every runtime × precision that has results *not*
-reserved for validation, this fits that runtime's `Efficiency` by least squares in log space (the error of a 2× miss
-counts the same as a 0.5× miss):
+with its model config, shape, precision, runtime and source URL. For every runtime (on its unit) that has results
+*not* reserved for validation, this fits that runtime's `Efficiency` per precision by least squares in log space (the
+error of a 2× miss counts the same as a 0.5× miss):
 
 - compute fraction always; per-op overhead too from FIT_OVERHEAD_MIN_POINTS results (the ModelSpecs differ enough in
   op count, MobileBERT's 730 ops against DistilBERT's 78, to tell the two apart); memory fraction only from
@@ -12,7 +12,18 @@ counts the same as a 0.5× miss):
 - each fitted result gets a leave-one-out prediction (a fit on the others); reserved results are only predicted, with
   the fitted efficiencies, never fitted on (`reserved_for_validation: true`).
 
-A runtime × precision with only reserved results stays unfitted (and is named in the notes). The result is a
+One runtime on one unit is fitted as a whole: the compute fraction is fitted per precision (each precision runs its
+own kernels against its own peak), but the per-op overhead and the memory fraction are shared by all its precisions,
+because they are properties of the runtime and the memory system, not of the arithmetic: a kernel launch or a graph
+node dispatch costs the same whether the GEMM inside is int8 or bf16, and DRAM streams bytes at one rate. So the
+point counts for fitting them (FIT_OVERHEAD_MIN_POINTS, FIT_MEMORY_MIN_POINTS) count the runtime's results over all
+precisions: OpenVINO's int8 BERT-base/BERT-large pair (149 vs 293 ops) pins the overhead its bf16 results pay too.
+
+A precision with no results that may be fitted takes the compute fraction of the runtime's best-covered fitted
+precision (the most results): the profile itself has one efficiency per unit for every precision, and a fraction of
+peak measured through the same runtime on the same unit is a better estimate than that unfitted guess. It is named in
+the notes and saved as a fit with 0 points, so `plan` uses what the reserved predictions used. A runtime with only
+reserved results stays unfitted (and is named in the notes). The result is a
 `Calibration(source="published")`; the CLI saves it, and `plan` uses it for the profile when nothing measured applies.
 """
 
@@ -88,19 +99,64 @@ class _Point:
         return np.exp(np.interp(np.log(c), np.log(_C_GRID), np.log(self.table[mi])))
 
 
-def _fit(points: list[_Point], m_grid: np.ndarray, fit_overhead: bool, overhead_us: float) -> tuple[float, int, float]:
-    """(compute, memory grid index, overhead µs) minimising Σ (log predicted − log published)²."""
-    target = np.log([p.published_ms for p in points])[:, None, None]
-    o_vals = _O_FINE if fit_overhead else np.array([overhead_us])
-    best = (math.inf, 0.0, 0, overhead_us)
-    for mi in range(len(m_grid)):
-        roof = np.stack([p.roofline_ms(mi, _C_FINE) for p in points])[:, :, None]        # point × c × 1
-        ovh = np.array([p.overhead_per_us for p in points])[:, None, None] * o_vals[None, None, :]
-        loss = ((np.log(roof + ovh) - target) ** 2).sum(axis=0)                           # c × o
-        ci, oi = np.unravel_index(int(np.argmin(loss)), loss.shape)
-        if loss[ci, oi] < best[0]:
-            best = (float(loss[ci, oi]), float(_C_FINE[ci]), mi, float(o_vals[oi]))
+def _fit(by_precision: dict[str, list[_Point]], m_grids: dict[str, np.ndarray], fit_overhead: bool,
+         overhead_us: dict[str, float]) -> tuple[dict[str, float], int, dict[str, float]]:
+    """({precision: compute}, memory grid index, {precision: overhead µs}) minimising Σ (log predicted − log
+    published)² over all points of one runtime: compute per precision; memory and (when fitted) overhead shared
+    (see the module docstring). What is not fitted is each precision's own profile value (a one-entry grid; the
+    memory grids are then one entry each). For fixed memory and overhead the precisions' compute fractions are
+    independent, so each is the argmin of its own loss."""
+    n_o = len(_O_FINE) if fit_overhead else 1
+    n_m = len(next(iter(m_grids.values())))
+    best: tuple[float, dict[str, float], int, dict[str, float]] = (math.inf, {}, 0, dict(overhead_us))
+    for mi in range(n_m):
+        total = np.zeros(n_o)
+        c_idx: dict[str, np.ndarray] = {}
+        for prec, points in by_precision.items():
+            o_vals = _O_FINE if fit_overhead else np.array([overhead_us[prec]])
+            target = np.log([p.published_ms for p in points])[:, None, None]
+            roof = np.stack([p.roofline_ms(mi, _C_FINE) for p in points])[:, :, None]    # point × c × 1
+            ovh = np.array([p.overhead_per_us for p in points])[:, None, None] * o_vals[None, None, :]
+            loss = ((np.log(roof + ovh) - target) ** 2).sum(axis=0)                       # c × o
+            c_idx[prec] = np.argmin(loss, axis=0)
+            total += loss[c_idx[prec], np.arange(n_o)]
+        oi = int(np.argmin(total))
+        if total[oi] < best[0]:
+            best = (float(total[oi]), {prec: float(_C_FINE[ci[oi]]) for prec, ci in c_idx.items()}, mi,
+                    {prec: float(_O_FINE[oi]) if fit_overhead else overhead_us[prec] for prec in by_precision})
     return best[1], best[2], best[3]
+
+
+def _donor(by_precision: dict[str, list[_Point]]) -> str:
+    """The fitted precision an unfitted one borrows its compute fraction from: the one with the most results."""
+    return max(by_precision, key=lambda prec: len(by_precision[prec]))
+
+
+def _by_precision(points: list[_Point]) -> dict[str, list[_Point]]:
+    out: dict[str, list[_Point]] = {}
+    for p in points:
+        out.setdefault(p.ref.precision, []).append(p)
+    return out
+
+
+def _solve(points: list[_Point], precisions: list[str], m_grids: dict[str, np.ndarray],
+           starts: dict[str, Efficiency], fit_memory: bool) -> dict[str, Efficiency]:
+    """Efficiencies for every precision of one runtime from a fit on `points`: fitted compute per precision (the
+    donor's for a precision without points), shared memory/overhead where fitted, else the profile's values."""
+    bp = _by_precision(points)
+    fit_overhead = len(points) >= FIT_OVERHEAD_MIN_POINTS
+    c, mi, o = _fit(bp, {k: m_grids[k] for k in bp}, fit_overhead, {k: starts[k].per_op_overhead_us for k in bp})
+    donor = _donor(bp)
+    out = {}
+    for prec in precisions:
+        mem = float(m_grids[prec][mi]) if fit_memory or prec in bp else starts[prec].memory
+        ovh = o[prec] if prec in bp else (o[donor] if fit_overhead else starts[prec].per_op_overhead_us)
+        out[prec] = _eff(c.get(prec, c[donor]), mem, ovh)
+    return out
+
+
+def _eff(c: float, memory: float, overhead_us: float) -> Efficiency:
+    return Efficiency(compute=min(max(c, 1e-3), 1.0), memory=memory, per_op_overhead_us=round(overhead_us, 3))
 
 
 def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | Mapping[str, str | Path] | None = None,
@@ -121,67 +177,89 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
             specs[key] = inspect_model(resolve_model(ref.model, registry), batch=ref.batch, seq_len=ref.seq_len,
                                        image_size=ref.image_size)
         rt = next(r for r in profile.runtimes if (r.name, r.provider) == (ref.runtime, ref.provider))
-        groups.setdefault((rt.name, rt.provider, rt.unit, ref.precision), []).append(
-            _Point(ref, specs[key], profile, rt))
+        groups.setdefault((rt.name, rt.provider, rt.unit), []).append(_Point(ref, specs[key], profile, rt))
 
     notes: list[str] = []
     fits: list[FittedEfficiency] = []
     checks: list[PublishedCheck] = []
     total = sum(len(g) for g in groups.values())
     done = 0
-    for (rt_name, provider, unit_name, precision), pts in groups.items():
+    for (rt_name, provider, unit_name), pts in groups.items():
         rt = pts[0].rt
-        label = f"{rt_name}/{provider} {precision}"
-        start = cm.efficiency(profile, profile.unit(unit_name), rt, precision)
+        unit = profile.unit(unit_name)
+        precisions = list(dict.fromkeys(p.ref.precision for p in pts))
+        starts = {prec: cm.efficiency(profile, unit, rt, prec) for prec in precisions}
         train = [p for p in pts if not p.ref.reserved_for_validation]
-        reserved = [p for p in pts if p.ref.reserved_for_validation]
+        by_prec = _by_precision(train)
         if not train:
-            notes.append(f"{label}: only reserved validation results ({len(reserved)}); left unfitted, the "
-                         f"profile's efficiency (compute {start.compute:g}, memory {start.memory:g}, "
-                         f"{start.per_op_overhead_us:g} µs/op) predicts them")
-            for p in reserved:
-                checks.append(_check(p, p.predict_ms(start), used=False))
-                done += 1
-                if progress:
-                    progress(done, total, f"{p.ref.model} ({label}, reserved)")
+            for prec in precisions:
+                start = starts[prec]
+                reserved = [p for p in pts if p.ref.precision == prec]
+                label = f"{rt_name}/{provider} {prec}"
+                notes.append(f"{label}: only reserved validation results ({len(reserved)}); left unfitted, the "
+                             f"profile's efficiency (compute {start.compute:g}, memory {start.memory:g}, "
+                             f"{start.per_op_overhead_us:g} µs/op) predicts them")
+                for p in reserved:
+                    checks.append(_check(p, p.predict_ms(start), used=False))
+                    done += 1
+                    if progress:
+                        progress(done, total, f"{p.ref.model} ({label}, reserved)")
             continue
+        # Shared by the runtime's precisions: counted over all of its results that may be fitted.
         fit_overhead = len(train) >= FIT_OVERHEAD_MIN_POINTS
         fit_memory = len(train) >= FIT_MEMORY_MIN_POINTS
-        m_grid = _M_GRID if fit_memory else np.array([start.memory])
+        m_grids = {prec: _M_GRID if fit_memory else np.array([starts[prec].memory]) for prec in precisions}
         for p in train:
-            p.tabulate(m_grid)
+            p.tabulate(m_grids[p.ref.precision])
             done += 1
             if progress:
-                progress(done, total, f"{p.ref.model} ({label})")
-        c, mi, o = _fit(train, m_grid, fit_overhead, start.per_op_overhead_us)
-        eff = Efficiency(compute=min(max(c, 1e-3), 1.0), memory=float(m_grid[mi]), per_op_overhead_us=round(o, 3))
-        kept = [n for n, fitted in (("memory fraction", fit_memory), ("per-op overhead", fit_overhead)) if not fitted]
-        note = ("fitted compute" + (", per-op overhead" if fit_overhead else "")
-                + (", memory fraction" if fit_memory else "")
-                + (f"; kept the profile's {' and '.join(kept)} ({len(train)} results: overhead needs "
-                   f"{FIT_OVERHEAD_MIN_POINTS}, memory {FIT_MEMORY_MIN_POINTS})" if kept else ""))
-        loo: list[float | None] = []
+                progress(done, total, f"{p.ref.model} ({rt_name}/{provider} {p.ref.precision})")
+
+        effs = _solve(train, precisions, m_grids, starts, fit_memory)
+        loo: dict[int, float | None] = {}
         for i, p in enumerate(train):
             rest = train[:i] + train[i + 1:]
-            if not rest:
-                loo.append(None)
-                continue
-            c_i, mi_i, o_i = _fit(rest, m_grid, len(rest) >= FIT_OVERHEAD_MIN_POINTS, start.per_op_overhead_us)
-            loo.append(p.predict_ms(Efficiency(compute=min(max(c_i, 1e-3), 1.0), memory=float(m_grid[mi_i]),
-                                               per_op_overhead_us=o_i)))
-        errs = [abs(v / p.published_ms - 1) for v, p in zip(loo, train) if v is not None]
-        fits.append(FittedEfficiency(unit=unit_name, runtime=rt_name, provider=provider, precision=precision,
-                                     efficiency=eff, points=len(train), held_out=0,
-                                     fit_error_median=float(np.median(errs)) if errs else None,
-                                     fit_error_max=max(errs) if errs else None,
-                                     note=note + "; fit errors are leave-one-out |predicted/published − 1|"))
-        for p, v in zip(train, loo):
-            checks.append(_check(p, p.predict_ms(eff), used=True, loo=v))
-        for p in reserved:
-            checks.append(_check(p, p.predict_ms(eff), used=False))
-            done += 1
-            if progress:
-                progress(done, total, f"{p.ref.model} ({label}, reserved)")
+            loo[i] = p.predict_ms(_solve(rest, precisions, m_grids, starts, fit_memory)[p.ref.precision]) \
+                if rest else None
+        kept = [n for n, fitted in (("memory fraction", fit_memory), ("per-op overhead", fit_overhead)) if not fitted]
+        shared = ", ".join(precisions)
+        for prec in precisions:
+            label = f"{rt_name}/{provider} {prec}"
+            mine = by_prec.get(prec, [])
+            eff = effs[prec]
+            if mine:
+                note = ("fitted compute" + (", per-op overhead" if fit_overhead else "")
+                        + (", memory fraction" if fit_memory else "")
+                        + (f" (shared by {shared}: one runtime)" if len(precisions) > 1 and
+                           (fit_overhead or fit_memory) else "")
+                        + (f"; kept the profile's {' and '.join(kept)} ({len(train)} results: overhead needs "
+                           f"{FIT_OVERHEAD_MIN_POINTS}, memory {FIT_MEMORY_MIN_POINTS})" if kept else ""))
+                idx = [i for i, p in enumerate(train) if p.ref.precision == prec]
+                errs = [abs(loo[i] / train[i].published_ms - 1) for i in idx if loo[i] is not None]
+                fits.append(FittedEfficiency(unit=unit_name, runtime=rt_name, provider=provider, precision=prec,
+                                             efficiency=eff, points=len(mine), held_out=0,
+                                             fit_error_median=float(np.median(errs)) if errs else None,
+                                             fit_error_max=max(errs) if errs else None,
+                                             note=note + "; fit errors are leave-one-out |predicted/published − 1|"))
+                for i in idx:
+                    checks.append(_check(train[i], train[i].predict_ms(eff), used=True, loo=loo[i]))
+            else:
+                donor = _donor(by_prec)
+                reserved = [p for p in pts if p.ref.precision == prec]
+                notes.append(f"{label}: only reserved validation results ({len(reserved)}); takes the compute "
+                             f"fraction fitted for {donor} on the same runtime and unit ({eff.compute:.3f}, memory "
+                             f"{eff.memory:g}, {eff.per_op_overhead_us:g} µs/op) instead of the profile's unfitted "
+                             f"guess")
+                fits.append(FittedEfficiency(unit=unit_name, runtime=rt_name, provider=provider, precision=prec,
+                                             efficiency=eff, points=0, held_out=0,
+                                             note=f"no results that may be fitted at {prec}: compute fraction "
+                                                  f"borrowed from the {donor} fit of this runtime"))
+            for p in pts:
+                if p.ref.reserved_for_validation and p.ref.precision == prec:
+                    checks.append(_check(p, p.predict_ms(eff), used=False))
+                    done += 1
+                    if progress:
+                        progress(done, total, f"{p.ref.model} ({label}, reserved)")
     seen = {(k[0], k[1]) for k in groups}
     for rt in profile.runtimes:
         if (rt.name, rt.provider) not in seen:
