@@ -5,26 +5,15 @@ results borrows the compute fraction fitted for the runtime's best-covered preci
 from __future__ import annotations
 
 import pytest
+from test_published_fit import _profile  # the same synthetic NPU profile
 
 from edge_sdk.calibration.published import calibrate_from_published, resolve_model
 from edge_sdk.modelspec.inspect import inspect_model
 from edge_sdk.planner import costmodel as cm
 from edge_sdk.profiles.loader import load_profile_file, shipped_profiles_dir
-from edge_sdk.schemas.profile import DeviceProfile, Efficiency
+from edge_sdk.schemas.profile import Efficiency
 
 TINY = "tiny-bert"
-
-
-def _profile(refs: list[dict]) -> DeviceProfile:
-    return DeviceProfile.model_validate({
-        "name": "synthetic-npu", "display_name": "Synthetic NPU", "device_class": "mobile", "description": "test",
-        "architecture": "aarch64", "memory_total_gb": 8, "memory_usable_gb": 4, "memory_bandwidth_gbps": 50,
-        "compute_units": [{"name": "npu", "kind": "npu", "peak_tops_dense": {"fp16": 10, "int8": 20},
-                           "precisions": ["fp16", "int8"]}],
-        "runtimes": [{"name": "qnn", "provider": "htp", "unit": "npu", "precisions": ["fp16", "int8"],
-                      "format": "dlc"}],
-        "sources": [{"id": "S1", "title": "a page", "url": "https://example.org/results"}],
-        "confidence": "unverified", "reference_results": refs})
 
 
 def _ref(seq: int, ms: float, precision: str = "fp16", reserved: bool = False) -> dict:
