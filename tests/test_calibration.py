@@ -175,15 +175,24 @@ def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_calibration_and_leaves_no_process(tmp_path):
-    proc = subprocess.Popen(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # output to files, not undrained pipes: a full pipe would block the process in write(), as no terminal does
+    out, err = (tmp_path / "logs" / "stdout"), (tmp_path / "logs" / "stderr")
+    out.parent.mkdir()
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path / "cals")], cwd=REPO,
+                                stdout=fo, stderr=fe, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _device_calibrations(proc.pid):  # wait until the device side runs
         time.sleep(0.2)
     device = _device_calibrations(proc.pid)
     assert device, "the device-side calibration never started"
     os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=60)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"calibrate did not stop within 60 s of Ctrl-C; its stderr ends: "
+                             f"{err.read_text()[-1500:]!r}") from None
     assert proc.returncode != 0
     time.sleep(1.0)
     assert not [pid for pid in device if os.path.exists(f"/proc/{pid}")], "a calibration process outlived Ctrl-C"
