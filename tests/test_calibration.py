@@ -179,8 +179,11 @@ def test_ctrl_c_stops_a_calibration_and_leaves_no_process(tmp_path):
     out, err = (tmp_path / "logs" / "stdout"), (tmp_path / "logs" / "stderr")
     out.parent.mkdir()
     with out.open("w") as fo, err.open("w") as fe:
+        # Ctrl-C as a terminal delivers it: a test run started in the background (`cmd &` in a script) ignores
+        # SIGINT, and its children would inherit that
         proc = subprocess.Popen(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path / "cals")], cwd=REPO,
-                                stdout=fo, stderr=fe, text=True, start_new_session=True)
+                                stdout=fo, stderr=fe, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _device_calibrations(proc.pid):  # wait until the device side runs
         time.sleep(0.2)
