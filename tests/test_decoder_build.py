@@ -225,6 +225,11 @@ def test_decoder_deploys_over_ssh_benches_there_and_is_refused_when_it_cannot_fi
         assert res.target == "loop" and res.release == json.loads(dep.stdout)["release_id"]
         assert g is not None and g.ttft_ms > 0 and g.decode_tokens_per_s > 0 and g.tokens_timed >= 40
         assert [b.inputs for b in res.batches] == ["decode", "prefill"]
+        # the release's plan is read back, so its generation prediction stands beside the measurement
+        # (re-costed when this machine has a calibration, so compare what does not depend on it)
+        built = bundle.manifest.plan.predicted.generation
+        pg = res.predicted_generation
+        assert pg is not None and (pg.prompt_tokens, pg.context) == (built.prompt_tokens, built.context)
 
 
 def test_predict_cli_continues_prompts_with_a_decoder_bundle(bundle, tmp_path):

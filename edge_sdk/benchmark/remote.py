@@ -87,6 +87,7 @@ def bench_remote(target: DeployTarget | str, release: str | None = None, setting
                 folder = posixpath.dirname(raw["trace_file"])
                 if posixpath.basename(folder).startswith(PROFILE_DIR_PREFIX):
                     s.run(["rm", "-rf", "--", folder], timeout=60)
+        if stream.result is not None:  # the plan re-costs the prediction (calibration) and carries decoders' P
             plan = _remote_plan(s, stream.result.get("bundle_dir") or bundle_dir)
     if killed is None and stream.start is None and stream.error is None:
         if rc == 127:
