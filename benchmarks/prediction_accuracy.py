@@ -125,14 +125,13 @@ def _median_ms(sess, feeds, min_s: float = 0.4, min_runs: int = 5) -> float:
 def _predict_ms(model: str, precision: str, batch: int, seq: int | None, profile) -> float:
     import edge_sdk
     from edge_sdk.planner.costmodel import block_costs, predict
-    from edge_sdk.planner.space import RuntimeUnit, static_int8_is_mixed
+    from edge_sdk.planner.space import RuntimeUnit, float_kinds
 
     spec = edge_sdk.inspect(model, batch=batch, seq_len=seq)
     rt = next(r for r in profile.runtimes if (r.name, r.provider) == ("onnxruntime", "CPUExecutionProvider"))
     unit = profile.unit(rt.unit)
-    mixed = precision == "int8_static" and static_int8_is_mixed(RuntimeUnit(rt, unit))
     bc = block_costs(spec, profile, unit, precision, runtime=rt,
-                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset())
+                     float_kinds=float_kinds(RuntimeUnit(rt, unit), precision))
     return predict(spec, profile, rt, unit, precision, bc).latency_ms
 
 

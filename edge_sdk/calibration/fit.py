@@ -98,15 +98,12 @@ def _encoder_ms(spec, planner, precision: str, eff: Efficiency) -> float:
     """What the planner predicts for a small encoder (a `dispatch` or `layer` kernel) at these efficiencies."""
     from ..planner.costmodel import block_costs, predict
 
-    from ..planner.space import RuntimeUnit, static_int8_is_mixed
+    from ..planner.space import RuntimeUnit, float_kinds
 
     prof, rt, u = planner
     rt.efficiency[precision] = eff
-    # the suite's static encoders keep their FFN down-projections in float where the planner's recipe does (as
-    # planner/search.py's float kinds: not OpenVINO, whose NNCF preset quantizes every linear layer)
-    mixed = precision == "int8_static" and static_int8_is_mixed(RuntimeUnit(rt, u)) and rt.name != "openvino"
-    bc = block_costs(spec, prof, u, precision, runtime=rt,
-                     float_kinds=frozenset({"ffn_down"}) if mixed else frozenset())
+    # the suite's static encoders keep in float what the planner's recipe keeps in float
+    bc = block_costs(spec, prof, u, precision, runtime=rt, float_kinds=float_kinds(RuntimeUnit(rt, u), precision))
     return predict(spec, prof, rt, u, precision, bc).latency_ms
 
 

@@ -17,7 +17,7 @@ from . import priors
 from .costmodel import BlockCosts, CostEstimate, block_costs, predict
 from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
-from .space import (GENAI_EXECUTION_PROVIDERS, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support,
+from .space import (GENAI_EXECUTION_PROVIDERS, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support, float_kinds,
                     int8_reduce_range, layouts, precision_support, pruning_grid, runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
@@ -144,7 +144,7 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
         key = (id(t), prec, sparse, dp)
         if key not in cache:
             cache[key] = block_costs(spec, profile, t.unit, prec, sparse_24=sparse, decode=decode,
-                                     float_kinds=_float_kinds(t, prec), runtime=t.runtime, batch_scale=1.0 / dp)
+                                     float_kinds=float_kinds(t, prec), runtime=t.runtime, batch_scale=1.0 / dp)
         return cache[key]
 
     kv_bytes = 2.0
@@ -199,14 +199,6 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
                     and decoder_build_support(c.target, c.precision) is not None:
                 c.failed.append("runtime")  # costed for comparison only
     return cands, rejected, hints
-
-
-def _float_kinds(t: RuntimeUnit, prec: str) -> frozenset[str]:
-    """Op kinds a recipe keeps in float: mixed static int8 keeps the FFN down-projections in float (ORT, TensorRT);
-    NNCF's transformer preset quantizes every linear layer and keeps only non-GEMM ops in float, so OpenVINO's GEMMs
-    are all int8."""
-    mixed = prec == "int8_static" and static_int8_is_mixed(t) and t.runtime.name != "openvino"
-    return frozenset({"ffn_down"}) if mixed else frozenset()
 
 
 def _rank_key(objective: str):
@@ -348,7 +340,7 @@ def _generation(c: Candidate, spec, profile: DeviceProfile):
     from .generation import predict_generation
 
     return predict_generation(spec, profile, c.target, c.precision, c.pred,
-                              float_kinds=_float_kinds(c.target, c.precision), sparse_24=c.sparsity == "2:4",
+                              float_kinds=float_kinds(c.target, c.precision), sparse_24=c.sparsity == "2:4",
                               dp=c.dp, tp=c.tp, pp=c.pp)
 
 

@@ -147,6 +147,14 @@ def static_int8_is_mixed(target: RuntimeUnit) -> bool:
             or rt.name == "openvino")
 
 
+def float_kinds(target: RuntimeUnit, precision: str) -> frozenset[str]:
+    """Op kinds a recipe keeps in float: mixed static int8 keeps the FFN down-projections in float (ORT, TensorRT);
+    NNCF's transformer preset quantizes every linear layer and keeps only non-GEMM ops in float, so OpenVINO's GEMMs
+    are all int8."""
+    mixed = precision == "int8_static" and static_int8_is_mixed(target) and target.runtime.name != "openvino"
+    return frozenset({"ffn_down"}) if mixed else frozenset()
+
+
 # x86 int8 GEMMs without VNNI multiply uint8×int8 with vpmaddubsw, which sums pairs into int16 and can saturate, so
 # ONNX Runtime recommends 7-bit weights (reduce_range) there. VNNI/AMX (vpdpbusd, tdpbusd) accumulate in int32, and
 # ARM (sdot/udot, smmla) and accelerators have no such overflow: full 8-bit weights there.
