@@ -46,9 +46,3 @@ def calibrated_prediction(plan: Plan | None, profile: DeviceProfile | None, used
         return None, build_time + f" (profile {profile.name} has no candidate matching the plan)"
     return pred, f"re-costed with profile {profile.name}: {used.removeprefix('using ')}"
 
-
-def calibrated_latency(plan: Plan | None, profile: DeviceProfile | None, used: str | None
-                       ) -> tuple[float | None, str]:
-    """(predicted latency in ms, basis). None: keep the prediction the bundle was built with."""
-    pred, basis = calibrated_prediction(plan, profile, used)
-    return (pred.latency_ms if pred is not None else None), basis

@@ -5,8 +5,8 @@
                                  [--threads N] [--repeat K]
 
 The prompt is the bundle's `prompt/input_ids` sample; --prompt-tokens N repeats or cuts it to N tokens ('max': the
-context minus --new-tokens, so prefill is measured at the plan's context length). Each generation is greedy and ignores EOS, so it produces
-exactly --new-tokens tokens (fewer when the context ends first). `--iterations` counts timed decode tokens: the
+context minus --new-tokens, so prefill is measured at the plan's context length). Each generation is greedy and
+ignores EOS, so it produces exactly --new-tokens tokens (fewer when the context ends first). `--iterations` counts timed decode tokens: the
 benchmark runs as many generations as it takes to time that many (`--duration`: generations until the time is up).
 A warm-up generation of a few tokens comes first when --warmup > 0. The result record is bench.py's, with
 `runs` = [decode (one latency per generated token after the first), prefill (one TTFT per generation)] and a
@@ -21,7 +21,7 @@ import platform
 from .engines.generation import open_generator
 from .errors import EXIT_BAD_INPUT, DeviceError
 from .events import emit, utc_now
-from .integrity import content_id, verify_file, norm
+from .integrity import content_id, verify_decoder_dir, verify_file
 from .machine import thermal_zones
 from .power import Tegrastats
 from .stats import board_model, cpu_model, current_rss_mb, median, peak_rss_mb, ru_maxrss_mb
@@ -40,15 +40,6 @@ def add_arguments(p):
 
 def is_decoder(art):
     return isinstance(art.get("decoder"), dict)
-
-
-def _verify_model_dir(bundle, manifest, art):
-    """Every bundle file in the model's directory (weights, genai_config.json, tokenizer) against its sha256."""
-    folder = norm(art["decoder"]["genai_config"]).rpartition("/")[0]
-    for rel in sorted(manifest["files"]):
-        if norm(rel).startswith(folder + "/"):
-            verify_file(bundle, manifest, rel)
-    return os.path.join(bundle, *folder.split("/"))
 
 
 def _prompt(bundle, manifest):
@@ -148,7 +139,7 @@ def _summary(gen, results, prompt_len, new_tokens, power):
 
 def benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at, runner_version, prediction):
     """bench.py's result record for a decoder artifact (`prediction`: bench.plan_prediction of the manifest)."""
-    model_dir = _verify_model_dir(bundle, manifest, art)
+    model_dir = verify_decoder_dir(bundle, manifest, art)
     prompt = _prompt(bundle, manifest)
     context = int(art["decoder"].get("context_length") or 0)
     new_tokens = max(1, args.new_tokens)

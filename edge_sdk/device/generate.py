@@ -15,7 +15,7 @@ import sys
 
 from .engines.generation import open_generator, read_genai_config
 from .errors import EXIT_BAD_INPUT, EXIT_RUNTIME, DeviceError
-from .integrity import read_manifest, choose_artifact, norm, verify_file
+from .integrity import choose_artifact, read_manifest, verify_decoder_dir
 
 
 def add_arguments(p):
@@ -57,11 +57,7 @@ class TextGenerator(object):
         if not isinstance(dec, dict):
             raise DeviceError("%s is not a decoder bundle (its artifact %s has no `decoder` entry)"
                               % (self.bundle, art["path"]), EXIT_BAD_INPUT)
-        folder = norm(dec["genai_config"]).rpartition("/")[0]
-        for rel in sorted(manifest["files"]):
-            if norm(rel).startswith(folder + "/"):
-                verify_file(self.bundle, manifest, rel)
-        model_dir = os.path.join(self.bundle, *folder.split("/"))
+        model_dir = verify_decoder_dir(self.bundle, manifest, art)
         self.bos = read_genai_config(model_dir)["model"].get("bos_token_id")
         self.context = int(dec.get("context_length") or 0)
         self.stop = tuple(int(x) for x in (dec.get("eos_token_id") or []))
@@ -90,7 +86,7 @@ class TextGenerator(object):
 
 def generate_text(bundle, prompt, max_new_tokens=32, engine="auto", threads=None):
     """The result object (see the module docstring)."""
-    if max_new_tokens < 1:
+    if max_new_tokens < 1:  # before the model loads, not after
         raise DeviceError("--max-new-tokens must be >= 1, got %d" % max_new_tokens, EXIT_BAD_INPUT)
     return TextGenerator(bundle, engine, threads).generate(prompt, max_new_tokens)
 

@@ -92,3 +92,13 @@ def verify_model_files(bundle, manifest, rel):
     if norm(rel).endswith(".xml"):  # OpenVINO IR: the weights are the .bin of the same stem, and must be there
         verify_file(bundle, manifest, norm(rel)[:-4] + ".bin")
     return path
+
+
+def verify_decoder_dir(bundle, manifest, art):
+    """A decoder artifact's model directory (weights, genai_config.json, tokenizer): every bundle file in it against
+    its sha256; returns the directory's path."""
+    folder = norm(art["decoder"]["genai_config"]).rpartition("/")[0]
+    for rel in sorted(manifest["files"]):
+        if norm(rel).startswith(folder + "/"):
+            verify_file(bundle, manifest, rel)
+    return os.path.join(bundle, *folder.split("/"))
