@@ -5,7 +5,8 @@ For every shipped profile with `reference_results`: the uncalibrated prediction 
 fusion), the prediction after `calibrate_from_published`, the published value and predicted/published, for fitted
 results (with their leave-one-out prediction) and for reserved validation results (never fitted on; a precision with
 only reserved results uses the compute fraction fitted for another precision of the same runtime, printed as
-"borrowed"). Offline, seconds:
+"borrowed"; a runtime with only reserved results on a profile that declares a `calibration_sibling` uses the
+efficiency fitted on that sibling, printed as "sibling"). Offline, seconds:
 
     .venv/bin/python benchmarks/published_accuracy.py
 """
@@ -32,8 +33,10 @@ def uncalibrated_ms(profile, check, spec_cache) -> float:
     from edge_sdk.calibration.published import resolve_model
     from edge_sdk.modelspec.inspect import inspect_model
 
+    # A model can appear at several batches and lengths (NVIDIA's BERT demo table): match the shape too.
     ref = next(r for r in profile.reference_results if r.model == check.model and r.precision == check.precision
-               and f"{r.runtime}/{r.provider}" == check.runtime)
+               and f"{r.runtime}/{r.provider}" == check.runtime and r.batch == check.batch
+               and r.seq_len in (None, check.seq_len))
     key = (ref.model, ref.batch, ref.seq_len, ref.image_size)
     if key not in spec_cache:
         spec_cache[key] = inspect_model(resolve_model(ref.model), batch=ref.batch, seq_len=ref.seq_len,
@@ -61,17 +64,21 @@ def main() -> int:
             print(f"fitted {f.runtime}/{f.provider} {f.precision}: compute {e.compute:.3f}, memory {e.memory:.3f}, "
                   f"{e.per_op_overhead_us:.1f} µs/op from {f.points} results ({f.note})")
         for n in cal.notes:
-            if "only reserved" in n:  # left unfitted, or borrowing the runtime's fitted compute fraction
-                print(f"{'borrowed' if 'takes the compute fraction' in n else 'unfitted'}: {n}")
-        print(f"{'model':28s} {'runtime':34s} {'prec':11s} {'uncal':>7s} {'fitted':>7s} {'LOO':>7s} "
+            if "only reserved" in n:  # left unfitted, borrowing the runtime's fitted compute fraction, or the sibling's
+                kind = "borrowed" if "takes the compute fraction" in n else \
+                    "sibling" if "fitted on sibling" in n else "unfitted"
+                print(f"{kind}: {n}")
+        print(f"{'model':28s} {'shape':9s} {'runtime':34s} {'prec':11s} {'uncal':>7s} {'fitted':>7s} {'LOO':>7s} "
               f"{'publ.':>7s} {'unc/p':>6s} {'fit/p':>6s} {'LOO/p':>6s}  role")
-        for c in sorted(cal.published, key=lambda c: (c.reserved_for_validation, c.runtime, c.precision, c.model)):
+        for c in sorted(cal.published, key=lambda c: (c.reserved_for_validation, c.runtime, c.precision, c.model,
+                                                      c.batch, c.seq_len)):
             unc = uncalibrated_ms(profile, c, cache)
             loo = f"{c.leave_one_out_ms:7.2f}" if c.leave_one_out_ms else f"{'-':>7s}"
             loo_r = f"{c.leave_one_out_ms / c.published_ms:6.2f}" if c.leave_one_out_ms else f"{'-':>6s}"
             role = "RESERVED (validation)" if c.reserved_for_validation else "fitted"
             ratio = c.predicted_ms / c.published_ms
-            print(f"{c.model:28s} {c.runtime:34s} {c.precision:11s} {unc:7.2f} {c.predicted_ms:7.2f} {loo} "
+            shape = f"b{c.batch} s{c.seq_len}"
+            print(f"{c.model:28s} {shape:9s} {c.runtime:34s} {c.precision:11s} {unc:7.2f} {c.predicted_ms:7.2f} {loo} "
                   f"{c.published_ms:7.2f} {unc / c.published_ms:6.2f} {ratio:6.2f} {loo_r}  {role}")
             if c.reserved_for_validation:
                 reserved_ratios.append((f"{profile.name} {c.model} {c.runtime} {c.precision}", ratio))

@@ -146,3 +146,19 @@ def _bert_base():
     from edge_sdk.calibration.published import resolve_model
 
     return resolve_model("bert-base")
+
+
+@pytest.mark.parametrize("name", ["t4", "l4"])
+def test_datacenter_gpus_carry_nvidias_tensorrt_bert_results_for_fitting(name):
+    """NVIDIA's TensorRT BERT demo table (INT8 and FP16, BERT-base/large, 128/384 tokens): fitted on, never reserved,
+    each cited to the README at a pinned commit."""
+    prof = load_profile_file(shipped_profiles_dir() / f"{name}.yaml")
+    refs = prof.reference_results
+    assert refs and not any(r.reserved_for_validation for r in refs)
+    assert {r.precision for r in refs} == {"int8_static", "fp16"} and {r.seq_len for r in refs} == {128, 384}
+    urls = {s.id: s.url for s in prof.sources}
+    for r in refs:
+        assert (r.runtime, r.provider) == ("tensorrt", "gpu") and r.statistic
+        url = urls[r.source]
+        assert url.startswith("https://github.com/NVIDIA/TensorRT/blob/") and url.endswith("/demo/BERT/README.md")
+        assert len(url.split("/blob/")[1].split("/")[0]) == 40  # a commit, not a branch

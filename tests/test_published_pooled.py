@@ -74,10 +74,17 @@ def test_single_precision_fit_is_unchanged_by_pooling():
 
 def test_shipped_reserved_results_use_the_runtimes_fit_where_one_exists():
     """Jetson AGX Orin's TensorRT int8 BERT (reserved) takes the TensorRT fp16 fit from NanoOWL; the Orin NX, with no
-    result that may be fitted, stays on the profile's guess."""
+    result that may be fitted, takes that fit from its declared calibration_sibling (the AGX module: same GPU
+    architecture) instead of the profile's guess."""
     agx = calibrate_from_published(load_profile_file(shipped_profiles_dir() / "jetson-agx-orin.yaml"))
     by = {(f.runtime, f.precision): f for f in agx.fits}
     assert by[("tensorrt", "int8_static")].points == 0
     assert by[("tensorrt", "int8_static")].efficiency.compute == by[("tensorrt", "fp16")].efficiency.compute
-    nx = calibrate_from_published(load_profile_file(shipped_profiles_dir() / "jetson-orin-nx.yaml"))
-    assert nx.fits == [] and any("left unfitted" in n for n in nx.notes)
+    nx = calibrate_from_published(load_profile_file(shipped_profiles_dir() / "jetson-orin-nx.yaml"),
+                                  siblings={"jetson-agx-orin": load_profile_file(shipped_profiles_dir() /
+                                                                                 "jetson-agx-orin.yaml")})
+    nx_by = {(f.runtime, f.precision): f for f in nx.fits}
+    assert nx_by[("tensorrt", "int8_static")].efficiency == by[("tensorrt", "int8_static")].efficiency
+    assert nx_by[("tensorrt", "int8_static")].points == 0
+    assert any("fitted on sibling jetson-agx-orin" in n for n in nx.notes)
+    assert all(not c.used_for_fit for c in nx.published)

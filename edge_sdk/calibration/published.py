@@ -23,8 +23,15 @@ A precision with no results that may be fitted takes the compute fraction of the
 precision (the most results): the profile itself has one efficiency per unit for every precision, and a fraction of
 peak measured through the same runtime on the same unit is a better estimate than that unfitted guess. It is named in
 the notes and saved as a fit with 0 points, so `plan` uses what the reserved predictions used. A runtime with only
-reserved results stays unfitted (and is named in the notes). The result is a
-`Calibration(source="published")`; the CLI saves it, and `plan` uses it for the profile when nothing measured applies.
+reserved results stays unfitted (and is named in the notes), unless the profile declares a `calibration_sibling`: a
+profile whose accelerator has the same architecture (Jetson Orin NX, Orin Nano and DRIVE AGX Orin carry the Orin
+SoC's Ampere GPU, compute capability 8.7, as Jetson AGX Orin does; the citation says so). Such a runtime then takes the efficiencies fitted on the sibling
+for the same runtime and precision (compute and memory are fractions of each device's own peaks, so they carry over
+between modules of one architecture that differ in SM count, clock and memory bus), named in the notes and saved
+as a fit with 0 points. The sibling's fit never uses its own reserved results, and nothing reserved here is fitted
+on. A profile with a sibling but no reference results of its own gets the sibling's fits for every runtime they
+share. The result is a `Calibration(source="published")`; the CLI saves it, and `plan` uses it for the profile when
+nothing measured applies.
 """
 
 from __future__ import annotations
@@ -159,14 +166,55 @@ def _eff(c: float, memory: float, overhead_us: float) -> Efficiency:
     return Efficiency(compute=min(max(c, 1e-3), 1.0), memory=memory, per_op_overhead_us=round(overhead_us, 3))
 
 
+def _sibling_fits(profile: DeviceProfile, siblings: Mapping[str, DeviceProfile] | None,
+                  registry: str | Path | Mapping[str, str | Path] | None) -> dict[tuple, FittedEfficiency]:
+    """{(runtime, provider, precision): fit} of `profile.calibration_sibling`'s own published calibration (its
+    siblings are not followed: one hop, so a transfer is always from results on the named device)."""
+    name = profile.calibration_sibling
+    if name is None:
+        return {}
+    if siblings is not None and name in siblings:
+        sib = siblings[name]
+    else:
+        from ..profiles.loader import load_profile_file, shipped_profiles_dir
+
+        path = shipped_profiles_dir() / f"{name}.yaml"
+        if not path.is_file():
+            raise InputError(f"profile {profile.name}: calibration_sibling '{name}' is not a shipped profile "
+                             f"(expected {path})")
+        sib = load_profile_file(path)
+    if not sib.reference_results:
+        return {}
+    cal = calibrate_from_published(sib.model_copy(update={"calibration_sibling": None}), registry=registry)
+    kinds = {u.name: u.kind for u in sib.compute_units}
+    mine = {(r.name, r.provider): profile.unit(r.unit).kind for r in profile.runtimes}
+    return {(f.runtime, f.provider, f.precision): f for f in cal.fits
+            if mine.get((f.runtime, f.provider)) == kinds.get(f.unit)}
+
+
+def _sibling_note(sibling: str, fit: FittedEfficiency) -> str:
+    how = f"{fit.points} results there" if fit.points else f"there: {fit.note}"
+    return f"efficiency transferred from calibration_sibling {sibling} ({how})"
+
+
 def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | Mapping[str, str | Path] | None = None,
-                             progress: Progress | None = None) -> Calibration:
+                             progress: Progress | None = None,
+                             siblings: Mapping[str, DeviceProfile] | None = None) -> Calibration:
     """Fit `profile`'s runtime efficiencies to its non-reserved reference results; predict the reserved ones.
     Does not save (the CLI does). `registry`: where reference model names resolve (see resolve_model);
-    `progress(done, total, what)` is called per reference result tabulated."""
-    if not profile.reference_results:
+    `progress(done, total, what)` is called per reference result tabulated; `siblings`: profiles by name where a
+    `calibration_sibling` is looked up (default: the shipped profiles)."""
+    if not profile.reference_results and not profile.calibration_sibling:
         raise InputError(f"profile {profile.name}: no reference_results to fit to (add published latencies with "
                          f"their sources to the profile)")
+    sibling_fits: dict[tuple, FittedEfficiency] | None = None  # computed when a runtime first needs it
+
+    def from_sibling(rt_name: str, provider: str, prec: str) -> FittedEfficiency | None:
+        nonlocal sibling_fits
+        if sibling_fits is None:
+            sibling_fits = _sibling_fits(profile, siblings, registry)
+        return sibling_fits.get((rt_name, provider, prec))
+
     specs: dict[tuple, ModelSpec] = {}
     groups: dict[tuple, list[_Point]] = {}
     from ..modelspec.inspect import inspect_model
@@ -196,9 +244,21 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
                 start = starts[prec]
                 reserved = [p for p in pts if p.ref.precision == prec]
                 label = f"{rt_name}/{provider} {prec}"
-                notes.append(f"{label}: only reserved validation results ({len(reserved)}); left unfitted, the "
-                             f"profile's efficiency (compute {start.compute:g}, memory {start.memory:g}, "
-                             f"{start.per_op_overhead_us:g} µs/op) predicts them")
+                sib = from_sibling(rt_name, provider, prec)
+                if sib is not None:
+                    start = sib.efficiency
+                    notes.append(f"{label}: only reserved validation results ({len(reserved)}); takes the efficiency "
+                                 f"fitted on sibling {profile.calibration_sibling} (same accelerator architecture, "
+                                 f"see citations.calibration_sibling) for the same runtime and precision (compute "
+                                 f"{start.compute:.3f}, memory {start.memory:g}, {start.per_op_overhead_us:g} µs/op; "
+                                 f"fractions of this device's own peaks) instead of the profile's unfitted guess")
+                    fits.append(FittedEfficiency(unit=unit_name, runtime=rt_name, provider=provider, precision=prec,
+                                                 efficiency=start, points=0, held_out=0,
+                                                 note=_sibling_note(profile.calibration_sibling, sib)))
+                else:
+                    notes.append(f"{label}: only reserved validation results ({len(reserved)}); left unfitted, the "
+                                 f"profile's efficiency (compute {start.compute:g}, memory {start.memory:g}, "
+                                 f"{start.per_op_overhead_us:g} µs/op) predicts them")
                 for p in reserved:
                     checks.append(_check(p, p.predict_ms(start), used=False))
                     done += 1
@@ -261,8 +321,25 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
                     if progress:
                         progress(done, total, f"{p.ref.model} ({label}, reserved)")
     seen = {(k[0], k[1]) for k in groups}
+    fitted_here = {(k[0], k[1]) for k, g in groups.items() if any(not p.ref.reserved_for_validation for p in g)}
+    have = {(f.runtime, f.provider, f.precision) for f in fits}
+    if profile.calibration_sibling and sibling_fits is None:
+        sibling_fits = _sibling_fits(profile, siblings, registry)
     for rt in profile.runtimes:
-        if (rt.name, rt.provider) not in seen:
+        if (rt.name, rt.provider) in fitted_here:
+            continue
+        # A runtime not fitted here takes the sibling's fit for every precision it runs (not only the reserved ones).
+        transferred = [(prec, f) for (name, provider, prec), f in (sibling_fits or {}).items()
+                       if (name, provider) == (rt.name, rt.provider) and (name, provider, prec) not in have
+                       and (prec in rt.precisions or cm.COMPUTE_PRECISION.get(prec) in rt.precisions)]
+        for prec, f in transferred:
+            fits.append(FittedEfficiency(unit=rt.unit, runtime=rt.name, provider=rt.provider, precision=prec,
+                                         efficiency=f.efficiency, points=0, held_out=0,
+                                         note=_sibling_note(profile.calibration_sibling, f)))
+            notes.append(f"{rt.name}/{rt.provider} {prec}: no published results here; takes the efficiency fitted "
+                         f"on sibling {profile.calibration_sibling} (same accelerator architecture, see "
+                         f"citations.calibration_sibling)")
+        if not transferred and (rt.name, rt.provider) not in seen:
             notes.append(f"{rt.name}/{rt.provider}: no published results that may be fitted; left as the profile has it")
     return Calibration(profile=profile.name, target="published", source="published", fits=fits, published=checks,
                        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes)

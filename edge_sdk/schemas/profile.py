@@ -235,6 +235,13 @@ class DeviceProfile(Strict):
         default_factory=list, description="Published whole-model latencies on this device (MLPerf, Qualcomm AI "
                                           "Hub, vendor pages); `calibrate --from-published` fits to the ones not "
                                           "reserved for validation")
+    calibration_sibling: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name of a profile whose accelerator has the same architecture (another module of the same SoC, "
+                    "e.g. Jetson Orin NX -> jetson-agx-orin): `calibrate --from-published` gives a runtime that has "
+                    "no result here that may be fitted the efficiencies fitted on the sibling for the same runtime "
+                    "and precision (fractions of each device's own peaks), and says so. Needs "
+                    "`citations.calibration_sibling` saying why the two share an architecture")
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceProfile":
@@ -268,6 +275,13 @@ class DeviceProfile(Strict):
                                  f"the profile's runtimes {sorted(f'{a}/{b}' for a, b in runtimes)}")
         if self.accelerator_count > 1 and self.interconnect_bandwidth_gbps is None:
             raise ValueError("accelerator_count > 1 needs interconnect_bandwidth_gbps")
+        if self.calibration_sibling is not None:
+            if self.calibration_sibling == self.name:
+                raise ValueError(f"calibration_sibling: '{self.name}' names the profile itself (expected another "
+                                 f"profile with the same accelerator architecture)")
+            if "calibration_sibling" not in self.citations:
+                raise ValueError("calibration_sibling: needs citations.calibration_sibling (the public source saying "
+                                 "the two devices share an accelerator architecture)")
         return self
 
     def unit(self, name: str) -> ComputeUnit:
