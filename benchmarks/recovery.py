@@ -79,6 +79,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--allocation", default="global", choices=["global", "uniform"],
                     help="how many heads/neurons each layer keeps (global: one ranking; what the planner plans)")
     ap.add_argument("--calibration-samples", type=int, default=128, help="texts for the importance scores")
+    ap.add_argument("--reconstruct-samples", type=int, default=StructuredPruneConfig().reconstruct_samples,
+                    help="texts on which the FFN down projections are refitted after the cut (0: off, the "
+                         "default; 2048 measured); the importance texts plus the first training texts, never the "
+                         "in-domain check texts")
     ap.add_argument("--budget-minutes", type=float, nargs="+", default=[5.0],
                     help="recovery budgets; each is a separate run from the same pruned model")
     ap.add_argument("--max-steps", type=int, default=1_000_000, help="also stop after this many steps")
@@ -125,6 +129,9 @@ def main() -> None:
     calib_texts, in_domain = texts[:n_cal], texts[n_cal:n_cal + args.in_domain]
     train_texts = texts[n_cal + args.in_domain:]
     calib = list(text_batches(tokenizer, calib_texts, batch_size=16, max_length=128))
+    n_rec = args.reconstruct_samples
+    refit = list(text_batches(tokenizer, (calib_texts + train_texts)[:n_rec], batch_size=64, max_length=128)) \
+        if n_rec else None
 
     def training(epoch: int):
         return text_batches(tokenizer, length_grouped(train_texts, args.batch_size, seed=epoch),
@@ -135,12 +142,13 @@ def main() -> None:
     t0 = time.monotonic()
     prune_cfg = StructuredPruneConfig(head_ratio=args.head_ratio, ffn_ratio=args.ffn_ratio,
                                       drop_layers=args.drop_layers, importance=args.importance,
-                                      calibration_samples=args.calibration_samples, allocation=args.allocation)
+                                      calibration_samples=args.calibration_samples, allocation=args.allocation,
+                                      reconstruct_samples=n_rec)
     oneshot = copy.deepcopy(teacher)
-    record = structured_prune(oneshot, prune_cfg, batches=calib, log=print)
+    record = structured_prune(oneshot, prune_cfg, batches=calib, teacher=teacher, reconstruct=refit, log=print)
     prune_s = time.monotonic() - t0
     before = cosines(embed(oneshot, tokenizer, held_out), ref)
-    print(f"one-shot pruned ({prune_s:.1f} s to score and cut): held-out cosine {before['mean']:.4f} "
+    print(f"one-shot pruned ({prune_s:.1f} s to score, cut and refit): held-out cosine {before['mean']:.4f} "
           f"(p10 {before['p10']:.4f}, min {before['min']:.4f}); params {count_parameters(teacher):,} → "
           f"{count_parameters(oneshot):,}; {len(train_texts):,} training texts", flush=True)
     rows = []
@@ -163,7 +171,7 @@ def main() -> None:
             student = copy.deepcopy(teacher)
             gradual = prune_cfg.model_copy(update={"increments": args.gradual_steps, "recovery": cfg})
             _, results = prune_gradually(student, teacher, gradual, calibration=calib, training=training,
-                                         progress=progress, log=print)
+                                         reconstruct=refit, progress=progress, log=print)
         else:
             student = copy.deepcopy(oneshot)
             results = [distill(student, teacher, training, cfg, layer_map=record.kept_layers, progress=progress)]

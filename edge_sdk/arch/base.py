@@ -58,6 +58,11 @@ class Layout:
         """(up / in projection, down / out projection)."""
         raise NotImplementedError
 
+    def ffn_residual(self, layer: "nn.Module") -> "nn.Module":
+        """The module whose first input is the residual stream the FFN's output is added to (BERT: the FFN input,
+        post-LN; pre-LN blocks: the norm in front of the FFN). Pruning's weight reconstruction reads it."""
+        raise NotImplementedError
+
     def ffn_gate(self, layer: "nn.Module") -> Ref | None:
         """The gate projection of a gated FFN (SwiGLU), None otherwise."""
         return None

@@ -50,6 +50,9 @@ class BertLayout(Layout):
     def ffn(self, layer):
         return (layer.intermediate, "dense"), (layer.output, "dense")
 
+    def ffn_residual(self, layer):
+        return layer.intermediate          # BertOutput: LayerNorm(down(h) + attention_output)
+
     def layer_norms(self, layer):
         return [(layer.attention.output, "LayerNorm"), (layer.output, "LayerNorm")]
 

@@ -46,6 +46,9 @@ class VitLayout(Layout):
     def ffn(self, layer):
         return (layer.mlp, "fc1"), (layer.mlp, "fc2")
 
+    def ffn_residual(self, layer):
+        return layer.layernorm_after       # pre-LN: x + fc2(act(fc1(layernorm_after(x))))
+
     def layer_norms(self, layer):
         return [(layer, "layernorm_before"), (layer, "layernorm_after")]
 

@@ -227,7 +227,8 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
                                        exclude=ev.inputs if isinstance(ev.inputs, list) else ())
     recovery: tuple[str, ...] = ()
     if is_text and any(p.pass_of("distill") or getattr(p.pass_of("structured_prune"), "recovery", None)
-                       for p in candidates):   # recovery learns from all the text there is, not the sample
+                       or getattr(p.pass_of("structured_prune"), "reconstruct_samples", 0)
+                       for p in candidates):   # recovery and the refit after pruning learn from all the text there is
         recovery = tuple(load_calibration_texts(opts.calibration_data,
                                                 exclude=ev.inputs if isinstance(ev.inputs, list) else ()))
     say(f"loading {model}")

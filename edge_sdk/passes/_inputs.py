@@ -37,14 +37,15 @@ def _images(state: BuildState, what: str) -> torch.Tensor:
 
 
 def calibration_batches(state: BuildState, samples: int, *, batch_size: int = 16,
-                        max_length: int = 128) -> list[Batch]:
-    """A fixed small set of inputs for importance scores."""
+                        max_length: int = 128, recovery: bool = False) -> list[Batch]:
+    """A fixed small set of inputs for importance scores; `recovery`: drawn from all the build's training text
+    (state.recovery_texts), for uses that need more than the calibration sample."""
     if state.model_kind == "vision":
         px = _images(state, "structured pruning")[:samples]
         return [{"pixel_values": px[i:i + batch_size]} for i in range(0, len(px), batch_size)]
     if state.tokenizer is None:
         raise InputError("structured pruning of a text model needs its tokenizer")
-    texts = calibration_texts(state)[:samples]
+    texts = calibration_texts(state, recovery=recovery)[:samples]
     return list(text_batches(state.tokenizer, texts, batch_size=batch_size, max_length=max_length))
 
 

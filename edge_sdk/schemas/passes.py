@@ -26,6 +26,12 @@ class StructuredPruneConfig(Strict):
         "uniform", description="uniform: every layer loses the same share; global: one ranking over all layers "
                                "decides how many each keeps (same total, so the same FLOPs; data-driven scores only; "
                                "MiniLM FFN −50 %: one-shot cosine 0.831 vs 0.792, 0.939 vs 0.934 after 600 steps)")
+    reconstruct_samples: int = Field(
+        0, ge=0, description="calibration texts/images on which every layer's FFN down projection is refitted by "
+                             "least squares to the unpruned model's outputs after the cut (0: off; data-driven "
+                             "importance only). For pruning WITHOUT recovery: MiniLM FFN −50 % one-shot held-out "
+                             "cosine 0.831 → 0.901 (2,048 texts). Off by default because distillation after it ends "
+                             "lower (192 steps: 0.914 vs 0.921; 960 steps: 0.936 vs 0.946, benchmarks/recovery.py)")
     increments: int = Field(1, ge=1, description="gradual pruning: reach the target in this many equal increments, "
                                                  "running `recovery` after each (counts are against the original "
                                                  "model, so the final architecture equals one-shot pruning)")
