@@ -104,6 +104,17 @@ def test_only_a_matching_calibration_is_used_and_every_other_one_is_named(host, 
         load_calibration(broken)
 
 
+def test_an_uncalibrated_host_plan_says_so_and_how_to_calibrate(tmp_path):
+    import edge_sdk
+
+    ps = edge_sdk.plan("minilm", device="host", runtime="onnxruntime", calibrations_dir=tmp_path)
+    assert ps.calibration is None and any("edge-sdk calibrate --local" in n for n in ps.notes)
+    plain = edge_sdk.plan("minilm", device="host", runtime="onnxruntime", calibration=False, calibrations_dir=tmp_path)
+    assert not any("calibrate --local" in n for n in plain.notes)   # --no-calibration was asked for: no nagging
+    rpi = edge_sdk.plan("minilm", device="raspberry-pi-5", calibrations_dir=tmp_path)
+    assert not any("calibrate --local" in n for n in rpi.notes)     # --local calibrates this machine, not a Pi
+
+
 def test_a_target_calibration_applies_to_its_profile_and_published_ones_rank_below_measured(tmp_path):
     reg = load_registry()
     rpi = reg.resolve("raspberry-pi-5")[0]
