@@ -209,7 +209,7 @@ def calibrate(*, local: bool = False, target: str | None = None, from_published:
 
         prof, _ = reg.resolve(from_published)
         say = (lambda done, total, what: progress(f"[{done}/{total}] {what}")) if progress else None
-        return calibrate_from_published(prof, progress=say)
+        return calibrate_from_published(prof, progress=say, siblings=reg.profiles)   # the user's profiles too
     from .calibration.run import calibrate_local, calibrate_target
 
     if local:

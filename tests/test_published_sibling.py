@@ -88,3 +88,16 @@ def test_orin_nano_without_results_gets_the_agx_tensorrt_fits():
     assert set(by) == {("tensorrt", "gpu", "fp16"), ("tensorrt", "gpu", "int8_static")}
     assert all(f.points == 0 and "jetson-agx-orin" in f.note for f in by.values())
     assert nano.published == []
+
+
+def test_the_api_finds_a_sibling_among_the_users_own_profiles(tmp_path):
+    """`edge-sdk calibrate --from-published X --profiles DIR`: a sibling that only the user's directory has."""
+    import yaml
+
+    import edge_sdk
+
+    small = _small([_ref(96, 2.0, reserved=True)])
+    for prof in (BIG, small):
+        (tmp_path / f"{prof.name}.yaml").write_text(yaml.safe_dump(prof.model_dump(mode="json", exclude_none=True)))
+    cal = edge_sdk.calibrate(from_published="synthetic-npu-small", profiles_dir=[str(tmp_path)])
+    assert any("fitted on sibling synthetic-npu" in n for n in cal.notes)
