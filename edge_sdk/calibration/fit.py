@@ -66,13 +66,6 @@ def _peak(unit: ComputeUnit, precision: str) -> float:
     return compute_peak_tops(unit, precision, False)[0]
 
 
-def _errors(points: list[Microbenchmark], predict) -> tuple[float | None, float | None]:
-    errs = sorted(abs(predict(m) / m.median_ms - 1) for m in points)
-    if not errs:
-        return None, None
-    return errs[len(errs) // 2], errs[-1]
-
-
 def gemm_table_ms(median_ms: float, run_overhead_us: float | None) -> float:
     """A table entry: the isolated GEMM's time less one runtime call's fixed cost (never below half of it)."""
     return max(median_ms - (run_overhead_us or 0.0) * 1e-3, 0.5 * median_ms)

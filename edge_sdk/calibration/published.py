@@ -25,10 +25,10 @@ peak measured through the same runtime on the same unit is a better estimate tha
 the notes and saved as a fit with 0 points, so `plan` uses what the reserved predictions used. A runtime with only
 reserved results stays unfitted (and is named in the notes), unless the profile declares a `calibration_sibling`: a
 profile whose accelerator has the same architecture (Jetson Orin NX, Orin Nano and DRIVE AGX Orin carry the Orin
-SoC's Ampere GPU, compute capability 8.7, as Jetson AGX Orin does; the citation says so). Such a runtime then takes the efficiencies fitted on the sibling
-for the same runtime and precision (compute and memory are fractions of each device's own peaks, so they carry over
-between modules of one architecture that differ in SM count, clock and memory bus), named in the notes and saved
-as a fit with 0 points. The sibling's fit never uses its own reserved results, and nothing reserved here is fitted
+SoC's Ampere GPU, compute capability 8.7, as Jetson AGX Orin does; the citation says so). Such a runtime then takes
+the efficiencies fitted on the sibling for the same runtime and precision (compute and memory are fractions of each
+device's own peaks, so they carry over between modules of one architecture that differ in SM count, clock and
+memory bus), named in the notes and saved as a fit with 0 points. The sibling's fit never uses its own reserved results, and nothing reserved here is fitted
 on. A profile with a sibling but no reference results of its own gets the sibling's fits for every runtime they
 share. The result is a `Calibration(source="published")`; the CLI saves it, and `plan` uses it for the profile when
 nothing measured applies.
@@ -207,14 +207,7 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
     if not profile.reference_results and not profile.calibration_sibling:
         raise InputError(f"profile {profile.name}: no reference_results to fit to (add published latencies with "
                          f"their sources to the profile)")
-    sibling_fits: dict[tuple, FittedEfficiency] | None = None  # computed when a runtime first needs it
-
-    def from_sibling(rt_name: str, provider: str, prec: str) -> FittedEfficiency | None:
-        nonlocal sibling_fits
-        if sibling_fits is None:
-            sibling_fits = _sibling_fits(profile, siblings, registry)
-        return sibling_fits.get((rt_name, provider, prec))
-
+    sibling_fits = _sibling_fits(profile, siblings, registry)  # {} without a calibration_sibling
     specs: dict[tuple, ModelSpec] = {}
     groups: dict[tuple, list[_Point]] = {}
     from ..modelspec.inspect import inspect_model
@@ -244,7 +237,7 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
                 start = starts[prec]
                 reserved = [p for p in pts if p.ref.precision == prec]
                 label = f"{rt_name}/{provider} {prec}"
-                sib = from_sibling(rt_name, provider, prec)
+                sib = sibling_fits.get((rt_name, provider, prec))
                 if sib is not None:
                     start = sib.efficiency
                     notes.append(f"{label}: only reserved validation results ({len(reserved)}); takes the efficiency "
@@ -323,13 +316,11 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
     seen = {(k[0], k[1]) for k in groups}
     fitted_here = {(k[0], k[1]) for k, g in groups.items() if any(not p.ref.reserved_for_validation for p in g)}
     have = {(f.runtime, f.provider, f.precision) for f in fits}
-    if profile.calibration_sibling and sibling_fits is None:
-        sibling_fits = _sibling_fits(profile, siblings, registry)
     for rt in profile.runtimes:
         if (rt.name, rt.provider) in fitted_here:
             continue
         # A runtime not fitted here takes the sibling's fit for every precision it runs (not only the reserved ones).
-        transferred = [(prec, f) for (name, provider, prec), f in (sibling_fits or {}).items()
+        transferred = [(prec, f) for (name, provider, prec), f in sibling_fits.items()
                        if (name, provider) == (rt.name, rt.provider) and (name, provider, prec) not in have
                        and (prec in rt.precisions or cm.COMPUTE_PRECISION.get(prec) in rt.precisions)]
         for prec, f in transferred:

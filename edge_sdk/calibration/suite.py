@@ -3,9 +3,8 @@
 Each kernel isolates one term of the cost model (planner/costmodel.py), so the fit can read it off:
 - `gemm`: a linear layer (MatMul + bias Add) at BERT-family shapes — tokens 16…1024 × (hidden, FFN) widths of
   a small encoder (128), MiniLM and BERT-base — in every precision the runtime builds: fp32, int8 dynamic
-  (onnxruntime.quantization `quantize_dynamic`, what `build` makes) and int8 static QDQ
-  (`quantize_static`, per channel; the same functions
-  the build's quantize pass calls, so the kernels are the ones a bundle runs);
+  (onnxruntime.quantization `quantize_dynamic`, what `build` makes) and int8 static QDQ (`quantize_static`, per
+  channel; the same functions the build's quantize pass calls, so the kernels are the ones a bundle runs);
 - `attention`: the batched QKᵀ matmul of one layer (heads × seq × seq);
 - `softmax`, `layernorm`, `gelu` (the erf decomposition the exporter emits): bandwidth-bound non-GEMM kernels;
 - `bandwidth`: a large elementwise Add (64 MiB per operand, STREAM-like "add": 2 reads + 1 write);
@@ -179,6 +178,8 @@ def _spec_file(name: str, batch: int, seq: int) -> str:
 
 
 _SEQ = {name: seq for name, _, seq in ENCODERS.values()}
+#: encoder file name → its config (the named encoders and the layers of LAYER_POINTS)
+_CONFIG = {name: config for name, config, _ in ENCODERS.values()} | {p[0]: p[1] for p in LAYER_POINTS}
 
 
 def _quantized(src: Path, dst: Path, precision: str, reduce_range: bool, inputs: dict[str, list[int]],
@@ -349,11 +350,9 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
                 kernels.append({**k, "file": path.name, "format": "onnx", "nodes": made[path.name]})
                 continue
             if name not in encoders:
-                config = next(c for n, c, _ in ENCODERS.values() if n == name) if name in _SEQ else \
-                    next(p[1] for p in LAYER_POINTS if p[0] == name)
-                shapes = sorted({(1, _SEQ[name])} if name in _SEQ else set()) + \
+                shapes = ([(1, _SEQ[name])] if name in _SEQ else []) + \
                     [(b, s) for n, _, b, s, _ in LAYER_POINTS if n == name and (b, s) != (1, _SEQ.get(name))]
-                encoders[name] = _encoder(dest, name, config, shapes)
+                encoders[name] = _encoder(dest, name, _CONFIG[name], shapes)
             src = encoders[name]
             if k["precision"] == "fp32":
                 model = onnx.load(os.fspath(src))

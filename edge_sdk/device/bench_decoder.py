@@ -6,8 +6,9 @@
 
 The prompt is the bundle's `prompt/input_ids` sample; --prompt-tokens N repeats or cuts it to N tokens ('max': the
 context minus --new-tokens, so prefill is measured at the plan's context length). Each generation is greedy and
-ignores EOS, so it produces exactly --new-tokens tokens (fewer when the context ends first). `--iterations` counts timed decode tokens: the
-benchmark runs as many generations as it takes to time that many (`--duration`: generations until the time is up).
+ignores EOS, so it produces exactly --new-tokens tokens (fewer when the context ends first). `--iterations` counts
+timed decode tokens: the benchmark runs as many generations as it takes to time that many (`--duration`:
+generations until the time is up).
 A warm-up generation of a few tokens comes first when --warmup > 0. The result record is bench.py's, with
 `runs` = [decode (one latency per generated token after the first), prefill (one TTFT per generation)] and a
 `generation` summary. On Jetson, tegrastats runs beside the generations (power.py): the record gets its power
