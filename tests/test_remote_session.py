@@ -114,3 +114,25 @@ def test_sftp_uses_large_write_requests(session):
     session.sftp
     assert session._write_size > 32768 and session._read_size > 32768  # OpenSSH's limits@openssh.com honoured
     assert session.transport.local_cipher.startswith("aes128-gcm")
+
+
+def test_command_that_exits_before_reading_stdin_reports_its_exit_status(session, monkeypatch):
+    """The server can close the channel before the stdin payload goes out (the wrapper's `cd` fails at once): the run
+    must report the command's exit status (125, which makes run_device upload its package), not 'Socket is closed'.
+    The payload is held back until the channel has closed, so the race goes the losing way every time."""
+    import paramiko
+
+    real_sendall = paramiko.Channel.sendall
+
+    def late_sendall(chan, data):
+        end = time.monotonic() + 10
+        while not chan.closed and time.monotonic() < end:
+            time.sleep(0.01)
+        assert chan.closed
+        return real_sendall(chan, data)
+
+    monkeypatch.setattr(paramiko.Channel, "sendall", late_sendall)
+    res = session.run(["cat"], cwd=f"/nonexistent-{uuid.uuid4().hex[:8]}", stdin=b'{"op": 1}\n')
+    assert res.rc == 125 and res.stdout == ""
+    monkeypatch.undo()
+    assert session.run(["cat"], stdin=b"still usable\n").stdout == "still usable\n"  # the connection lives on

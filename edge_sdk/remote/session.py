@@ -254,11 +254,19 @@ class Session:
         try:
             chan = self.transport.open_session(timeout=self.target.connect_timeout_s)
             chan.exec_command(cmd)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise self.failure(exc, f"cannot start {_display(argv)} on {self.endpoint}") from None
+        try:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise self.failure(exc, f"cannot start {_display(argv)} on {self.endpoint}") from None
+            # A command can end without reading its stdin (the wrapper's `cd` failing with EXIT_NO_DIR, say) and the
+            # server then closes the channel before the payload goes out: paramiko says "Socket is closed". That is
+            # a pipe closed by its reader, not a failure to start: its exit status, read below, tells what happened.
+            if not chan.closed or self.connection_dead():
+                chan.close()
+                raise self.failure(exc, f"cannot start {_display(argv)} on {self.endpoint}") from None
         out, err = _Lines("stdout", on_line), _Lines("stderr", on_line)
         t0 = time.monotonic()
         deadline = t0 + limit
