@@ -177,3 +177,25 @@ def test_a_held_lock_is_reported_and_dies_with_its_holder(target, tmp_path):
     holder.close()
     rel = deploy(bundle, target, lock_wait_s=30)  # the device process died with its connection, and the lock too
     assert rel.switched and lock.workdir
+
+
+def test_lock_on_a_device_without_the_package_survives_the_channel_closing_first(target, monkeypatch):
+    """On a device without the package the lock's wrapper exits 125 at once; when the server closes the channel
+    before the lock request goes out (forced here: the first send waits for the close), the lock must still upload
+    the package and start, not fail with 'Socket is closed'."""
+    import paramiko
+
+    real_sendall, calls = paramiko.Channel.sendall, []
+
+    def first_send_late(chan, data):
+        calls.append(chan)
+        if len(calls) == 1:
+            end = time.monotonic() + 10
+            while not chan.closed and time.monotonic() < end:
+                time.sleep(0.01)
+            assert chan.closed
+        return real_sendall(chan, data)
+
+    monkeypatch.setattr(paramiko.Channel, "sendall", first_send_late)
+    with Session(target) as s, DeployLock(s, holder="late sender") as lock:
+        assert lock.workdir and len(calls) == 2  # the refused first start, then the lock after the upload

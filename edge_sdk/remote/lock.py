@@ -116,10 +116,17 @@ class DeployLock:
         try:
             chan = s.transport.open_session(timeout=t.connect_timeout_s)
             chan.exec_command(cmd)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise s.failure(exc, f"cannot start the deploy lock on {self._where}") from None
+        try:
             chan.sendall((json.dumps({"workdir": t.remote_workdir, "wait_s": self.wait_s,
                                       "holder": self.holder}) + "\n").encode())
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise s.failure(exc, f"cannot start the deploy lock on {self._where}") from None
+            # The wrapper can exit (125: no package on the device yet) and the server close the channel before the
+            # request goes out; __enter__ then reads that exit status. Anything else is a failure to start.
+            if not chan.closed or s.connection_dead():
+                chan.close()
+                raise s.failure(exc, f"cannot start the deploy lock on {self._where}") from None
         self._chan = chan
 
     def _line(self, timeout: float, what: str) -> dict | None:
