@@ -139,7 +139,7 @@ def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile
                     continue
                 rt.gemm_ms[fit.precision] = [
                     GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"],
-                               ms=gemm_table_ms(m.median_ms, fit.run_overhead_us))
+                               ms=gemm_table_ms(m, fit.run_overhead_us))
                     for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision
                     and (m.runtime, m.provider) == (fit.runtime, fit.provider)]
     if cal.memory_bandwidth_gbps:
@@ -178,7 +178,7 @@ def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Pat
         if profile.name == "host":   # the one profile a user can calibrate in a minute, right here
             notes.append("no calibration of this machine: host predictions use the profile's default efficiencies "
                          "(onnxruntime's measured 2-3x too slow on a 2-vCPU VM); `edge-sdk calibrate --local` "
-                         "(about 80 s) measures them")
+                         "(about 100 s) measures them")
         return Calibrated(profile, None, notes)
     return Calibrated(apply_calibration(profile, found.calibration), found.describe(), list(found.notes))
 
