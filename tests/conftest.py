@@ -151,6 +151,29 @@ def write_loopback_target(server, work: Path, name: str = "loop") -> Path:
     return path
 
 
+def send_after_channel_closes(monkeypatch, first_only: bool = False) -> list:
+    """Make paramiko's Channel.sendall wait until the server has closed the channel (the losing side of the race
+    where a command exits before its stdin is sent), every time or only the first time. Returns the channels sent
+    on, in order."""
+    import time
+
+    import paramiko
+
+    real_sendall, calls = paramiko.Channel.sendall, []
+
+    def late_sendall(chan, data):
+        calls.append(chan)
+        if not first_only or len(calls) == 1:
+            end = time.monotonic() + 10
+            while not chan.closed and time.monotonic() < end:
+                time.sleep(0.01)
+            assert chan.closed, "the server did not close the channel within 10 s"
+        return real_sendall(chan, data)
+
+    monkeypatch.setattr(paramiko.Channel, "sendall", late_sendall)
+    return calls
+
+
 def minimal_plan(device: str = "host"):
     """A hand-made Plan: bundles for transfer tests need a valid manifest, not a planned model."""
     from edge_sdk.schemas.plan import Plan

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import make_bundle, root_loopback_sshd, write_loopback_target
+from conftest import make_bundle, root_loopback_sshd, send_after_channel_closes, write_loopback_target
 from edge_sdk.errors import RemoteError
 from edge_sdk.remote import ConnectionLost, DeployBusy, DeployLock, Session, deploy, load_target_file, verify_release
 from test_bench_local import alive
@@ -183,19 +183,6 @@ def test_lock_on_a_device_without_the_package_survives_the_channel_closing_first
     """On a device without the package the lock's wrapper exits 125 at once; when the server closes the channel
     before the lock request goes out (forced here: the first send waits for the close), the lock must still upload
     the package and start, not fail with 'Socket is closed'."""
-    import paramiko
-
-    real_sendall, calls = paramiko.Channel.sendall, []
-
-    def first_send_late(chan, data):
-        calls.append(chan)
-        if len(calls) == 1:
-            end = time.monotonic() + 10
-            while not chan.closed and time.monotonic() < end:
-                time.sleep(0.01)
-            assert chan.closed
-        return real_sendall(chan, data)
-
-    monkeypatch.setattr(paramiko.Channel, "sendall", first_send_late)
+    calls = send_after_channel_closes(monkeypatch, first_only=True)
     with Session(target) as s, DeployLock(s, holder="late sender") as lock:
         assert lock.workdir and len(calls) == 2  # the refused first start, then the lock after the upload

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 
+from conftest import send_after_channel_closes
 from edge_sdk.errors import RemoteError
 from edge_sdk.remote import RemoteTimeout, Session, load_target_file
 
@@ -120,18 +121,7 @@ def test_command_that_exits_before_reading_stdin_reports_its_exit_status(session
     """The server can close the channel before the stdin payload goes out (the wrapper's `cd` fails at once): the run
     must report the command's exit status (125, which makes run_device upload its package), not 'Socket is closed'.
     The payload is held back until the channel has closed, so the race goes the losing way every time."""
-    import paramiko
-
-    real_sendall = paramiko.Channel.sendall
-
-    def late_sendall(chan, data):
-        end = time.monotonic() + 10
-        while not chan.closed and time.monotonic() < end:
-            time.sleep(0.01)
-        assert chan.closed
-        return real_sendall(chan, data)
-
-    monkeypatch.setattr(paramiko.Channel, "sendall", late_sendall)
+    send_after_channel_closes(monkeypatch)
     res = session.run(["cat"], cwd=f"/nonexistent-{uuid.uuid4().hex[:8]}", stdin=b'{"op": 1}\n')
     assert res.rc == 125 and res.stdout == ""
     monkeypatch.undo()
