@@ -43,8 +43,8 @@ GEMM_TOKENS = (16, 128, 384, 1024)
 # (in, out) widths: tiny (64) and small (128) encoders', MiniLM's (384) and BERT-base's (768) hidden and FFN widths.
 # Small widths run far below the per-FLOP speed of large ones, and the table takes the nearest widths' per-FLOP
 # time (without the 64 rows a hidden-64 ViT was predicted 0.81x of measured from the 128 rows).
-GEMM_WIDTHS = ((64, 64), (64, 256), (256, 64), (128, 128), (128, 512), (512, 128), (384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072),
-               (3072, 768))
+GEMM_WIDTHS = ((64, 64), (64, 256), (256, 64), (128, 128), (128, 512), (512, 128), (384, 384), (384, 1536),
+               (1536, 384), (768, 768), (768, 3072), (3072, 768))
 NONGEMM_ROWS = ((128, 384), (1024, 768))
 ATTENTION = ((12, 128, 32), (12, 384, 64))   # heads, seq, head_dim
 SOFTMAX = ((12, 128), (12, 384))             # heads, seq  → [heads, seq, seq]
