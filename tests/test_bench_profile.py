@@ -157,6 +157,28 @@ def test_minilm_and_tiny_bert_node_names_map_to_their_layers():
     assert set(got) <= names | {OTHER}
 
 
+def test_openvino_generated_transposes_go_to_the_projection_before_them_within_one_block():
+    spec = tiny_spec()
+    ov = "__module.model.encoder.layer.{}.{}/aten::linear/MatMul"
+    nodes = [  # as OpenVINO's CPU plugin reports them, in execution order
+        (ov.format(0, "attention.self.query"), "FullyConnected"),
+        ("Transpose_77841", "Transpose"),          # Q to heads: generated name, inside layer 0
+        ("Convert_78792", "Convert"),              # generated, but not a layout op: stays (other)
+        (ov.format(0, "attention.self.value"), "FullyConnected"),
+        (ov.format(0, "output.dense"), "FullyConnected"),
+        ("Transpose_77873", "Transpose"),          # between two blocks: nobody's
+        (ov.format(1, "attention.self.key"), "FullyConnected"),
+        ("Transpose_77905", "Transpose"),
+        (ov.format(1, "attention.self.value"), "FullyConnected"),
+        ("Transpose_9", "Transpose"),              # after the last mapped node: (other)
+    ]
+    got = map_nodes([{"node": n, "op_type": op, "order": o} for o, (n, op) in enumerate(nodes)], spec)
+    assert got == ["encoder.layer.0.attention.self.query", "encoder.layer.0.attention.self.query", OTHER,
+                   "encoder.layer.0.attention.self.value", "encoder.layer.0.output.dense", OTHER,
+                   "encoder.layer.1.attention.self.key", "encoder.layer.1.attention.self.key",
+                   "encoder.layer.1.attention.self.value", OTHER]
+
+
 # ----------------------------------------------------------------------------------------------- a real profile
 
 

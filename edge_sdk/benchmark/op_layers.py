@@ -12,7 +12,10 @@ the module path, then the op), and fusions keep the name of the node they start 
    other op of a scope with an activation to the activation; anything else to the scope's first layer;
 3. an unscoped fused node of a known kind (LayerNorm/SkipLayerNorm, GELU, Softmax, Attention) to the next layer of
    that kind after the layer of the node executed before it;
-4. everything else (shape arithmetic at the graph root, output pooling, unscoped Gathers) is "(other)".
+4. an unnamed layout node (`Transpose_77841`: OpenVINO's CPU plugin inserts the transposes of Q/K to the heads
+   layout under generated names) executed between two nodes of one transformer block goes to the layer executed
+   right before it — the projection whose output it lays out, where the cost model charges that transpose too;
+5. everything else (shape arithmetic at the graph root, output pooling, unscoped Gathers) is "(other)".
 
 OpenVINO IR converted from PyTorch names its runtime nodes `__module.<module path>/aten::<op>/<node>`
 (`__module.model.encoder.layer.5.intermediate.dense/aten::linear/MatMul`); those are read as the scope
@@ -32,6 +35,8 @@ from ..schemas.modelspec import LayerSpec, ModelSpec
 OTHER = "(other)"
 _ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Where", "IsNaN", "Cast", "Not", "Equal", "Sqrt", "Pow", "Neg"}
 _MATMULS = {"MatMul", "FusedMatMul", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "Einsum"}
+_LAYOUT = {"Transpose", "Reshape"}
+_GENERATED = re.compile(r"^[A-Za-z]+_\d+$")  # a runtime-made name, no scope: `Transpose_77841`
 _FUSED_KIND = {"LayerNormalization": "norm", "SkipLayerNormalization": "norm", "SimplifiedLayerNormalization": "norm",
                "SkipSimplifiedLayerNormalization": "norm", "Gelu": "activation", "FastGelu": "activation",
                "BiasGelu": "activation", "QuickGelu": "activation", "Softmax": "softmax",
@@ -164,6 +169,16 @@ def map_nodes(nodes: list[dict[str, Any]], spec: ModelSpec) -> list[str]:
                     out[i] = nxt
         if out[i] is not None and out[i] != OTHER:
             prev = out[i]
+    # unnamed layout nodes inside one block: the layer executed right before them
+    mapped = [i for i in by_order if out[i] is not None]
+    for i in by_order:
+        if out[i] is None and nodes[i].get("op_type") in _LAYOUT and _GENERATED.match(nodes[i]["node"]):
+            o = nodes[i].get("order", 0)
+            before = next((out[j] for j in reversed(mapped) if nodes[j].get("order", 0) < o), None)
+            after = next((out[j] for j in mapped if nodes[j].get("order", 0) > o), None)
+            if before and after and layers[before].block is not None and \
+                    layers[before].block == layers[after].block:
+                out[i] = before
     return [x or OTHER for x in out]
 
 

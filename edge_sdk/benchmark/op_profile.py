@@ -70,7 +70,8 @@ def build_op_profile(raw: dict[str, Any], *, plan: Plan | None, profile_name: st
     layers.append(LayerTime(layer=OTHER, nodes=counts.get(OTHER, 0), measured_ms=round(measured.get(OTHER, 0.0), 5)))
     layer_sum = sum(v for k, v in measured.items() if k != OTHER)
     mapped = sum(1 for r in rows if r.layer != OTHER)
-    note = (f"{mapped} of {len(rows)} nodes mapped to ModelSpec layers by their names; the rest are '(other)'"
+    note = (f"{mapped} of {len(rows)} nodes mapped to ModelSpec layers by their names (unnamed transposes inside a "
+            f"layer block by execution order); the rest are '(other)'"
             if spec is not None else "no ModelSpec in the bundle's plan: every node is '(other)'")
     return OpProfile(**common, available=True, iterations=raw.get("profiled_runs") or 0,
                      profiled_p50_ms=raw.get("profiled_p50_ms"),
