@@ -73,8 +73,8 @@ def gemm_table_ms(m: Microbenchmark, run_overhead_us: float | None) -> float:
     table is read directly, not fitted, and a 10 µs kernel's median is mostly its neighbours' noise (measured on a
     shared 2-vCPU Zen 5: a 16×128×128 GEMM's median 9.0 µs, p10 6.2 µs, and 6.1 µs alone in a quiet moment),
     which log-interpolation then spreads to the token counts between table rows (tiny-BERT predicted 1.17× of
-    measured, 1.06× from p10). Large GEMMs' p10 and median agree within a few %, and the layer refit (fit.py step
-    6) keeps whole-layer predictions anchored to medians either way."""
+    measured, 1.06× from p10). Large GEMMs' p10 and median agree within a few %, and the layer refit (step 6 of
+    this module's docstring) keeps whole-layer predictions anchored to medians either way."""
     t = min(m.median_ms, m.p10_ms) if m.p10_ms else m.median_ms
     return max(t - (run_overhead_us or 0.0) * 1e-3, 0.5 * t)
 

@@ -28,10 +28,10 @@ profile whose accelerator has the same architecture (Jetson Orin NX, Orin Nano a
 SoC's Ampere GPU, compute capability 8.7, as Jetson AGX Orin does; the citation says so). Such a runtime then takes
 the efficiencies fitted on the sibling for the same runtime and precision (compute and memory are fractions of each
 device's own peaks, so they carry over between modules of one architecture that differ in SM count, clock and
-memory bus), named in the notes and saved as a fit with 0 points. The sibling's fit never uses its own reserved results, and nothing reserved here is fitted
-on. A profile with a sibling but no reference results of its own gets the sibling's fits for every runtime they
-share. The result is a `Calibration(source="published")`; the CLI saves it, and `plan` uses it for the profile when
-nothing measured applies.
+memory bus), named in the notes and saved as a fit with 0 points. The sibling's fit never uses its own reserved
+results, and nothing reserved here is fitted on. A profile with a sibling but no reference results of its own gets
+the sibling's fits for every runtime they share. The result is a `Calibration(source="published")`; the CLI saves
+it, and `plan` uses it for the profile when nothing measured applies.
 """
 
 from __future__ import annotations
@@ -192,9 +192,13 @@ def _sibling_fits(profile: DeviceProfile, siblings: Mapping[str, DeviceProfile] 
             if mine.get((f.runtime, f.provider)) == kinds.get(f.unit)}
 
 
-def _sibling_note(sibling: str, fit: FittedEfficiency) -> str:
+def _sibling_fit(unit: str, runtime: str, provider: str, precision: str, sibling: str,
+                 fit: FittedEfficiency) -> FittedEfficiency:
+    """The sibling's `fit` as this profile's (0 points here), its note saying where it came from."""
     how = f"{fit.points} results there" if fit.points else f"there: {fit.note}"
-    return f"efficiency transferred from calibration_sibling {sibling} ({how})"
+    return FittedEfficiency(unit=unit, runtime=runtime, provider=provider, precision=precision,
+                            efficiency=fit.efficiency, points=0, held_out=0,
+                            note=f"efficiency transferred from calibration_sibling {sibling} ({how})")
 
 
 def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | Mapping[str, str | Path] | None = None,
@@ -245,9 +249,7 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
                                  f"see citations.calibration_sibling) for the same runtime and precision (compute "
                                  f"{start.compute:.3f}, memory {start.memory:g}, {start.per_op_overhead_us:g} µs/op; "
                                  f"fractions of this device's own peaks) instead of the profile's unfitted guess")
-                    fits.append(FittedEfficiency(unit=unit_name, runtime=rt_name, provider=provider, precision=prec,
-                                                 efficiency=start, points=0, held_out=0,
-                                                 note=_sibling_note(profile.calibration_sibling, sib)))
+                    fits.append(_sibling_fit(unit_name, rt_name, provider, prec, profile.calibration_sibling, sib))
                 else:
                     notes.append(f"{label}: only reserved validation results ({len(reserved)}); left unfitted, the "
                                  f"profile's efficiency (compute {start.compute:g}, memory {start.memory:g}, "
@@ -324,14 +326,13 @@ def calibrate_from_published(profile: DeviceProfile, *, registry: str | Path | M
                        if (name, provider) == (rt.name, rt.provider) and (name, provider, prec) not in have
                        and (prec in rt.precisions or cm.COMPUTE_PRECISION.get(prec) in rt.precisions)]
         for prec, f in transferred:
-            fits.append(FittedEfficiency(unit=rt.unit, runtime=rt.name, provider=rt.provider, precision=prec,
-                                         efficiency=f.efficiency, points=0, held_out=0,
-                                         note=_sibling_note(profile.calibration_sibling, f)))
+            fits.append(_sibling_fit(rt.unit, rt.name, rt.provider, prec, profile.calibration_sibling, f))
             notes.append(f"{rt.name}/{rt.provider} {prec}: no published results here; takes the efficiency fitted "
                          f"on sibling {profile.calibration_sibling} (same accelerator architecture, see "
                          f"citations.calibration_sibling)")
         if not transferred and (rt.name, rt.provider) not in seen:
-            notes.append(f"{rt.name}/{rt.provider}: no published results that may be fitted; left as the profile has it")
+            notes.append(f"{rt.name}/{rt.provider}: no published results that may be fitted; left as the profile "
+                         f"has it")
     return Calibration(profile=profile.name, target="published", source="published", fits=fits, published=checks,
                        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), notes=notes)
 
