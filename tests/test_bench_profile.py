@@ -59,8 +59,8 @@ def bundle(work):
 
 @pytest.fixture(scope="module")
 def profiled(bundle) -> BenchResult:
-    return bench_local(bundle, iterations=15, warmup=2, repeat=3, profile_ops=True, profile_iterations=5, threads=1,
-                       show_progress=False)
+    return bench_local(bundle, iterations=15, warmup=2, repeat=3, profile_ops=True, profile_iterations=7, threads=1,
+                       show_progress=False)  # 7 profiled runs: a block of 5 and one of 2 (device/bench.py)
 
 
 # ----------------------------------------------------------------------------------------------- statistics
@@ -121,6 +121,26 @@ def test_old_results_without_the_new_fields_still_load(tmp_path):
     r = load_result(p)
     assert r.op_profile is None and r.machine is None and r.repeat == 1 and r.warnings == []
     assert r.batches[0].p50_ci95_ms is None and r.batches[0].rounds is None
+
+
+def test_trace_summary_counts_only_the_runs_it_is_told(tmp_path):
+    from edge_sdk.device.opprofile import summarize_ort_trace
+
+    def run(ts, dur, node_us):  # one model_run with one kernel inside it
+        return [{"cat": "Session", "name": "model_run", "ts": ts, "dur": dur},
+                {"cat": "Node", "name": "n_kernel_time", "ts": ts + 1, "dur": node_us, "args": {"op_name": "MatMul"}}]
+
+    # warm-up (0), then blocks: a discarded first run (1, 4) and two counted runs (2, 3 and 5, 6)
+    durations = [900, 500, 100, 100, 500, 100, 100]
+    events = [e for i, d in enumerate(durations) for e in run(i * 1000, d, d - 10)]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps(events))
+    told = summarize_ort_trace(str(path), 4, counted=[2, 3, 5, 6])
+    assert told["profiled_runs"] == 4 and told["run_us_mean"] == 100 and told["nodes"][0]["per_run_us"] == 90
+    last = summarize_ort_trace(str(path), 4)  # without the indices: the last 4, a discarded run among them
+    assert last["run_us_mean"] == 200
+    # indices the trace does not hold (a runtime that dropped events) fall back to the last runs
+    assert summarize_ort_trace(str(path), 4, counted=[2, 3, 5, 9])["run_us_mean"] == 200
 
 
 # ----------------------------------------------------------------------------------------------- mapping
@@ -185,7 +205,7 @@ def test_openvino_generated_transposes_go_to_the_projection_before_them_within_o
 def test_profiled_local_bench_maps_every_node(profiled):
     op = profiled.op_profile
     assert op is not None and op.available and op.runtime == "onnxruntime"
-    assert op.iterations == 5 and op.inputs == "padded" and op.batch == 1
+    assert op.iterations == 7 and op.inputs == "padded" and op.batch == 1
     assert op.nodes and abs(sum(n.share for n in op.nodes) - 1) < 1e-3
     # the kernels are most of a run, never more than all of it
     assert 0.2 < op.node_sum_ms / op.run_ms <= 1.01, (op.node_sum_ms, op.run_ms)
@@ -204,7 +224,9 @@ def test_profiled_local_bench_maps_every_node(profiled):
     assert sum(x.measured_ms for x in op.layers) == pytest.approx(op.node_sum_ms, rel=1e-3)
     assert all(x.predicted_ms is not None and x.predicted_ms > 0 for x in op.layers[:-1])
     assert "profile host" in op.predicted_basis
-    assert op.end_to_end_ms == profiled.batches[0].latency_ms.p50
+    # end-to-end: the clean session's runs interleaved with the profiled ones, not the timed rounds' p50
+    assert op.end_to_end_source == "interleaved" and op.end_to_end_ms > 0
+    assert op.timed_p50_ms == profiled.batches[0].latency_ms.p50
     assert op.layer_sum_over_end_to_end == pytest.approx(op.layer_sum_ms / op.end_to_end_ms, rel=1e-3)
 
 

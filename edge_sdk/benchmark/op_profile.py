@@ -41,8 +41,10 @@ def predicted_layers(plan: Plan | None, profile_name: str | None, profile=None,
 
 
 def build_op_profile(raw: dict[str, Any], *, plan: Plan | None, profile_name: str | None,
-                     end_to_end_ms: float | None, profile=None, calibration_used: str | None = None) -> OpProfile:
-    """OpProfile from the runner's `op_profile` record; `end_to_end_ms`: the clean p50 of the profiled pair."""
+                     timed_p50_ms: float | None, profile=None, calibration_used: str | None = None) -> OpProfile:
+    """OpProfile from the runner's `op_profile` record; `timed_p50_ms`: the timed rounds' p50 of the profiled pair.
+    End-to-end is the clean runs timed interleaved with the profiled ones (`clean_p50_ms`), or that p50 from a
+    runner that predates them."""
     common = dict(runtime=raw.get("runtime") or "?", inputs=raw.get("inputs"), batch=raw.get("batch"),
                   warmup=raw.get("warmup") or 0, note=raw.get("note"))
     if not raw.get("available"):
@@ -69,6 +71,7 @@ def build_op_profile(raw: dict[str, Any], *, plan: Plan | None, profile_name: st
                                 predicted_over_measured=round(p / m, 4) if p is not None and m > 0 else None))
     layers.append(LayerTime(layer=OTHER, nodes=counts.get(OTHER, 0), measured_ms=round(measured.get(OTHER, 0.0), 5)))
     layer_sum = sum(v for k, v in measured.items() if k != OTHER)
+    end_to_end_ms = raw.get("clean_p50_ms") or timed_p50_ms
     mapped = sum(1 for r in rows if r.layer != OTHER)
     note = (f"{mapped} of {len(rows)} nodes mapped to ModelSpec layers by their names (unnamed transposes inside a "
             f"layer block by execution order); the rest are '(other)'"
@@ -78,7 +81,9 @@ def build_op_profile(raw: dict[str, Any], *, plan: Plan | None, profile_name: st
                      run_ms=round(raw["run_us_mean"] / 1000.0, 5) if raw.get("run_us_mean") else None,
                      node_sum_ms=round(raw["node_us_per_run"] / 1000.0, 5) if raw.get("node_us_per_run") else None,
                      layer_sum_ms=round(layer_sum, 5), other_ms=round(measured.get(OTHER, 0.0), 5),
-                     end_to_end_ms=end_to_end_ms,
+                     end_to_end_ms=end_to_end_ms, timed_p50_ms=timed_p50_ms,
+                     end_to_end_source=("interleaved" if raw.get("clean_p50_ms") else "timed rounds")
+                     if end_to_end_ms else None,
                      layer_sum_over_end_to_end=round(layer_sum / end_to_end_ms, 4) if end_to_end_ms else None,
                      nodes=rows, layers=layers, predicted_basis=basis, mapping_note=note,
                      trace_file=raw.get("trace_file"))

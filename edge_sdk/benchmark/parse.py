@@ -40,7 +40,7 @@ def _op_profile(event: dict[str, Any], done: list[BatchResult], plan: Plan | Non
         return None
     pair = next((b for b in done if b.inputs == raw.get("inputs") and b.batch == raw.get("batch")), None)
     return build_op_profile(raw, plan=plan, profile_name=profile_name, profile=profile, calibration_used=used,
-                            end_to_end_ms=pair.latency_ms.p50 if pair else None)
+                            timed_p50_ms=pair.latency_ms.p50 if pair else None)
 
 
 def _compare(prediction: dict[str, Any] | None, batches: list[BatchResult], measured_on: str) -> dict[str, Any]:

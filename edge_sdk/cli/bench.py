@@ -148,6 +148,8 @@ def _print_machine(r) -> None:
 
 
 def _print_op_profile(r, top: int = 10) -> None:
+    from ..schemas.bench import e2e_label
+
     op = r.op_profile
     if op is None:
         return
@@ -164,8 +166,8 @@ def _print_op_profile(r, top: int = 10) -> None:
     e2e = f"{_ms(op.end_to_end_ms)} ms" if op.end_to_end_ms else "unknown"
     ratio = f"{op.layer_sum_over_end_to_end:.2f}" if op.layer_sum_over_end_to_end is not None else "—"
     console.print(f"layer sum {_ms(op.layer_sum_ms or 0)} ms + (other) {_ms(op.other_ms or 0)} ms = kernel sum "
-                  f"{_ms(op.node_sum_ms or 0)} ms per run; end-to-end p50 (unprofiled) {e2e}: layer sum / end-to-end "
-                  f"= [bold]{ratio}[/bold]; {op.mapping_note}")
+                  f"{_ms(op.node_sum_ms or 0)} ms per run; end-to-end p50 ({e2e_label(op.end_to_end_source)}) {e2e}: "
+                  f"layer sum / end-to-end = [bold]{ratio}[/bold]; {op.mapping_note}")
     if op.run_ms and op.profiled_p50_ms and op.end_to_end_ms:
         console.print(f"inside the profiler a run took {_ms(op.run_ms)} ms (p50 {_ms(op.profiled_p50_ms)} ms, "
                       f"{op.profiled_p50_ms / op.end_to_end_ms:.2f}x the unprofiled p50: the profiler's own cost per "

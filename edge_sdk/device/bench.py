@@ -16,8 +16,10 @@ Each (input kind, batch size) pair is one run: its own warm-up, then --iteration
 round the machine's state is recorded (`machine`: governor, clocks, temperatures, load; machine.py) with warnings.
 `--profile-ops` adds one more pass AFTER the timed rounds, so the profiler never perturbs the latency statistics: a
 fresh session with the runtime's op profiler on, warm-up, then --profile-iterations runs of one pair (padded inputs
-at the plan's batch when measured, else the first pair that ran); `op_profile` summarises its trace (opprofile.py)
-and names the raw file. Exit codes: see errors.py (2 bad arguments or bundle, 3 integrity, 4 runtime, 124 deadline).
+at the plan's batch when measured, else the first pair that ran) in blocks that alternate with blocks of clean runs
+(their p50 is `clean_p50_ms`, the end-to-end time the layer sum is compared with); `op_profile` summarises its
+trace (opprofile.py) and names the raw file. Exit codes: see errors.py (2 bad arguments or bundle, 3 integrity,
+4 runtime, 124 deadline).
 """
 
 import argparse
@@ -197,14 +199,25 @@ def _profile_pair(runs, prediction):
                 next((r for r in ran if r["batch"] == want), ran[0]))
 
 
+#: the profiled pass alternates blocks of this many clean and profiled runs (see _profile_ops)
+PROFILE_BLOCK = 5
+
+
 def _profile_ops(engine, model_path, art, runs, samples, manifest_names, args, prediction):
     """The profiled pass (see the module docstring); {"available": False, "unavailable_reason": ...} for a runtime
-    without an op profiler."""
+    without an op profiler.
+
+    The end-to-end time the layer sum is compared with is timed in the same pass: blocks of PROFILE_BLOCK runs of
+    the clean session (`engine`, no profiler) alternate with blocks of the profiled one, so both see the same
+    machine state (on a shared VM the p50 of the timed rounds, a minute earlier, moved 10 % between benches). The
+    first run of each block is not counted: it pays for waking the threads of a session that sat idle (and, for
+    onnxruntime, for the other session's spinning threads)."""
     pair = _profile_pair(runs, prediction)
     out = {"runtime": engine.runtime, "inputs": pair["inputs"], "batch": pair["batch"], "warmup": args.warmup,
            "iterations": args.profile_iterations,
-           "note": "profiled in a separate pass after the timed rounds (a fresh session with the profiler on), so "
-                   "the latency statistics above are not perturbed by it"}
+           "note": "profiled in a separate pass after the timed rounds (a fresh session with the profiler on, in "
+                   "blocks of %d runs alternating with the clean session: end-to-end is the clean blocks' p50), so "
+                   "the latency statistics above are not perturbed by it" % PROFILE_BLOCK}
     if engine.op_profile_unavailable:
         out.update(available=False, unavailable_reason=engine.op_profile_unavailable)
         return out
@@ -213,14 +226,31 @@ def _profile_ops(engine, model_path, art, runs, samples, manifest_names, args, p
         os.makedirs(folder)
     prof = open_engine(model_path, art.get("format"), art.get("provider"), args.threads,
                        profile_prefix=os.path.join(folder, "profile"), runtime_config=art.get("runtime_config"))
-    arrays = match_inputs(prof.inputs, samples[pair["inputs"]], manifest_names)
-    feeds = dict((s["name"], make_feed(arrays[s["name"]], pair["batch"], s)) for s in prof.inputs)
-    run = prof.prepare(feeds)
-    latencies, _ = time_series(run, args.warmup, args.profile_iterations, None, _Silent())
+    prepared = []
+    for eng in (engine, prof):
+        arrays = match_inputs(eng.inputs, samples[pair["inputs"]], manifest_names)
+        prepared.append(eng.prepare(dict((s["name"], make_feed(arrays[s["name"]], pair["batch"], s))
+                                         for s in eng.inputs)))
+    clean, profiled = prepared
+    time_series(profiled, args.warmup, 0, None, _Silent())
+    done = args.warmup  # profiled runs so far (the trace holds every one)
+    counted = []  # their indices, in run order, that the summary counts
+    clean_ms, profiled_ms = [], []
+    left = args.profile_iterations
+    while left > 0:
+        k = min(PROFILE_BLOCK, left)
+        clean()
+        clean_ms.extend(time_series(clean, 0, k, None, _Silent())[0])
+        profiled()
+        profiled_ms.extend(time_series(profiled, 0, k, None, _Silent())[0])
+        counted.extend(range(done + 1, done + 1 + k))
+        done += k + 1
+        left -= k
     trace = prof.end_profiling()
     out.update(available=True, unavailable_reason=None, trace_file=os.path.abspath(trace),
-               trace_bytes=os.path.getsize(trace), profiled_p50_ms=median(latencies))
-    out.update(summarize_ort_trace(trace, args.profile_iterations))
+               trace_bytes=os.path.getsize(trace), profiled_p50_ms=median(profiled_ms),
+               clean_p50_ms=median(clean_ms), clean_runs=len(clean_ms))
+    out.update(summarize_ort_trace(trace, args.profile_iterations, counted=counted))
     return out
 
 

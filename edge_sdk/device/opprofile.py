@@ -3,8 +3,8 @@
 onnxruntime writes a chrome-trace JSON (`SessionOptions.enable_profiling`): one `Session/model_run` event per run
 and, inside each, one `Node/<node>_kernel_time` event per executed kernel (op type and provider in `args`). The
 profiler cannot be switched on mid-session, so the warm-up runs are in the file too: only node events that fall
-inside the last `iterations` model_run events are counted. The raw file is kept (its path is in the summary) so the
-host can fetch it for chrome://tracing / Perfetto.
+inside the counted model_run events (those bench names, else the last `iterations`) are counted. The raw file is
+kept (its path is in the summary) so the host can fetch it for chrome://tracing / Perfetto.
 
 LiteRT: ai_edge_litert's and tflite_runtime's Python Interpreter offer no op profiler (per-op timing exists only
 in the C++ benchmark_model tool, `--enable_op_profiling`), so a .tflite bench says so instead of inventing numbers.
@@ -18,9 +18,10 @@ LITERT_UNAVAILABLE = ("the LiteRT Python Interpreter (ai_edge_litert / tflite_ru
                       "per-op times need LiteRT's C++ benchmark_model tool with --enable_op_profiling")
 
 
-def summarize_ort_trace(path, iterations):
+def summarize_ort_trace(path, iterations, counted=None):
     """{"runs_in_trace", "profiled_runs", "run_us_mean", "node_us_per_run", "nodes": [{"node", "op_type",
-    "provider", "total_us", "count", "per_run_us", "calls_per_run", "order"}]} over the last `iterations` runs;
+    "provider", "total_us", "count", "per_run_us", "calls_per_run", "order"}]} over the last `iterations` runs, or
+    over the runs whose indices (in time order, warm-up included) are `counted` when the trace holds them all;
     nodes sorted by time, most first. `order` is the node's position in the first counted run (execution order)."""
     with open(path) as f:
         events = json.load(f)
@@ -28,7 +29,10 @@ def summarize_ort_trace(path, iterations):
         events = events.get("traceEvents") or []
     runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                   key=lambda e: e.get("ts", 0))
-    kept = runs[-iterations:] if iterations and len(runs) > iterations else runs
+    if counted and max(counted) < len(runs):
+        kept = [runs[i] for i in counted]
+    else:
+        kept = runs[-iterations:] if iterations and len(runs) > iterations else runs
     windows = [(r["ts"], r["ts"] + r.get("dur", 0)) for r in kept]
     nodes = {}
     first_run_order = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
+from ..schemas.bench import e2e_label
 from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport, RuntimeCoverage
 from .spread import spread_line
 from .svg import (LatencyRow, MemoryRow, ParetoPointRow, fmt_mb, latency_chart, memory_chart, pareto_chart)
@@ -298,7 +299,8 @@ def _layer_profile(lp, file: str) -> str:
                   f"</td></tr>" for n in lp.top_ops)
     return (f"<h3>Per layer <span class='tag P'>P</span> <span class='tag M'>M</span> — {_e(file)}</h3>"
             f"<p>Layer sum {_ms(lp.layer_sum_ms)} + (other) {_ms(lp.other_ms)} <span class='tag M'>M</span>; "
-            f"end-to-end p50 (unprofiled) {_ms(lp.end_to_end_ms)}, inside the profiler {_ms(lp.profiled_run_ms)}: "
+            f"end-to-end p50 ({_e(e2e_label(lp.end_to_end_source))}) {_ms(lp.end_to_end_ms)}, inside the profiler "
+            f"{_ms(lp.profiled_run_ms)}: "
             f"<b>layer sum / end-to-end = {'—' if r is None else f'{r:.2f}'}</b>. M: {_e(lp.runtime)} profiler, "
             f"{lp.iterations} profiled runs{f', trace {_e(lp.trace_file)}' if lp.trace_file else ''}. P: "
             f"{_e(lp.predicted_basis or '—')}.</p><div class='two'><div><table><tr><th>layer</th><th>kind</th>"

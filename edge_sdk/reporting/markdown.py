@@ -4,6 +4,7 @@ HTML minus the plots."""
 from __future__ import annotations
 
 from .html import session_label, short_summary
+from ..schemas.bench import e2e_label
 from ..schemas.report import PLAN_FLAG, VERDICT_TEXT, CompatReport, DeviceReport
 from .spread import spread_line
 from .svg import fmt_mb
@@ -117,8 +118,9 @@ def _layer_profile(lp, file: str) -> list[str]:
         return ["", f"  per-op profile of {file} unavailable ({lp.runtime}): {lp.unavailable_reason}"]
     out = ["", f"**Per layer** (M: {lp.runtime} profiler, {lp.iterations} profiled runs of {file}; P: "
                f"{lp.predicted_basis})", "",
-           f"Layer sum {_ms(lp.layer_sum_ms)} M + (other) {_ms(lp.other_ms)} M; end-to-end p50 (unprofiled) "
-           f"{_ms(lp.end_to_end_ms)} M, inside the profiler {_ms(lp.profiled_run_ms)}: **layer sum / end-to-end = "
+           f"Layer sum {_ms(lp.layer_sum_ms)} M + (other) {_ms(lp.other_ms)} M; end-to-end p50 "
+           f"({e2e_label(lp.end_to_end_source)}) {_ms(lp.end_to_end_ms)} M, inside the profiler "
+           f"{_ms(lp.profiled_run_ms)}: **layer sum / end-to-end = "
            f"{_ratio(lp.layer_sum_over_end_to_end)}**" + (f"; trace `{lp.trace_file}`" if lp.trace_file else ""), "",
            "| layer | kind | predicted (P) | measured (M) | P/M |", "|---|---|---|---|---|"]
     for x in lp.layers:

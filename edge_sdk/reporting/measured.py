@@ -73,6 +73,7 @@ def layer_profile(r: BenchResult, rel: str) -> LayerProfile | None:
     return LayerProfile(available=True, runtime=op.runtime, iterations=op.iterations, layers=op.layers,
                         top_ops=op.nodes[:TOP_OPS], layer_sum_ms=op.layer_sum_ms, other_ms=op.other_ms,
                         node_sum_ms=op.node_sum_ms, profiled_run_ms=op.run_ms, end_to_end_ms=op.end_to_end_ms,
+                        end_to_end_source=op.end_to_end_source,
                         layer_sum_over_end_to_end=op.layer_sum_over_end_to_end, predicted_basis=op.predicted_basis,
                         trace_file=trace)
 

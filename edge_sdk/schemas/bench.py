@@ -193,6 +193,11 @@ class LayerTime(Strict):
     predicted_over_measured: float | None = None
 
 
+def e2e_label(source: str | None) -> str:
+    """How reports and the CLI name the end-to-end time an OpProfile's layer sum is compared with."""
+    return "unprofiled, interleaved with the profiled runs" if source == "interleaved" else "unprofiled"
+
+
 class OpProfile(Strict):
     """Per-op times from the runtime's own profiler, mapped to the model's layers (bench --profile-ops)."""
 
@@ -208,7 +213,12 @@ class OpProfile(Strict):
     node_sum_ms: float | None = Field(None, description="summed kernel time per run")
     layer_sum_ms: float | None = Field(None, description="summed time of the ModelSpec layers (without '(other)')")
     other_ms: float | None = None
-    end_to_end_ms: float | None = Field(None, description="the clean (unprofiled) p50 of the same inputs and batch")
+    end_to_end_ms: float | None = Field(None, description="the clean (unprofiled) p50 of the same inputs and batch: "
+                                                          "its runs interleaved with the profiled ones")
+    end_to_end_source: Literal["interleaved", "timed rounds"] | None = Field(
+        None, description="'interleaved': clean runs in blocks alternating with the profiled blocks (same machine "
+                          "state); 'timed rounds': the bench's own p50 (a runner without interleaving)")
+    timed_p50_ms: float | None = Field(None, description="the timed rounds' p50 of the same inputs and batch")
     layer_sum_over_end_to_end: float | None = Field(None, description="layer_sum_ms / end_to_end_ms")
     nodes: list[OpNodeTime] = Field(default_factory=list, description="most time first")
     layers: list[LayerTime] = Field(default_factory=list, description="in ModelSpec order, '(other)' last")

@@ -120,6 +120,7 @@ class LayerProfile(Strict):
     node_sum_ms: float | None = None
     profiled_run_ms: float | None = Field(None, description="end-to-end run inside the profiler (its overhead in)")
     end_to_end_ms: float | None = Field(None, description="the clean p50 of the profiled inputs and batch")
+    end_to_end_source: str | None = Field(None, description="'interleaved' with the profiled runs, or 'timed rounds'")
     layer_sum_over_end_to_end: float | None = None
     predicted_basis: str | None = None
     trace_file: str | None = None
