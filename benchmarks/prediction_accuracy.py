@@ -5,7 +5,9 @@ Builds (exports with edge-sdk's ONNX export, quantizes with the build's own quan
 artifacts that differ in model (MiniLM with its weights, tiny and BERT-base configs, ViT configs), precision (fp32,
 int8 dynamic, int8 static with the FFN down-projections in float, as the planner plans it), and runs them at several
 batch sizes (1, 8) and sequence lengths (16-384) with onnxruntime on the CPU, the way the device package does
-(default threads, spinning off). Each case is measured in `--rounds` interleaved rounds (median of each round;
+(default threads, spinning off). OpenVINO cases are converted and NNCF-quantized by the build's own export_openvino
+functions and run through the device package's OpenVINO engine at the case's fixed shape, as a bundle runs its
+plan's shape. Each case is measured in `--rounds` interleaved rounds (median of each round;
 the table shows the median of the rounds and their spread), and predicted by the cost model with the host profile
 and the newest matching local calibration — the same numbers `edge-sdk plan --device host` prints.
 
@@ -34,7 +36,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 CONFIGS = ROOT / "examples" / "configs"
-# (model, precision, batch, seq_len or None for ViT)
+# (model, precision, batch, seq_len or None for ViT[, runtime: onnxruntime unless named])
 CASES = [
     ("minilm", "fp32", 1, 128), ("minilm", "int8_dynamic", 1, 128), ("minilm", "int8_static", 1, 128),
     ("minilm", "int8_dynamic", 1, 16), ("minilm", "int8_dynamic", 1, 384), ("minilm", "fp32", 8, 128),
@@ -43,6 +45,10 @@ CASES = [
     (str(CONFIGS / "bert-base.json"), "fp32", 1, 128), (str(CONFIGS / "bert-base.json"), "int8_dynamic", 1, 384),
     (str(CONFIGS / "bert-base.json"), "int8_static", 1, 128),
     (str(CONFIGS / "tiny-vit.json"), "fp32", 8, None), (str(CONFIGS / "vit-b16.json"), "int8_dynamic", 1, None),
+    ("minilm", "int8_static", 1, 128, "openvino"), ("minilm", "fp32", 1, 128, "openvino"),
+    ("minilm", "int8_static", 1, 384, "openvino"), ("minilm", "int8_static", 8, 64, "openvino"),
+    (str(CONFIGS / "tiny-bert.json"), "int8_static", 1, 64, "openvino"),
+    (str(CONFIGS / "bert-base.json"), "int8_static", 1, 128, "openvino"),
 ]
 TOLERANCE = 0.15
 
@@ -73,6 +79,52 @@ def _artifact(model: str, precision: str, work: Path, cache: dict) -> Path:
         quantize_static_int8(base, out, feeds, exclude_ffn_down=True, reduce_range=_reduce_range())
     cache[key] = out
     return out
+
+
+def _openvino_artifact(model: str, precision: str, work: Path, cache: dict) -> Path:
+    """The OpenVINO IR `build` makes for the openvino runtime: converted from PyTorch, int8 by NNCF (calibrated on
+    random token ids here: the timing does not depend on the data)."""
+    from edge_sdk.builder.sources import load_for_build
+    from edge_sdk.passes.export_openvino import compress, convert, nncf_output, save
+    from edge_sdk.schemas.passes import ExportOpenvinoConfig
+
+    key = (model, precision, "openvino")
+    if key in cache:
+        return cache[key]
+    loaded = cache.get((model, "loaded")) or load_for_build(model)
+    cache[(model, "loaded")] = loaded
+    ov_model, _, names, _ = convert(loaded.model, loaded.kind, loaded.tokenizer)
+    if precision != "fp32":
+        items = [{n: v for n, v in _token_feeds(names, 1, 128, seed=i).items()} for i in range(16)]
+        with nncf_output():
+            ov_model = compress(ov_model, ExportOpenvinoConfig(quantize="int8", accuracy_control=False,
+                                                               calibration_samples=16), items, [])
+    out = work / f"{Path(model).stem}.{precision}.xml"
+    save(ov_model, out)
+    cache[key] = out
+    return out
+
+
+def _token_feeds(names, batch: int, seq: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {n: (np.ones((batch, seq), np.int64) if n == "attention_mask" else
+                np.zeros((batch, seq), np.int64) if n == "token_type_ids" else
+                rng.integers(1, 1000, (batch, seq)).astype(np.int64)) for n in names}
+
+
+class _OpenvinoSession:
+    """The device package's OpenVINO engine at one fixed shape, with onnxruntime's `run(None, feeds)`."""
+
+    def __init__(self, path: Path, batch: int, seq: int):
+        from edge_sdk.device.engines.openvino import STATIC_SHAPES, OpenvinoEngine
+
+        self.engine = OpenvinoEngine(str(path), "CPU", None, runtime_config={
+            "INFERENCE_PRECISION_HINT": "f32", STATIC_SHAPES: f"{batch}x{seq}"})
+        self.feeds = _token_feeds([i["name"] for i in self.engine.inputs], batch, seq)
+        self._run = self.engine.prepare(self.feeds)
+
+    def run(self, _outputs, _feeds):
+        return self._run()
 
 
 def _reduce_range() -> bool:
@@ -122,13 +174,15 @@ def _median_ms(sess, feeds, min_s: float = 0.4, min_runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def _predict_ms(model: str, precision: str, batch: int, seq: int | None, profile) -> float:
+def _predict_ms(model: str, precision: str, batch: int, seq: int | None, profile,
+                runtime: str = "onnxruntime") -> float:
     import edge_sdk
     from edge_sdk.planner.costmodel import block_costs, predict
     from edge_sdk.planner.space import RuntimeUnit, float_kinds
 
     spec = edge_sdk.inspect(model, batch=batch, seq_len=seq)
-    rt = next(r for r in profile.runtimes if (r.name, r.provider) == ("onnxruntime", "CPUExecutionProvider"))
+    provider = {"onnxruntime": "CPUExecutionProvider", "openvino": "CPU"}[runtime]
+    rt = next(r for r in profile.runtimes if (r.name, r.provider) == (runtime, provider))
     unit = profile.unit(rt.unit)
     bc = block_costs(spec, profile, unit, precision, runtime=rt,
                      float_kinds=float_kinds(RuntimeUnit(rt, unit), precision))
@@ -141,6 +195,8 @@ def main() -> int:
     ap.add_argument("--no-calibration", action="store_true", help="use the profile's own efficiencies")
     ap.add_argument("--rounds", type=int, default=5, help="interleaved measurement rounds per case")
     ap.add_argument("--calibrations", default=None, help="calibrations directory (default ./calibrations)")
+    ap.add_argument("--runtime", choices=["onnxruntime", "openvino"], default=None,
+                    help="only the cases of this runtime (default: all)")
     args = ap.parse_args()
 
     from edge_sdk.calibration import calibrated, save_calibration
@@ -162,13 +218,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="edge-pred-acc-") as tmp:
         cache: dict = {}
         runs = []
-        for model, prec, batch, seq in CASES:
-            path = _artifact(model, prec, Path(tmp), cache)
-            feeds = _feeds(path, batch, seq)
-            s = seq or feeds["pixel_values"].shape[-1]
-            runs.append(dict(model=model, prec=prec, batch=batch, seq=seq, label=f"{Path(model).stem} {prec} "
-                             f"b{batch} {'s' + str(seq) if seq else 'img' + str(s)}", sess=_session(path),
-                             feeds=feeds, ms=[]))
+        for model, prec, batch, seq, *rest in CASES:
+            runtime = rest[0] if rest else "onnxruntime"
+            if args.runtime and runtime != args.runtime:
+                continue
+            if runtime == "openvino":
+                sess = _OpenvinoSession(_openvino_artifact(model, prec, Path(tmp), cache), batch, seq)
+                feeds, s = sess.feeds, seq
+            else:
+                path = _artifact(model, prec, Path(tmp), cache)
+                feeds, sess = _feeds(path, batch, seq), _session(path)
+                s = seq or feeds["pixel_values"].shape[-1]
+            runs.append(dict(model=model, prec=prec, batch=batch, seq=seq, runtime=runtime,
+                             label=f"{Path(model).stem} {prec} b{batch} {'s' + str(seq) if seq else 'img' + str(s)}"
+                                   + (" OpenVINO" if runtime == "openvino" else ""), sess=sess, feeds=feeds, ms=[]))
         for _ in range(args.rounds):  # interleaved: a burst of load hits every case alike
             for r in runs:
                 r["ms"].append(_median_ms(r["sess"], r["feeds"]))
@@ -178,12 +241,12 @@ def main() -> int:
     bare_ratios = []
     for r in runs:
         meas = statistics.median(r["ms"])
-        pred = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], prof)
+        pred = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], prof, r["runtime"])
         ratio = pred / meas
         hit = abs(ratio - 1) <= TOLERANCE
         ok += hit
         ok_best += abs(pred / min(r["ms"]) - 1) <= TOLERANCE
-        bare_ratio = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], bare) / meas
+        bare_ratio = _predict_ms(r["model"], r["prec"], r["batch"], r["seq"], bare, r["runtime"]) / meas
         bare_ratios.append(bare_ratio)
         ok_bare += abs(bare_ratio - 1) <= TOLERANCE
         print(f"{r['label']:44} {pred:10.3f} {meas:10.3f} {ratio:6.2f} {min(r['ms']):7.3f}-{max(r['ms']):<8.3f}  "

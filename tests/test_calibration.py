@@ -68,6 +68,22 @@ def test_fit_recovers_the_efficiencies_that_made_the_timings(host):
         assert got[prec].held_out > 0 and got[prec].fit_error_max < 0.05  # held-out kernels predicted too
 
 
+def test_a_later_runtime_is_fitted_against_the_bandwidth_the_first_one_measured(host):
+    """One bandwidth is stored per device, so every runtime's memory efficiency must be relative to it (OpenVINO's
+    own 64 MiB Add measures its Python call's copies, not the memory)."""
+    truth = {"fp32": Efficiency(compute=0.42, memory=0.8, per_op_overhead_us=0.5),
+             "int8_dynamic": Efficiency(compute=0.27, memory=0.8, per_op_overhead_us=0.5)}
+    rt = next(r for r in host.runtimes if r.name == "onnxruntime")
+    timings = _synthetic(host, truth, 20.0, 0.5)
+    own = {f.precision: f for f in fit(timings, host, rt)[0]}
+    fits, bw, notes = fit(timings, host, rt, None, 80.0)
+    assert bw is None and any("device's bandwidth 80.0 GB/s; its own 64 MiB Add ran at 20.0 GB/s" in n for n in notes)
+    for f in fits:
+        assert "bandwidth 80.0 GB/s" in f.note
+        # the same memory-bound times at 4x the bandwidth: a quarter of the efficiency
+        assert f.efficiency.memory == pytest.approx(own[f.precision].efficiency.memory / 4, rel=0.05)
+
+
 def _cal(profile="host", target="local", fp=None, version="1.32.0", created="2026-11-01T00:00:00+00:00",
          compute=0.9) -> Calibration:
     return Calibration(profile=profile, target=target, source="microbenchmarks", fingerprint=fp,
@@ -177,6 +193,13 @@ def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
     kinds = {m.kind for m in cal.measurements}
     assert {"gemm", "bandwidth", "overhead", "dispatch", "softmax", "layernorm", "gelu", "attention"} <= kinds
     assert any("litert" in n and "not calibrated" in n for n in cal.notes)
+    # OpenVINO: fitted to layer stacks (one layer, six, the toy six deep), not to isolated GEMMs; its per-call cost
+    ov = [m for m in cal.measurements if m.runtime == "openvino"]
+    assert ov and not [m for m in ov if m.kind == "gemm"]
+    assert {m.shape.get("layers") for m in ov if m.kind == "layer"} == {1, 6}
+    ov_fits = [f for f in cal.fits if f.runtime == "openvino"]
+    assert {f.precision for f in ov_fits} == {"fp32", "int8_static"}
+    assert all(f.efficiency.per_run_overhead_us > 0 and "per inference call" in f.note for f in ov_fits)
     saved = list((tmp_path / "local").glob("*.json"))
     assert len(saved) == 1 and load_calibration(saved[0]) == cal
     p = subprocess.run(EDGE + ["plan", "--device", "host", "--calibrations", str(tmp_path), "--json"],
@@ -237,7 +260,7 @@ def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
         assert cal.target == "loop" and cal.profile == "host"
         by_rt = {(f.runtime, f.precision) for f in cal.fits}
         assert {("onnxruntime", p) for p in ("fp32", "int8_dynamic", "int8_static")} <= by_rt
-        # OpenVINO is installed beside the runner here: its fp32/int8 are fitted to its own IR of one layer
+        # OpenVINO is installed beside the runner here: its fp32/int8 are fitted to its own IR (layer stacks)
         assert {("openvino", "fp32"), ("openvino", "int8_static")} <= by_rt
         assert any(m.runtime == "openvino" and m.kind == "layer" for m in cal.measurements)
         suites = list((work / "device" / ".edge_calibration").iterdir())

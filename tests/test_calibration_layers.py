@@ -1,5 +1,6 @@
-"""onnxruntime calibrations fitted to whole exported layers: the suite times real layers at several shapes, the fit
-recovers the efficiencies that made a set of layer timings, the cost model charges what onnxruntime's exported graph
+"""Calibrations fitted to whole exported layers: the suite times real layers at several shapes (onnxruntime: one
+layer at two widths; OpenVINO: 6-layer stacks compiled as bundles compile them), the fit recovers the efficiencies
+(and OpenVINO's per-call cost) that made a set of layer timings, the cost model charges what each runtime's graph
 runs beyond the ModelSpec's ops, calibration timings come from interleaved rounds, and version-1 files are refused."""
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import math
 import pytest
 
 from edge_sdk.calibration import find_calibration, load_calibration
-from edge_sdk.calibration.fit import _encoder_ms, _fit_layers, _planner_copy
-from edge_sdk.calibration.suite import LAYER_POINTS, kernel_plan
+from edge_sdk.calibration.fit import _encoder_ms, _fit_layers, _nonneg_lstsq, _planner_copy
+from edge_sdk.calibration.suite import _CONFIG, LAYER_POINTS, OPENVINO_LAYER_POINTS, kernel_plan
 from edge_sdk.errors import InputError
 from edge_sdk.profiles import load_registry
 from edge_sdk.schemas.calibration import CALIBRATION_SCHEMA_VERSION, Microbenchmark
@@ -72,11 +73,80 @@ def test_the_layer_fit_recovers_the_efficiencies_that_made_the_layer_timings(hos
                            nodes=100, median_ms=ms, iterations=5, held_out=is_held)
         (held if is_held else points).append((m, spec))
     specs = {m.name: s for m, s in points + held}
-    c, mem, ov = _fit_layers([m for m, _ in points], specs, planner, "int8_dynamic", (0.05, 3.0, 8.0))
+    c, mem, ov, run = _fit_layers([m for m, _ in points], specs, planner, "int8_dynamic", (0.05, 3.0, 8.0))
     got = Efficiency(compute=c, memory=mem, per_op_overhead_us=ov)
     for m, spec in points + held:  # the held-out point too: the fit generalises across batch and width
         assert _encoder_ms(spec, planner, "int8_dynamic", got) == pytest.approx(m.median_ms, rel=0.03), m.name
-    assert (c, mem, ov) == pytest.approx((0.3, 0.6, 1.5), rel=0.05)
+    assert (c, mem, ov) == pytest.approx((0.3, 0.6, 1.5), rel=0.05) and run == 0.0  # op by op: no per-call term
+
+
+def test_the_openvino_suite_times_layer_stacks_compiled_as_bundles_compile_them():
+    plan = [k for k in kernel_plan(("fp32", "int8_dynamic", "int8_static"), openvino=True)
+            if k.get("runtimes") == ["openvino"]]
+    assert {k["precision"] for k in plan} == {"fp32", "int8_static"}
+    for prec in ("fp32", "int8_static"):
+        mine = [k for k in plan if k["precision"] == prec]
+        assert len(mine) == len(OPENVINO_LAYER_POINTS) and sum(k["held_out"] for k in mine) == 1
+        assert {k["shape"]["layers"] for k in mine} == {1, 6}  # one layer alone keeps its weights in cache
+        assert any(k["shape"]["hidden"] == _CONFIG["toy_bert"]["hidden_size"] for k in mine)  # per-call cost
+        for k in mine:
+            b, s = k["shape"]["batch"], k["shape"]["seq"]
+            assert k["inputs"]["input_ids"] == [b, s] and k["kind"] == "layer"
+            # f32 as bundles compile (not the bf16 the plugin picks on AVX512_BF16/AMX), at the point's fixed shape
+            assert k["runtime_config"] == {"INFERENCE_PRECISION_HINT": "f32", "EDGE_SDK_STATIC_SHAPES": f"{b}x{s}"}
+        # one IR per (encoder, depth) serves its shapes; every shape has its own ModelSpec
+        assert len({k["ir"] for k in mine}) == len({(k["encoder"], k["shape"]["layers"]) for k in mine})
+        assert len({k["spec_file"] for k in mine}) == len(mine)
+    assert not [k for k in kernel_plan(("fp32",)) if k.get("runtimes") == ["openvino"]]
+
+
+@pytest.fixture(scope="module")
+def openvino_specs():
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from edge_sdk.modelspec import inspect_module
+
+    out = {}
+    for encoder, depth, batch, seq, held in OPENVINO_LAYER_POINTS:
+        with torch.device("meta"):
+            model = BertModel(BertConfig(**{**_CONFIG[encoder], "num_hidden_layers": depth}))
+        out[f"{encoder}{depth}_b{batch}s{seq}"] = (inspect_module(model, batch=batch, seq_len=seq), held)
+    return out
+
+
+def test_the_openvino_fit_separates_per_call_from_per_op_cost(host, openvino_specs):
+    rt = next(r for r in host.runtimes if r.name == "openvino")
+    planner = _planner_copy(host, rt, 40.0, {})  # a graph-compiling runtime: no GEMM table
+    # about what a 2-vCPU Zen 5 measures: a MiniLM-width int8 layer ~0.6 ms, the 6-layer toy stack ~0.15 ms
+    truth = Efficiency(compute=3.5, memory=6.0, per_op_overhead_us=0.4, per_run_overhead_us=120.0)
+    points, held = [], []
+    for name, (spec, is_held) in openvino_specs.items():
+        m = Microbenchmark(name=name, kind="layer", runtime="openvino", provider="CPU", precision="int8_static",
+                           flops=0.0, bytes_moved=0.0, nodes=100, iterations=5, held_out=is_held,
+                           median_ms=_encoder_ms(spec, planner, "int8_static", truth))
+        (held if is_held else points).append((m, spec))
+    specs = {m.name: s for m, s in points + held}
+    c, mem, ov, run = _fit_layers([m for m, _ in points], specs, planner, "int8_static", (1.0, 1.0, 5.0),
+                                  per_run=True)
+    got = Efficiency(compute=c, memory=mem, per_op_overhead_us=ov, per_run_overhead_us=run)
+    for m, spec in points + held:
+        assert _encoder_ms(spec, planner, "int8_static", got) == pytest.approx(m.median_ms, rel=0.03), m.name
+    assert run == pytest.approx(120.0, rel=0.1) and ov == pytest.approx(0.4, abs=0.2)
+    # without the per-call term, per-op cost has to stand in for it: the points cannot all be matched
+    c1, mem1, ov1, run1 = _fit_layers([m for m, _ in points], specs, planner, "int8_static", (1.0, 1.0, 5.0))
+    without = Efficiency(compute=c1, memory=mem1, per_op_overhead_us=ov1)
+    worst = max(abs(_encoder_ms(spec, planner, "int8_static", without) / m.median_ms - 1) for m, spec in points)
+    assert run1 == 0.0 and worst > 0.06  # against 3 % with it (about 10 % here)
+
+
+def test_nonnegative_least_squares_of_two_overheads():
+    k1, k2 = [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]
+    assert _nonneg_lstsq([k1, k2], [a * 2 + b * 5 for a, b in zip(k1, k2)], (200, 5000)) == pytest.approx((2, 5))
+    # the unconstrained solution would be negative: the best feasible edge instead
+    a, b = _nonneg_lstsq([k1, k2], [x * 3 - 1 for x in k1], (200, 5000))
+    assert a >= 0 and b == 0.0 and a == pytest.approx(sum(x * (x * 3 - 1) for x in k1) / sum(x * x for x in k1))
+    assert _nonneg_lstsq([k1], [2.0, 4.0, 6.0], (1.5,)) == (1.5, 0.0)  # capped
 
 
 def _spec(model: str, **kw):
@@ -128,6 +198,31 @@ def test_dynamic_int8_leaves_the_attention_matmuls_in_float_on_onnxruntime(host)
     dyn = block_costs(spec, host, unit, "int8_dynamic", runtime=ort)
     assert dyn.layer_s[scores] == pytest.approx(fp32.layer_s[scores])  # a float MatMul, no quantize step
     assert dyn.layer_s[qkv] != pytest.approx(fp32.layer_s[qkv])  # linear layers are quantized
+
+
+def test_openvino_int8_runs_attention_in_float_and_pays_its_per_call_cost_once(host):
+    """NNCF's transformer preset quantizes the linear layers; the converted ScaledDotProductAttention stays float."""
+    from edge_sdk.planner.costmodel import block_costs, predict
+
+    spec = _spec("minilm", seq_len=128)
+    unit = host.unit("cpu")
+    ov = next(r for r in host.runtimes if r.name == "openvino").model_copy(deep=True)
+    same = Efficiency(compute=0.5, memory=0.7, per_op_overhead_us=5)
+    ov.efficiency = {"fp32": same, "int8_static": same}
+    scores = next(l.name for l in spec.layers if l.kind == "attention_scores")
+    qkv = next(l.name for l in spec.layers if l.kind == "attention_qkv")
+    fp32 = block_costs(spec, host, unit, "fp32", runtime=ov)
+    int8 = block_costs(spec, host, unit, "int8_static", runtime=ov)
+    assert int8.layer_s[scores] == pytest.approx(fp32.layer_s[scores])
+    assert int8.layer_s[qkv] < fp32.layer_s[qkv]
+    # the per-call cost is added once per inference, whatever the depth
+    called = same.model_copy(update={"per_run_overhead_us": 150.0})
+    with_call = ov.model_copy(deep=True)
+    with_call.efficiency = {"int8_static": called}
+    t0 = predict(spec, host, ov, unit, "int8_static", int8).latency_ms
+    t1 = predict(spec, host, with_call, unit, "int8_static",
+                 block_costs(spec, host, unit, "int8_static", runtime=with_call)).latency_ms
+    assert t1 - t0 == pytest.approx(0.150, rel=1e-6)
 
 
 def test_a_cold_weight_read_is_added_to_the_hot_gemm_table(host):

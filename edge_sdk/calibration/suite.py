@@ -14,9 +14,10 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
   quantizer) whose FLOPs are negligible: its time is what a real exported graph pays per ModelSpec op in shape
   arithmetic, reshapes and kernel launches, which the 64-Add chain alone under-counts several times over;
 - `layer`: one encoder layer at MiniLM's width (hidden 384, 12 heads, FFN 1536) on 128 tokens, exported and
-  quantized the same way: a runtime that compiles and fuses the whole graph (OpenVINO) is fitted to it, because
-  its isolated single-GEMM graphs pay a per-inference cost that a real model amortises. onnxruntime times the same
-  exported layer (and one at width 768, 12 heads of 64) at several (batch, sequence) points (LAYER_POINTS): the
+  quantized the same way. A runtime that compiles and fuses the whole graph (OpenVINO) is fitted to its own IR of
+  such encoders instead (OPENVINO_LAYER_POINTS: 6-layer stacks at several shapes, compiled at f32 and the fixed
+  shape as bundles are), because its isolated single-GEMM graphs pay a per-inference cost that a real model
+  amortises and one layer alone keeps its weights in cache. onnxruntime times the same exported layer (and one at width 768, 12 heads of 64) at several (batch, sequence) points (LAYER_POINTS): the
   real graph runs an attention-mask Add, the Softmax, a NaN guard (IsNaN + Where) over every heads × seq² score,
   transposes around attention and, for static int8, Q/DQ pairs — terms no isolated kernel shows. One random-weight
   layer is a microbenchmark, not a model: the fit (calibration/fit.py) scales it to other widths, depths, lengths
@@ -38,7 +39,7 @@ from typing import Callable
 
 import numpy as np
 
-SUITE_FORMAT = 3
+SUITE_FORMAT = 4
 GEMM_TOKENS = (16, 128, 384, 1024)
 # (in, out) widths: tiny (64) and small (128) encoders', MiniLM's (384) and BERT-base's (768) hidden and FFN widths.
 # Small widths run far below the per-FLOP speed of large ones, and the table takes the nearest widths' per-FLOP
@@ -253,32 +254,58 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
                             flops=0.0, bytes_moved=0.0, held_out=held, spec_file=_spec_file(name, batch, seq),
                             encoder=name, runtimes=["onnxruntime"]))
     if openvino:  # the layer as an OpenVINO build makes it: converted from PyTorch, int8 by NNCF
-        name, config, seq = ENCODERS["layer"]
         for prec in [p for p in precisions if p in OPENVINO_LAYER]:
-            out.append(dict(name=f"layer_{name}_{prec}_openvino", kind="layer", precision=prec,
-                            shape={"layers": config["num_hidden_layers"], "hidden": config["hidden_size"],
-                                   "seq": seq},
-                            inputs={n: [1, seq] for n in ids}, dtypes={n: "int64" for n in ids},
-                            flops=0.0, bytes_moved=0.0, held_out=False, spec_file=f"{name}.modelspec.json",
-                            runtimes=["openvino"]))
+            for encoder, depth, batch, seq, held in OPENVINO_LAYER_POINTS:
+                name = _openvino_stem(encoder, depth, prec)
+                tag = "" if (encoder, depth, batch, seq) == OPENVINO_LAYER_POINTS[0][:4] else f"_b{batch}s{seq}"
+                out.append(dict(name=f"{name}{tag}", kind="layer", precision=prec,
+                                shape={"layers": depth, "hidden": _CONFIG[encoder]["hidden_size"], "batch": batch,
+                                       "seq": seq},
+                                inputs={n: [batch, seq] for n in ids}, dtypes={n: "int64" for n in ids},
+                                flops=0.0, bytes_moved=0.0, held_out=held, encoder=encoder,
+                                spec_file=f"openvino_{encoder}{depth}_b{batch}s{seq}.modelspec.json",
+                                runtimes=["openvino"], ir=f"{name}.xml",
+                                # compiled as a bundle compiles its plan's shape (engines/openvino.py)
+                                runtime_config={"INFERENCE_PRECISION_HINT": "f32",
+                                                "EDGE_SDK_STATIC_SHAPES": f"{batch}x{seq}"}))
     return out
 
 
 #: precision → the OpenVINO export's `quantize` for the OpenVINO-native layer kernels
 OPENVINO_LAYER = {"fp32": "none", "int8_static": "int8"}
+#: (encoder, layers, batch, seq, held out) of the encoders OpenVINO is fitted to. One layer alone keeps its weights
+#: in cache from run to run; a real model's do not (measured on 2 Zen 5 vCPUs, int8 at 1x128: 6 layers took 0.47 ms
+#: per layer against 0.40 for one layer alone, fp32 1.25 against 0.82 ms), so a 6-layer MiniLM-width stack is timed
+#: at several shapes: batched points separate the per-token work from attention's heads × seq² work, as for
+#: onnxruntime. A 6-layer stack of the toy encoder is nearly all per-op and per-call cost: it separates the two.
+OPENVINO_LAYER_POINTS = (("minilm_layer", 1, 1, LAYER_SEQ, False), ("minilm_layer", 6, 1, LAYER_SEQ, False),
+                         ("minilm_layer", 6, 1, 32, False), ("minilm_layer", 6, 1, 320, False),
+                         ("minilm_layer", 6, 4, 64, False), ("minilm_layer", 6, 2, 96, True),
+                         ("toy_bert", 6, 1, TOY_SEQ, False))
 
 
-def _openvino_layer(dest: Path, file_stem: str, precision: str) -> int:
-    """The `layer` encoder converted and (for int8) quantized exactly as `export_openvino` does; returns its op count."""
+def _openvino_stem(encoder: str, depth: int, precision: str) -> str:
+    return f"layer_{encoder}{'' if depth == 1 else depth}_{precision}_openvino"
+
+
+def _openvino_layer(dest: Path, file_stem: str, precision: str, encoder: str, depth: int) -> int:
+    """`encoder` (`depth` layers deep) converted and (for int8) quantized exactly as `export_openvino` does, with its
+    ModelSpec at every OPENVINO_LAYER_POINTS shape of that encoder and depth; returns its op count."""
     import torch
     from transformers import BertConfig, BertModel
 
+    from ..modelspec import inspect_module
     from ..passes.export_openvino import compress, convert, nncf_output, save
     from ..schemas.passes import ExportOpenvinoConfig
 
-    name, config, seq = ENCODERS["layer"]
+    config = {**_CONFIG[encoder], "num_hidden_layers": depth}
     torch.manual_seed(0)
     model = BertModel(BertConfig(**config)).eval()
+    points = [(b, s) for e, d, b, s, _ in OPENVINO_LAYER_POINTS if (e, d) == (encoder, depth)]
+    for batch, s in points:
+        spec = inspect_module(model, batch=batch, seq_len=s)
+        (dest / f"openvino_{encoder}{depth}_b{batch}s{s}.modelspec.json").write_text(spec.model_dump_json())
+    seq = points[0][1]  # NNCF's calibration inputs
     ov_model, _, names, _ = convert(model, "text")
     q = OPENVINO_LAYER[precision]
     if q != "none":
@@ -323,8 +350,10 @@ def make_suite(dest: str | Path, *, precisions: tuple[str, ...] = ("fp32", "int8
             progress(i, len(plan), k["name"])
         path = dest / f"{k['name']}.onnx"
         if k.get("runtimes") == ["openvino"]:
-            nodes = _openvino_layer(dest, k["name"], k["precision"])
-            kernels.append({**k, "file": f"{k['name']}.xml", "format": "openvino", "nodes": nodes})
+            if k["ir"] not in made:  # one IR per depth and precision serves every shape
+                made[k["ir"]] = _openvino_layer(dest, Path(k["ir"]).stem, k["precision"], k["encoder"],
+                                                k["shape"]["layers"])
+            kernels.append({**k, "file": k["ir"], "format": "openvino", "nodes": made[k["ir"]]})
             continue
         if k["kind"] == "gemm":
             s = k["shape"]

@@ -22,15 +22,17 @@ def print_calibration(cal) -> None:
                   + (f"; {cal.threads} thread(s)" if cal.threads else ""))
     if cal.memory_bandwidth_gbps:
         console.print(f"  measured memory bandwidth {cal.memory_bandwidth_gbps:.1f} GB/s (64 MiB add)")
-    t = Table(title="fitted efficiencies (cost model: max(FLOPs/(peak·compute), bytes/(bw·memory)) + nodes·overhead)")
-    for c in ("runtime", "precision", "compute", "memory", "overhead µs/node", "fitted on", "held out",
+    t = Table(title="fitted efficiencies (cost model: max(FLOPs/(peak·compute), bytes/(bw·memory)) + nodes·overhead "
+                    "+ per call)")
+    for c in ("runtime", "precision", "compute", "memory", "overhead µs/node", "µs/call", "fitted on", "held out",
               "held-out error median", "max"):
         t.add_column(c, justify="left" if c in ("runtime", "precision") else "right")
     pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
     for f in cal.fits:
         e = f.efficiency
         t.add_row(f"{f.runtime}/{f.provider}", f.precision, f"{e.compute:.3f}", f"{e.memory:.3f}",
-                  f"{e.per_op_overhead_us:.3g}", str(f.points), str(f.held_out), pct(f.fit_error_median),
+                  f"{e.per_op_overhead_us:.3g}", f"{e.per_run_overhead_us:.3g}" if e.per_run_overhead_us else "-",
+                  str(f.points), str(f.held_out), pct(f.fit_error_median),
                   pct(f.fit_error_max))
     if cal.fits:
         console.print(t)

@@ -92,6 +92,9 @@ def run(args):
             and (precisions is None or k.get("precision") in precisions)
             and runtime_name in k.get("runtimes", [runtime_name])]  # runtime-specific kernels (OpenVINO's own IR)
     fmt_override = "openvino" if args.runtime == "openvino" else None
+    # OpenVINO compiles at f32 as bundles do (on CPUs with AVX512_BF16/AMX it would otherwise pick bf16 by itself);
+    # a kernel's own runtime_config (an OpenVINO layer's fixed shape) adds to that
+    base_config = {"INFERENCE_PRECISION_HINT": "f32"} if runtime_name == "openvino" else {}
     engines = {}
     runtime = {}
     rounds = max(1, int(args.rounds))
@@ -102,7 +105,7 @@ def run(args):
     ref_run = None
     if ref is not None:
         ref_eng = open_engine(os.path.join(args.suite, ref["file"]), fmt_override or ref.get("format"),
-                              args.provider, args.threads)
+                              args.provider, args.threads, runtime_config=base_config or None)
         rng = np.random.default_rng(0)
         ref_run = ref_eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
                                        for name, shape in ref["inputs"].items()))
@@ -110,10 +113,13 @@ def run(args):
     for _ in range(rounds):
         for i, k in enumerate(todo):
             f = os.path.join(args.suite, k["file"])
-            if f not in engines:
-                engines[f] = open_engine(f, k.get("format") if k.get("format") == "openvino" else
-                                         fmt_override or k.get("format"), args.provider, args.threads)
-            eng = engines[f]
+            config = dict(base_config, **(k.get("runtime_config") or {}))
+            key = (f, json.dumps(config, sort_keys=True))  # one IR compiled at several fixed shapes
+            if key not in engines:
+                engines[key] = open_engine(f, k.get("format") if k.get("format") == "openvino" else
+                                           fmt_override or k.get("format"), args.provider, args.threads,
+                                           runtime_config=config or None)
+            eng = engines[key]
             rng = np.random.default_rng(i)  # the same inputs every round, without keeping them all in memory
             dtypes = k.get("dtypes") or {}
             feeds = dict((name, np.ones(shape, dtypes[name]) if name in dtypes else

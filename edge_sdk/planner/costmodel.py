@@ -94,6 +94,10 @@ ORT_MASKED_SOFTMAX_PASSES = 4
 ORT_STATIC_SOFTMAX_QDQ_PASSES = 2
 ORT_TRANSPOSED_KINDS = frozenset({"attention_qkv", "attention_context"})
 ORT_FLOAT_ATTENTION_PRECISIONS = frozenset({"int8_dynamic"})
+# OpenVINO's int8: NNCF's transformer preset quantizes the linear layers only (MiniLM's IR: 36 FakeQuantize on its
+# 36 MatMuls), and the converter makes attention one ScaledDotProductAttention op per layer, which the CPU plugin
+# runs in float: its heads × seq² work runs at the float peak.
+OPENVINO_FLOAT_ATTENTION_PRECISIONS = frozenset({"int8_static"})
 
 
 def runs_exported_graph(runtime: Runtime | None, fuse: bool = True) -> bool:
@@ -195,6 +199,7 @@ class BlockCosts:
     outside: GroupCost = field(default_factory=GroupCost)
     num_blocks: int = 0
     overhead_s: float = 0.0
+    run_s: float = 0.0  # one inference call's fixed cost (Efficiency.per_run_overhead_us)
     kv_bytes_per_block: float = 0.0  # read per decode step
     params_outside: int = 0
     params_block: int = 0
@@ -282,8 +287,9 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
         if decode:  # one new token against a context of seq_len
             flops /= seq
             act /= seq
-        float_attention = ort_graph and precision in ORT_FLOAT_ATTENTION_PRECISIONS and \
-            layer.kind in ("attention_scores", "attention_context")
+        float_attention = layer.kind in ("attention_scores", "attention_context") and (
+            (ort_graph and precision in ORT_FLOAT_ATTENTION_PRECISIONS)
+            or (runtime is not None and runtime.name == "openvino" and precision in OPENVINO_FLOAT_ATTENTION_PRECISIONS))
         in_float = layer.kind in float_kinds or float_attention
         params_bytes = layer.params * element_bytes(layer, float_precision if in_float else precision, unit)
         extra_bytes = 2 * act if ort_graph and layer.kind in ORT_TRANSPOSED_KINDS else 0.0
@@ -335,6 +341,7 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
     # Blocks are summed over all layers; pruning and layer dropping scale one average block.
     bc.attn, bc.ffn, bc.other = (g.per_block(bc.num_blocks) for g in (bc.attn, bc.ffn, bc.other))
     bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime, fuse)
+    bc.run_s = eff.per_run_overhead_us * 1e-6
     if precision == "int8_dynamic":
         bc.overhead_s *= 1.3  # the extra quantize node per GEMM
     elif precision == "int8_static" and unit.kind == "cpu":
@@ -421,7 +428,7 @@ def predict(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: Com
     # Tensor parallel shards GEMMs; norms are replicated.
     block_s = ((attn_t + ffn_t) / tp + costs.other.time_s) + \
         ovh * (costs.attn.ops + costs.ffn.ops + costs.other.ops)
-    outside_s = costs.outside.time_s / (tp if tp > 1 else 1) + ovh * costs.outside.ops
+    outside_s = costs.outside.time_s / (tp if tp > 1 else 1) + ovh * costs.outside.ops + costs.run_s
     kv_mb = 0.0
     if decode and spec.transformer is not None:
         t = spec.transformer

@@ -62,6 +62,9 @@ class Efficiency(Strict):
     memory: float = Field(gt=0, le=8, description="fraction of peak DRAM bandwidth reached (a calibration measures "
                                                  "above 1 where activations stay in cache)")
     per_op_overhead_us: float = Field(ge=0, description="fixed launch/dispatch cost per operator, microseconds")
+    per_run_overhead_us: float = Field(0.0, ge=0, description="fixed cost of one inference call, microseconds "
+                                                             "(fitted by calibrate for graph-compiling runtimes; "
+                                                             "op-by-op runtimes carry it in per_op_overhead_us)")
 
 
 UnitKind = Literal["cpu", "gpu", "npu", "dla", "tpu", "dsp"]
