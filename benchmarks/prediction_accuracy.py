@@ -12,6 +12,8 @@ the table shows the median of the rounds and their spread), and predicted by the
 and the newest matching local calibration — the same numbers `edge-sdk plan --device host` prints.
 
 None of these cases are fitted on: the calibration sees only microbenchmark kernels (edge_sdk/calibration/suite.py).
+OpenVINO's are random-weight 6-layer stacks of MiniLM's width, so its MiniLM cases share their shape (not their
+weights, embeddings or pooling); its tiny-BERT and BERT-base cases share neither.
 
     python benchmarks/prediction_accuracy.py                 # uses the newest local calibration (fails without)
     python benchmarks/prediction_accuracy.py --calibrate     # calibrates first (and saves it), then compares
