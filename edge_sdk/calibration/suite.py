@@ -17,9 +17,10 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
   quantized the same way. A runtime that compiles and fuses the whole graph (OpenVINO) is fitted to its own IR of
   such encoders instead (OPENVINO_LAYER_POINTS: 6-layer stacks at several shapes, compiled at f32 and the fixed
   shape as bundles are), because its isolated single-GEMM graphs pay a per-inference cost that a real model
-  amortises and one layer alone keeps its weights in cache. onnxruntime times the same exported layer (and one at width 768, 12 heads of 64) at several (batch, sequence) points (LAYER_POINTS): the
-  real graph runs an attention-mask Add, the Softmax, a NaN guard (IsNaN + Where) over every heads × seq² score,
-  transposes around attention and, for static int8, Q/DQ pairs — terms no isolated kernel shows. One random-weight
+  amortises and one layer alone keeps its weights in cache. onnxruntime times the same exported layer (and one at
+  width 768, 12 heads of 64) at several (batch, sequence) points (LAYER_POINTS): the real graph runs an
+  attention-mask Add, the Softmax, a NaN guard (IsNaN + Where) over every heads × seq² score, transposes around
+  attention and, for static int8, Q/DQ pairs — terms no isolated kernel shows. One random-weight
   layer is a microbenchmark, not a model: the fit (calibration/fit.py) scales it to other widths, depths, lengths
   and batches through the cost model's FLOP and byte counts;
 

@@ -289,7 +289,8 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
             act /= seq
         float_attention = layer.kind in ("attention_scores", "attention_context") and (
             (ort_graph and precision in ORT_FLOAT_ATTENTION_PRECISIONS)
-            or (runtime is not None and runtime.name == "openvino" and precision in OPENVINO_FLOAT_ATTENTION_PRECISIONS))
+            or (runtime is not None and runtime.name == "openvino"
+                and precision in OPENVINO_FLOAT_ATTENTION_PRECISIONS))
         in_float = layer.kind in float_kinds or float_attention
         params_bytes = layer.params * element_bytes(layer, float_precision if in_float else precision, unit)
         extra_bytes = 2 * act if ort_graph and layer.kind in ORT_TRANSPOSED_KINDS else 0.0
