@@ -1,6 +1,6 @@
 """Deploy a bundle to a real SSH target and benchmark it there — on this machine, through a private OpenSSH server
 on 127.0.0.1 that this script starts and stops itself. Where no sshd is installed, benchmark locally instead and
-say so.
+say so. The encoder bundle's benchmark runs with --profile-ops, so the report gets its per-layer P/M table.
 
     .venv/bin/python examples/demo_over_ssh.py BUNDLE OUT_DIR [--iterations 30] [--decoder LLM_BUNDLE]
 
@@ -33,6 +33,10 @@ def run(*args: str) -> None:
         raise SystemExit(r.returncode)
 
 
+# per-operator times from the runtime's own profiler, mapped to the model's layers: the report's per-layer P/M table
+PROFILE = ("--profile-ops", "--profile-iterations", "50")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundle")
@@ -46,7 +50,7 @@ def main() -> None:
         server = start_loopback_sshd(out / "sshd", users=[getpass.getuser()])
     except SshdUnavailable as exc:
         print(f"no SSH server on this machine ({exc}); benchmarking locally instead (--local)")
-        run("bench", "--local", "--bundle", args.bundle, "--iterations", args.iterations)
+        run("bench", "--local", "--bundle", args.bundle, "--iterations", args.iterations, *PROFILE)
         if args.decoder:
             run("bench", "--local", "--bundle", args.decoder, "--iterations", "64")
         return
@@ -64,7 +68,7 @@ def main() -> None:
         run("deploy", "--target", str(target), args.bundle)
         print("re-deploying the unchanged bundle sends nothing:")
         run("deploy", "--target", str(target), args.bundle)
-        run("bench", "--target", str(target), "--iterations", args.iterations, "--inputs", "all")
+        run("bench", "--target", str(target), "--iterations", args.iterations, "--inputs", "all", *PROFILE)
         if args.decoder:
             print("a decoder LLM: its weights + KV cache at its context + runtime are checked against the device's "
                   "free memory before anything is sent")
