@@ -339,7 +339,8 @@ def fit(measurements: list[Microbenchmark], profile: DeviceProfile, runtime: Run
         held = held + held_layers
         med, mx = (errs[len(errs) // 2], errs[-1]) if errs else (None, None)
         if compute > 1.0:
-            notes.append(f"{runtime.name} {prec}: GEMMs ran at {compute:.2f}× the profile's peak ({peak:g} TOPS): "
+            notes.append(f"{runtime.name} {prec}: {'its layer stacks' if graph else 'GEMMs'} ran at {compute:.2f}× the "
+                         f"profile's peak ({peak:g} TOPS): "
                          f"its clock or ops/cycle is too low for this machine (a VM often hides the boost clock)")
         fits.append(FittedEfficiency(unit=unit.name, runtime=runtime.name, provider=runtime.provider,
                                      precision=prec, efficiency=eff, points=len(train) + len(train_l),
