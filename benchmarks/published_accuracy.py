@@ -44,7 +44,7 @@ def uncalibrated_ms(profile, check, spec_cache) -> float:
     spec = spec_cache[key]
     rt = next(r for r in profile.runtimes if (r.name, r.provider) == (ref.runtime, ref.provider))
     unit = profile.unit(rt.unit)
-    bc = cm.block_costs(spec, profile, unit, ref.precision, runtime=rt)
+    bc = cm.block_costs(spec, profile, unit, ref.precision, runtime=rt, edge_sdk_ir=False)  # published: others' graphs
     return cm.predict(spec, profile, rt, unit, ref.precision, bc).latency_ms
 
 

@@ -90,7 +90,7 @@ class _Point:
                                                                                self.rt.unit))
         rt.efficiency[self.ref.precision] = eff
         unit = p.unit(rt.unit)
-        bc = cm.block_costs(self.spec, p, unit, self.ref.precision, runtime=rt)
+        bc = cm.block_costs(self.spec, p, unit, self.ref.precision, runtime=rt, edge_sdk_ir=False)  # others' graphs
         return cm.predict(self.spec, p, rt, unit, self.ref.precision, bc).latency_ms
 
     def tabulate(self, m_grid: np.ndarray) -> None:
