@@ -142,11 +142,11 @@ def test_the_openvino_fit_separates_per_call_from_per_op_cost(host, openvino_spe
 
 def test_nonnegative_least_squares_of_two_overheads():
     k1, k2 = [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]
-    assert _nonneg_lstsq([k1, k2], [a * 2 + b * 5 for a, b in zip(k1, k2)], (200, 5000)) == pytest.approx((2, 5))
+    assert _nonneg_lstsq(k1, k2, [a * 2 + b * 5 for a, b in zip(k1, k2)], (200, 5000)) == pytest.approx((2, 5))
     # the unconstrained solution would be negative: the best feasible edge instead
-    a, b = _nonneg_lstsq([k1, k2], [x * 3 - 1 for x in k1], (200, 5000))
+    a, b = _nonneg_lstsq(k1, k2, [x * 3 - 1 for x in k1], (200, 5000))
     assert a >= 0 and b == 0.0 and a == pytest.approx(sum(x * (x * 3 - 1) for x in k1) / sum(x * x for x in k1))
-    assert _nonneg_lstsq([k1], [2.0, 4.0, 6.0], (1.5,)) == (1.5, 0.0)  # capped
+    assert _nonneg_lstsq(k1, [0.0] * 3, [2.0, 4.0, 6.0], (1.5, 5000)) == (1.5, 0.0)  # one overhead, capped
 
 
 def _spec(model: str, **kw):

@@ -159,16 +159,15 @@ def _fit_layers(points: list[Microbenchmark], specs: dict, planner, precision: s
         return [_encoder_ms(specs[p.name], planner, precision, eff) for p in points]
 
     def solve(c: float, m: float) -> tuple[float, float, float]:
-        base, one = at(c, m, 0.0), at(c, m, 1.0)
-        cols = [[(b1 - b0) / y for b0, b1, y in zip(base, one, ys)]]
-        if per_run:
-            cols.append([(b1 - b0) / y for b0, b1, y in zip(base, at(c, m, 0.0, 1.0), ys)])
+        base = at(c, m, 0.0)
+        # relative change of each prediction per µs of per-op / per-call overhead (predict is linear in both)
+        k_op = [(b1 - b0) / y for b0, b1, y in zip(base, at(c, m, 1.0), ys)]
+        k_run = [(b1 - b0) / y for b0, b1, y in zip(base, at(c, m, 0.0, 1.0), ys)] if per_run else [0.0] * len(ys)
         rs = [1.0 - b0 / y for b0, y in zip(base, ys)]
-        ov, run = _nonneg_lstsq(cols, rs, (200.0, 5000.0))
-        if not any(any(col) for col in cols):
+        ov, run = _nonneg_lstsq(k_op, k_run, rs, (200.0, 5000.0))
+        if not any(k_op) and not any(k_run):
             ov = start[2]
-        pred = [b0 + ov * k1 * y + run * k2 * y for b0, k1, k2, y in
-                zip(base, cols[0], cols[1] if per_run else [0.0] * len(ys), ys)]
+        pred = [b0 + (ov * a + run * b) * y for b0, a, b, y in zip(base, k_op, k_run, ys)]
         loss = sum(math.log(max(p, 1e-12) / y) ** 2 for p, y in zip(pred, ys))
         return loss, ov, run
 
@@ -189,20 +188,17 @@ def _fit_layers(points: list[Microbenchmark], specs: dict, planner, precision: s
     return best[0], best[1], ov, run
 
 
-def _nonneg_lstsq(cols: list[list[float]], rs: list[float], caps: tuple[float, ...]) -> tuple[float, float]:
-    """(a, b) ≥ 0 minimising Σ (a·cols[0] + b·cols[1] − rs)² (b = 0 with one column), each at most its cap: the
-    unconstrained 2×2 solution when it is feasible, else the best one-variable solution on an edge."""
+def _nonneg_lstsq(k1: list[float], k2: list[float], rs: list[float],
+                  caps: tuple[float, float]) -> tuple[float, float]:
+    """(a, b) ≥ 0 minimising Σ (a·k1 + b·k2 − rs)², each at most its cap: the unconstrained 2×2 solution when it is
+    feasible, else the best one-variable solution on an edge (an all-zero k2 gives b = 0)."""
     def one(col: list[float], cap: float) -> float:
         den = sum(k * k for k in col)
         return min(cap, max(0.0, sum(k * r for k, r in zip(col, rs)) / den)) if den > 0 else 0.0
 
     def sse(a: float, b: float) -> float:
-        second = cols[1] if len(cols) > 1 else [0.0] * len(rs)
-        return sum((a * k1 + b * k2 - r) ** 2 for k1, k2, r in zip(cols[0], second, rs))
+        return sum((a * x + b * y - r) ** 2 for x, y, r in zip(k1, k2, rs))
 
-    if len(cols) == 1:
-        return one(cols[0], caps[0]), 0.0
-    k1, k2 = cols
     s11, s22, s12 = sum(x * x for x in k1), sum(x * x for x in k2), sum(x * y for x, y in zip(k1, k2))
     r1, r2 = sum(x * r for x, r in zip(k1, rs)), sum(x * r for x, r in zip(k2, rs))
     det = s11 * s22 - s12 * s12
