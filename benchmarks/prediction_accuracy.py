@@ -97,7 +97,7 @@ def _openvino_artifact(model: str, precision: str, work: Path, cache: dict) -> P
     cache[(model, "loaded")] = loaded
     ov_model, _, names, _ = convert(loaded.model, loaded.kind, loaded.tokenizer)
     if precision != "fp32":
-        items = [{n: v for n, v in _token_feeds(names, 1, 128, seed=i).items()} for i in range(16)]
+        items = [_token_feeds(names, 1, 128, seed=i) for i in range(16)]
         with nncf_output():
             ov_model = compress(ov_model, ExportOpenvinoConfig(quantize="int8", accuracy_control=False,
                                                                calibration_samples=16), items, [])
@@ -108,6 +108,7 @@ def _openvino_artifact(model: str, precision: str, work: Path, cache: dict) -> P
 
 
 def _token_feeds(names, batch: int, seq: int, seed: int = 0) -> dict:
+    """Text inputs: token ids inside every vocab here, a full attention mask, segment 0."""
     rng = np.random.default_rng(seed)
     return {n: (np.ones((batch, seq), np.int64) if n == "attention_mask" else
                 np.zeros((batch, seq), np.int64) if n == "token_type_ids" else
@@ -141,20 +142,12 @@ def _reduce_range() -> bool:
 def _feeds(path: Path, batch: int, seq: int | None, seed: int = 0) -> dict:
     import onnxruntime as ort
 
-    rng = np.random.default_rng(seed)
-    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {}
-    for i in s.get_inputs():
-        if i.name == "pixel_values":
-            shape = [batch if not isinstance(d, int) else d for d in i.shape]
-            feeds[i.name] = rng.standard_normal(shape).astype(np.float32)
-        elif i.name == "attention_mask":
-            feeds[i.name] = np.ones((batch, seq), np.int64)
-        elif i.name == "token_type_ids":
-            feeds[i.name] = np.zeros((batch, seq), np.int64)
-        else:
-            feeds[i.name] = rng.integers(1, 1000, (batch, seq)).astype(np.int64)  # inside every vocab here
-    return feeds
+    inputs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_inputs()
+    pixels = next((i for i in inputs if i.name == "pixel_values"), None)
+    if pixels is None:
+        return _token_feeds([i.name for i in inputs], batch, seq, seed)
+    shape = [batch if not isinstance(d, int) else d for d in pixels.shape]  # a ViT: its only input
+    return {pixels.name: np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
 
 
 def _session(path: Path):
