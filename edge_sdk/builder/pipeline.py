@@ -327,7 +327,9 @@ def _write(out: Path, plan: Plan, rec, state, loaded, spec: ModelSpec, report, e
         runtime_config = ({"INFERENCE_PRECISION_HINT": rec.details.get("inference_precision", "f32")}
                           if rec.format == "openvino" else {})
         if rec.format == "openvino" and rec.details.get("static_shape"):
-            runtime_config["EDGE_SDK_STATIC_SHAPES"] = "x".join(str(d) for d in rec.details["static_shape"])
+            from ..device.engines.openvino import STATIC_SHAPES
+
+            runtime_config[STATIC_SHAPES] = "x".join(str(d) for d in rec.details["static_shape"])
         artifact = Artifact(path=model_file, format=rec.format, runtime=RUNTIME_OF_FORMAT[rec.format],
                             provider=provider, precision=plan.precision, inputs=ins, outputs=outs,
                             runtime_config=runtime_config)

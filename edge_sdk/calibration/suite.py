@@ -255,6 +255,8 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
                             flops=0.0, bytes_moved=0.0, held_out=held, spec_file=_spec_file(name, batch, seq),
                             encoder=name, runtimes=["onnxruntime"]))
     if openvino:  # the layer as an OpenVINO build makes it: converted from PyTorch, int8 by NNCF
+        from ..device.engines.openvino import STATIC_SHAPES
+
         for prec in [p for p in precisions if p in OPENVINO_LAYER]:
             for encoder, depth, batch, seq, held in OPENVINO_LAYER_POINTS:
                 name = _openvino_stem(encoder, depth, prec)
@@ -268,7 +270,7 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
                                 runtimes=["openvino"], ir=f"{name}.xml",
                                 # compiled as a bundle compiles its plan's shape (engines/openvino.py)
                                 runtime_config={"INFERENCE_PRECISION_HINT": "f32",
-                                                "EDGE_SDK_STATIC_SHAPES": f"{batch}x{seq}"}))
+                                                STATIC_SHAPES: f"{batch}x{seq}"}))
     return out
 
 
