@@ -59,6 +59,28 @@ def test_tiny_llama_builds_an_int4_decoder_with_kv_cache(bundle):
     assert blocks == {32}
 
 
+def test_the_cost_models_genai_kernel_counts_match_the_graph_the_builder_wrote(bundle):
+    """planner/fusion.py's "genai" table (packed QKV, GroupQueryAttention, 11 nodes per layer for 9 costed kernels,
+    6 per-call mask nodes) is read off this graph: if the builder changes its graph, the table must follow."""
+    import onnx
+
+    from edge_sdk.planner.costmodel import block_costs
+    from edge_sdk.planner.fusion import FUSED_GRAPH_OPS_PER_KERNEL, GENAI_PER_CALL_NODES
+    from edge_sdk.profiles import load_registry
+
+    g = onnx.load(str(bundle.path / "model" / "model.onnx"), load_external_data=False).graph
+    executed = [n for n in g.node if n.op_type != "Constant"]  # Constant nodes are folded at session load
+    plan = bundle.manifest.plan
+    prof, _ = load_registry().resolve("host")
+    rt = next(r for r in prof.runtimes if (r.name, r.provider) == (plan.runtime.name, plan.runtime.provider))
+    bc = block_costs(plan.model_spec, prof, prof.unit(rt.unit), plan.precision, runtime=rt, decode=True)
+    per_block = (bc.attn.ops + bc.ffn.ops + bc.other.ops) * FUSED_GRAPH_OPS_PER_KERNEL["genai"]
+    assert len(executed) == pytest.approx(bc.num_blocks * per_block + bc.outside.ops + GENAI_PER_CALL_NODES)
+    assert sum(n.op_type == "GroupQueryAttention" for n in g.node) == bc.num_blocks
+    matmuls = sum(n.op_type == "MatMulNBits" for n in g.node)
+    assert matmuls == bc.num_blocks * 5 + 1  # packed QKV, o, gate, up, down per layer; the LM head
+
+
 def test_quality_is_next_token_agreement_and_perplexity(bundle):
     q = bundle.manifest.quality
     metrics = {x.name: x.value for x in q.metrics}

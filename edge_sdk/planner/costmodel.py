@@ -18,7 +18,8 @@ Why this file is long: block_costs and predict are one roofline over every layer
 parallel layout, and their cases read best side by side; what can stand alone already does (fusion.py,
 gemm_table.py, stages.py, generation.py).
 
-Kernel fusion (TensorRT, QNN, CoreML, OpenVINO): which op sequences become one kernel lives in fusion.py.
+Kernel fusion (TensorRT, QNN, CoreML, OpenVINO, onnxruntime-genai's decoder graphs): which op sequences become one
+kernel lives in fusion.py.
 ONNX Runtime's CPU EP runs the exported graph op by op, with more work than the ModelSpec lists (the masked softmax
 chain, head transposes; see ORT_MASKED_SOFTMAX_PASSES); a calibrated runtime reads linear layers off its measured
 GEMM table (gemm_table.py), plus each layer's weights read cold from DRAM.
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
 from .gemm_table import measured_gemm_s
-from .fusion import FUSED_GRAPH_OPS_PER_KERNEL, FUSED_SEQUENCES, fusion_table, fused_runs
+from .fusion import FUSED_GRAPH_OPS_PER_KERNEL, FUSED_SEQUENCES, GENAI_PER_CALL_NODES, fusion_table, fused_runs
 from .stages import balance_stages
 
 DEFAULT_EFFICIENCY: dict[str, Efficiency] = {
@@ -103,10 +104,10 @@ ORT_FLOAT_ATTENTION_PRECISIONS = frozenset({"int8_dynamic"})
 OPENVINO_FLOAT_ATTENTION_PRECISIONS = frozenset({"int8_static"})
 
 
-def runs_exported_graph(runtime: Runtime | None, fuse: bool = True) -> bool:
+def runs_exported_graph(runtime: Runtime | None, fuse: bool = True, spec: ModelSpec | None = None) -> bool:
     """onnxruntime executing the exported ONNX graph node by node (its CPU EP; not the TensorRT/QNN/... EPs,
-    which compile and fuse it)."""
-    return runtime is not None and runtime.name == "onnxruntime" and (not fuse or fusion_table(runtime) is None)
+    which compile and fuse it, nor onnxruntime-genai's already fused decoder graph)."""
+    return runtime is not None and runtime.name == "onnxruntime" and (not fuse or fusion_table(runtime, spec) is None)
 
 
 def efficiency(profile: DeviceProfile, unit: ComputeUnit, runtime: Runtime | None = None,
@@ -125,11 +126,11 @@ def bandwidth_gbps(profile: DeviceProfile, unit: ComputeUnit) -> float:
     return unit.memory_bandwidth_gbps or profile.memory_bandwidth_gbps
 
 
-def graph_ops_per_spec_op(runtime: Runtime | None, fuse: bool = True) -> float:
+def graph_ops_per_spec_op(runtime: Runtime | None, fuse: bool = True, spec: ModelSpec | None = None) -> float:
     """Graph nodes dispatched per ModelSpec op (per fused kernel where the runtime fuses)."""
     if runtime is None:
         return GRAPH_OPS_PER_SPEC_OP
-    table = fusion_table(runtime) if fuse else None
+    table = fusion_table(runtime, spec) if fuse else None
     if table in FUSED_GRAPH_OPS_PER_KERNEL:
         return FUSED_GRAPH_OPS_PER_KERNEL[table]
     return GRAPH_OPS_BY_RUNTIME.get(runtime.provider, GRAPH_OPS_BY_RUNTIME.get(runtime.name, GRAPH_OPS_PER_SPEC_OP))
@@ -278,7 +279,11 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
     bytes_per_s = raw_bytes_per_s * eff.memory
     abytes = activation_bytes_per_elem(precision, unit) / 4.0  # ModelSpec activation bytes are fp32
     seq = max(spec.seq_len, 1)
-    ort_graph = runs_exported_graph(runtime, fuse) and not decode
+    ort_graph = runs_exported_graph(runtime, fuse, spec) and not decode
+    table = fusion_table(runtime, spec) if fuse else None
+    # DynamicQuantizeLinear in front of every GEMM (onnxruntime's dynamic int8); genai's MatMulNBits quantizes its
+    # input inside the kernel
+    quantize_node = precision == "int8_dynamic" and table != "genai"
     masked = any(i.name == "attention_mask" for i in spec.inputs)
     softmax_passes = (ORT_MASKED_SOFTMAX_PASSES if masked else 1) + \
         (ORT_STATIC_SOFTMAX_QDQ_PASSES if precision == "int8_static" else 0)
@@ -303,7 +308,7 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
             t_c, t_m = 0.0, 2 * act / bytes_per_s  # a gather reads only the rows it needs
         elif layer.gemm:
             moved = params_bytes * (0.5625 if sparse_24 else 1.0) + 2 * act + extra_bytes
-            if precision == "int8_dynamic" and not float_attention:
+            if quantize_node and not float_attention:
                 moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
             t_c = flops / (float_flops_per_s if in_float else flops_per_s)
             t_m = moved / bytes_per_s
@@ -319,7 +324,6 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
         else:  # bandwidth-bound: read + write activations (and the few norm weights)
             t_c, t_m = 0.0, (2 * act + params_bytes) / bytes_per_s
         rows.append((layer, t_c, t_m, params_bytes, act))
-    table = fusion_table(runtime) if fuse else None
     for members, saved_bytes, what in fused_runs(rows, FUSED_SEQUENCES.get(table or "", ())):
         if what not in bc.fused:
             bc.fused.append(what)
@@ -346,9 +350,11 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
             bc.tp_allreduce_bytes = act
     # Blocks are summed over all layers; pruning and layer dropping scale one average block.
     bc.attn, bc.ffn, bc.other = (g.per_block(bc.num_blocks) for g in (bc.attn, bc.ffn, bc.other))
-    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime, fuse)
+    bc.overhead_s = eff.per_op_overhead_us * 1e-6 * graph_ops_per_spec_op(runtime, fuse, spec)
     bc.run_s = eff.per_run_overhead_us * 1e-6
-    if precision == "int8_dynamic":
+    if table == "genai":  # its mask bookkeeping nodes run once per call
+        bc.run_s += GENAI_PER_CALL_NODES * eff.per_op_overhead_us * 1e-6
+    elif quantize_node:
         bc.overhead_s *= 1.3  # the extra quantize node per GEMM
     elif precision == "int8_static" and unit.kind == "cpu":
         bc.overhead_s *= 1.6  # QDQ pairs around every quantized op; measured slower than dynamic on ORT CPU

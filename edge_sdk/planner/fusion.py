@@ -19,13 +19,24 @@ input once. Sources:
   their intermediates in the HTP's on-chip memory.
 - CoreML / OpenVINO: Apple's "Deploying Transformers on the Apple Neural Engine" (fused attention) and OpenVINO's
   transformation list (MHA / GELU / LayerNorm fusions) — same groups as TensorRT, not checked against measurements.
-ONNX Runtime CPU, LiteRT/XNNPACK and PyTorch keep the unfused model (their predictions are pinned by measurements).
+- onnxruntime-genai: decoders for onnxruntime are written by its model builder (passes/export_genai.py), whose graph
+  is already fused; onnxruntime runs it node by node. Read off the graph it writes for examples/configs/tiny-llama.json
+  (int4 and int8, CPU EP; the builder packs Q/K/V and puts rotary embedding inside GroupQueryAttention on the CPU and
+  CUDA EPs, see onnxruntime_genai/models/builders/base.py, `use_packed_matmul` and `use_rope_in_attn`). Per layer:
+  SkipSimplifiedLayerNormalization (the residual add inside), one packed QKV MatMulNBits, GroupQueryAttention
+  (rotary, KV-cache append, QKᵀ-softmax-PV), o_proj, SkipSimplifiedLayerNormalization, gate and up MatMulNBits, SiLU as
+  Sigmoid · Mul times the up projection (Mul), down: 11 nodes for the 9 kernels the table leaves of the ModelSpec's 13
+  ops. Once per call, 6 nodes turn attention_mask into GroupQueryAttention's seqlens_k and total_sequence_length.
+  MatMulNBits quantizes its input inside the kernel: no DynamicQuantizeLinear nodes.
+ONNX Runtime CPU (exported encoders), LiteRT/XNNPACK and PyTorch keep the unfused model (their predictions are pinned
+by measurements).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import Runtime
 
 
@@ -43,11 +54,15 @@ _QKV = FusedSequence(("attention_qkv", "attention_qkv", "attention_qkv"), False,
 _GEMM_ACT = FusedSequence(("ffn_up", "activation"), True, "GEMM + bias + GELU/ReLU epilogue")
 _EMB_LN = FusedSequence(("embedding", "embedding", "embedding", "norm"), True, "EmbLayerNorm")
 _EMB2_LN = FusedSequence(("embedding", "embedding", "norm"), True, "EmbLayerNorm")
+_PACKED_QKV = FusedSequence(("attention_qkv", "attention_qkv", "attention_qkv"), False, "one packed QKV MatMul")
+_GQA = FusedSequence(("attention_scores", "softmax", "attention_context"), True,
+                     "GroupQueryAttention (rotary, KV-cache append, QKᵀ-softmax-PV)")
 FUSED_SEQUENCES: dict[str, tuple[FusedSequence, ...]] = {
     "tensorrt": (_QKV, _MHA, _GEMM_ACT, _EMB_LN, _EMB2_LN),
     "qnn": (_MHA, _GEMM_ACT),
     "coreml": (_QKV, _MHA, _GEMM_ACT),
     "openvino": (_QKV, _MHA, _GEMM_ACT),
+    "genai": (_PACKED_QKV, _GQA),
 }
 # Runtime name or provider -> its fusion table (the TensorRT EP builds TensorRT engines; the QNN EP and the LiteRT
 # QNN delegate hand the graph to QNN).
@@ -56,16 +71,24 @@ FUSION_TABLE_BY_RUNTIME = {"tensorrt": "tensorrt", "TensorrtExecutionProvider": 
                            "openvino": "openvino", "OpenVINOExecutionProvider": "openvino"}
 # Dispatches per fused kernel on runtimes that compile the whole graph (TensorRT: one kernel launch). QNN's HTP graph
 # keeps ~2.7 nodes per op (AI Hub layer counts), so it stays at GRAPH_OPS_PER_SPEC_OP.
-FUSED_GRAPH_OPS_PER_KERNEL = {"tensorrt": 1.0, "coreml": 1.0, "openvino": 1.0}
+# onnxruntime-genai's builder graph: 11 nodes per layer for 9 costed kernels (see the module docstring).
+FUSED_GRAPH_OPS_PER_KERNEL = {"tensorrt": 1.0, "coreml": 1.0, "openvino": 1.0, "genai": 11 / 9}
+# Nodes of the genai builder's graph that run once per call (attention_mask -> seqlens_k, total_sequence_length).
+GENAI_PER_CALL_NODES = 6
 
 
-def fusion_table(runtime: Runtime | None) -> str | None:
-    """Which FUSED_SEQUENCES table a runtime uses (None: it runs the graph op by op)."""
+def fusion_table(runtime: Runtime | None, spec: ModelSpec | None = None) -> str | None:
+    """Which FUSED_SEQUENCES table a runtime uses for a model (None: it runs the graph op by op). A decoder on an
+    onnxruntime EP that runs graphs node by node runs onnxruntime-genai's builder graph: "genai"."""
     if runtime is None:
         return None
     if runtime.name == "litert" and runtime.provider != "qnn":
         return None
-    return FUSION_TABLE_BY_RUNTIME.get(runtime.provider) or FUSION_TABLE_BY_RUNTIME.get(runtime.name)
+    table = FUSION_TABLE_BY_RUNTIME.get(runtime.provider) or FUSION_TABLE_BY_RUNTIME.get(runtime.name)
+    if table is None and runtime.name == "onnxruntime" and spec is not None and spec.transformer is not None \
+            and spec.transformer.family == "decoder":
+        return "genai"
+    return table
 
 
 def fused_runs(rows: list[tuple], sequences: tuple[FusedSequence, ...]):
