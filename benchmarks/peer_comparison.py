@@ -15,7 +15,7 @@ Sides (every side computes the same thing: token vectors + the mean-pooled, L2-n
   bundle (--also DIR), e.g. the onnxruntime dynamic-int8 one.
 Inputs: batch 1, the shipped everyday evaluation sentences at their real token length and padded to 128 tokens;
 for the vision check, a tiny ViT config (random weights, seed 0, like a build) on the build's synthetic images.
-Fairness: same threads everywhere, OpenMP passive, ORT spinning off; interleaved (every input runs on every side,
+Fairness: same threads everywhere, OpenMP passive, ORT threads stop spinning after each run; interleaved (every input runs on every side,
 in a fresh random order each time), repeated; reported: median ms, p10–p90, and median (p10–p90) of the per-input ratios
 peer time / bundle time (> 1: the bundle is faster), cosine of each side's embedding to PyTorch's, and size.
 

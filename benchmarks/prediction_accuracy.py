@@ -5,7 +5,7 @@ Builds (exports with edge-sdk's ONNX export, quantizes with the build's own quan
 artifacts that differ in model (MiniLM with its weights, tiny and BERT-base configs, ViT configs), precision (fp32,
 int8 dynamic, int8 static with the FFN down-projections in float, as the planner plans it), and runs them at several
 batch sizes (1, 8) and sequence lengths (16-384) with onnxruntime on the CPU, the way the device package does
-(default threads, spinning off). OpenVINO cases are converted and NNCF-quantized by the build's own export_openvino
+(default threads, pool threads spinning within a run only). OpenVINO cases are converted and NNCF-quantized by the build's own export_openvino
 functions and run through the device package's OpenVINO engine at the case's fixed shape, as a bundle runs its
 plan's shape. Each case is measured in `--rounds` interleaved rounds (median of each round;
 the table shows the median of the rounds and their spread), and predicted by the cost model with the host profile
@@ -153,9 +153,10 @@ def _feeds(path: Path, batch: int, seq: int | None, seed: int = 0) -> dict:
 def _session(path: Path):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the device package runs it
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    from edge_sdk.device.engines.base import ort_session_options
+
+    # as the device package runs it (default threads, spinning within a run only)
+    return ort.InferenceSession(str(path), ort_session_options(ort, None), providers=["CPUExecutionProvider"])
 
 
 def _median_ms(sess, feeds, min_s: float = 0.4, min_runs: int = 5) -> float:

@@ -108,6 +108,14 @@ def test_bundle_verifies_and_benches_locally_with_both_engines(bundle):
     assert run.returncode == 0, last
     assert last["runtime"] == "onnxruntime" and last["generation"]["decode_tokens_per_s"] > 0
     assert last["generation"]["first_tokens"] == g.first_tokens
+    # without --threads, onnxruntime-genai gets one thread per physical core (its own default ran one thread)
+    run = subprocess.run([sys.executable, "-B", "-m", "edge_device", "bench", "--bundle", ".", "--iterations", "8",
+                          "--warmup", "0"], cwd=bundle.path, capture_output=True, text=True, timeout=120)
+    last = json.loads(run.stdout.strip().splitlines()[-1])
+    from edge_sdk.device.probe import physical_cores
+
+    assert run.returncode == 0 and last["runtime"] == "onnxruntime-genai", last
+    assert last["threads"] == physical_cores()
 
 
 def test_quality_gate_refuses_int4_on_a_tight_budget(tmp_path):

@@ -239,3 +239,48 @@ def test_copied_bundle_runs_its_package_without_edge_sdk(classifier, tmp_path):
             r = device("predict", "--bundle", ".", "--text", "x", python=str(bare))
             assert r.returncode == 4 and "onnxruntime is not installed on this device" in r.stderr
             assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_physical_cores_counts_smt_siblings_once(tmp_path):
+    from edge_sdk.device.probe import physical_cores
+
+    # 2 packages x 2 cores, each core with 2 SMT threads: cpu0/cpu4 are siblings, as Linux numbers them
+    layout = {0: (0, 0), 1: (0, 1), 2: (1, 0), 3: (1, 1), 4: (0, 0), 5: (0, 1), 6: (1, 0), 7: (1, 1)}
+    for cpu, (package, core) in layout.items():
+        d = tmp_path / f"cpu{cpu}" / "topology"
+        d.mkdir(parents=True)
+        (d / "physical_package_id").write_text(f"{package}\n")
+        (d / "core_id").write_text(f"{core}\n")
+    assert physical_cores(range(8), sysfs=str(tmp_path)) == 4
+    assert physical_cores([0, 4], sysfs=str(tmp_path)) == 1  # pinned to one core's two threads
+    assert physical_cores([0, 1, 2], sysfs=str(tmp_path)) == 3
+    assert physical_cores([0, 9], sysfs=str(tmp_path)) == 2  # no topology for cpu9: count the CPUs
+
+
+def test_onnxruntime_engines_spin_within_a_run_and_stop_after_it():
+    """Spinning off altogether made MiniLM int8 1.3-1.45x slower here; spinning after a run slows what runs next
+    (see engines/base.py). The device package's sessions keep the first and drop the second."""
+    import onnxruntime as ort
+
+    from edge_sdk.device.engines.base import ort_session_options
+
+    opts = ort_session_options(ort, 2)
+    entries = opts.get_session_config_entry
+    assert entries("session.intra_op.allow_spinning") == "1" and entries("session.force_spinning_stop") == "1"
+    assert opts.intra_op_num_threads == 2 and opts.inter_op_num_threads == 1
+    assert ort_session_options(ort, None).intra_op_num_threads == 0  # onnxruntime's default: physical cores
+
+
+def test_onnxruntime_runtime_config_is_session_config_entries(encoder_bundle):
+    """`calibrate` times kernels with the threads kept spinning between runs (device/calibrate.py), through the same
+    engine bundles run with: a runtime_config reaches the session; formats without settings refuse one."""
+    from edge_sdk.device.engines import open_engine
+
+    model = str(encoder_bundle / "model" / "model.onnx")
+    entry = "session.force_spinning_stop"
+    plain = open_engine(model, "onnx", None, 1)
+    kept = open_engine(model, "onnx", None, 1, runtime_config={entry: "0"})
+    assert plain.session.get_session_options().get_session_config_entry(entry) == "1"
+    assert kept.session.get_session_options().get_session_config_entry(entry) == "0"
+    with pytest.raises(DeviceError, match="openvino and onnxruntime"):
+        open_engine("model.tflite", "tflite", None, 1, runtime_config={entry: "0"})

@@ -182,7 +182,7 @@ def benchmark(args, bundle, manifest, manifest_sha, art, machine, started_at, ru
         "runtime": gen.runtime, "runtime_module": gen.module, "runtime_version": gen.version,
         "provider_requested": gen.provider_requested, "provider_used": gen.provider_used,
         "fell_back": gen.fallback_reason is not None, "fallback_reason": gen.fallback_reason,
-        "threads": args.threads, "cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "board": board_model(),
+        "threads": args.threads or getattr(gen, "threads", None), "cpu_count": os.cpu_count(), "cpu_model": cpu_model(), "board": board_model(),
         "arch": platform.machine(), "os": platform.platform(), "python_version": platform.python_version(),
         "numpy_version": __import__("numpy").__version__,
         "model_load_ms": rounds[0]["model_load_ms"], "first_inference_ms": rounds[0]["first_inference_ms"],

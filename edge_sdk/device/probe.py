@@ -183,6 +183,27 @@ def usable_cpus():
         return os.cpu_count()
 
 
+def physical_cores(cpus=None, sysfs="/sys/devices/system/cpu"):
+    """Physical cores among `cpus` (default: the CPUs this process may run on), SMT siblings counted once, from the
+    kernel's CPU topology; the number of CPUs where the topology is not readable."""
+    if cpus is None:
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = list(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        base = "%s/cpu%d/topology/" % (sysfs, cpu)
+        try:
+            with open(base + "physical_package_id") as f:
+                package = f.read().strip()
+            with open(base + "core_id") as f:
+                cores.add((package, f.read().strip()))
+        except (OSError, IOError):
+            return len(cpus)
+    return len(cores) or len(cpus)
+
+
 def probe(workdir):
     from .stats import cpu_model
 

@@ -29,8 +29,8 @@ def engine_class(fmt):
 def open_engine(path, fmt=None, provider=None, threads=None, profile_prefix=None, runtime_config=None):
     """An engine with the model at `path` loaded; `fmt` defaults to the file's extension. `profile_prefix`: switch
     the runtime's op profiler on, writing under that path prefix (engines without one ignore it and say why in
-    `op_profile_unavailable`). `runtime_config`: the manifest artifact's settings (engines that take none ignore
-    it)."""
+    `op_profile_unavailable`). `runtime_config`: the manifest artifact's settings (OpenVINO properties; onnxruntime
+    session config entries; other engines take none)."""
     ext = os.path.splitext(path)[1].lstrip(".")
     fmt = fmt or EXTENSION_FORMATS.get(ext, ext)
     cls = engine_class(fmt)
@@ -38,8 +38,8 @@ def open_engine(path, fmt=None, provider=None, threads=None, profile_prefix=None
     if profile_prefix is not None and cls.op_profile_unavailable is None:
         kwargs["profile_prefix"] = profile_prefix
     if runtime_config:
-        if fmt != "openvino":
-            raise DeviceError("runtime_config %r is only understood by the openvino engine, not %s"
+        if fmt not in ("openvino", "onnx"):
+            raise DeviceError("runtime_config %r is only understood by the openvino and onnxruntime engines, not %s"
                               % (runtime_config, fmt), EXIT_BAD_INPUT)
         kwargs["runtime_config"] = runtime_config
     return cls(path, provider, threads, **kwargs)

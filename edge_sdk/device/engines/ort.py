@@ -4,7 +4,7 @@ import os
 import time
 
 from ..errors import EXIT_RUNTIME, DeviceError
-from .base import Engine
+from .base import Engine, ort_session_options
 
 ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int16)": "int16", "tensor(int8)": "int8",
@@ -21,7 +21,7 @@ class OrtEngine(Engine):
     runtime = "onnxruntime"
     op_profile_unavailable = None
 
-    def __init__(self, path, provider, threads, profile_prefix=None):
+    def __init__(self, path, provider, threads, profile_prefix=None, runtime_config=None):
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -40,12 +40,9 @@ class OrtEngine(Engine):
             providers = ["CPUExecutionProvider"]
             self.fallback_reason = ("%s is not available in this onnxruntime build (available: %s)"
                                     % (requested, ", ".join(available)))
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        # Idle ORT threads spin after each run and steal cores from anything else measured on the device.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = ort_session_options(ort, threads)
+        for key, value in (runtime_config or {}).items():  # session config entries, e.g. calibrate's spinning
+            opts.add_session_config_entry(key, str(value))
         self._profiling = bool(profile_prefix)
         if profile_prefix:  # onnxruntime's own profiler: a chrome-trace JSON, one event per kernel run
             opts.enable_profiling = True
