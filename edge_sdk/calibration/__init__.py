@@ -2,8 +2,8 @@
 fit them to published results, save them as a Calibration artifact, and apply the newest matching one when planning.
 """
 
-from .store import (apply_calibration, calibrated, calibrations_dir, find_calibration, load_calibration,
+from .store import (apply_calibration, calibrated, calibrations_dir, find_calibration, find_for, load_calibration,
                     local_fingerprint, save_calibration)
 
-__all__ = ["apply_calibration", "calibrated", "calibrations_dir", "find_calibration", "load_calibration",
+__all__ = ["apply_calibration", "calibrated", "calibrations_dir", "find_calibration", "find_for", "load_calibration",
            "local_fingerprint", "save_calibration"]

@@ -161,6 +161,15 @@ class Calibrated(NamedTuple):
     ignored: list[str]
 
 
+def find_for(profile: DeviceProfile, *, directory: str | Path | None = None,
+             fingerprint: DeviceFingerprint | None = None, runtime_versions: dict[str, str] | None = None) -> Found:
+    """find_calibration, with this machine's fingerprint and runtime versions for `host` when none are given."""
+    if profile.name == "host" and fingerprint is None:
+        facts = _local_facts()
+        fingerprint, runtime_versions = fingerprint_from_facts(facts), _runtime_versions(facts)
+    return find_calibration(profile, directory=directory, fingerprint=fingerprint, runtime_versions=runtime_versions)
+
+
 def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Path | None = None,
                fingerprint: DeviceFingerprint | None = None,
                runtime_versions: dict[str, str] | None = None) -> Calibrated:
@@ -168,11 +177,7 @@ def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Pat
     it is."""
     if not use:
         return Calibrated(profile, None, [])
-    if profile.name == "host" and fingerprint is None:
-        facts = _local_facts()
-        fingerprint, runtime_versions = fingerprint_from_facts(facts), _runtime_versions(facts)
-    found = find_calibration(profile, directory=directory, fingerprint=fingerprint,
-                             runtime_versions=runtime_versions)
+    found = find_for(profile, directory=directory, fingerprint=fingerprint, runtime_versions=runtime_versions)
     if found.calibration is None:
         notes = list(found.notes)
         if profile.name == "host":   # the one profile a user can calibrate in a minute, right here

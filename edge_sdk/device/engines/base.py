@@ -39,7 +39,7 @@ class Engine(object):
         return dict(zip(self.output_names, self.prepare(feeds)()))
 
 
-def ort_session_options(ort, threads):
+def ort_session_options(ort, threads, entries=None):
     """onnxruntime SessionOptions as both onnxruntime engines open them: `threads` intra-op threads (None: onnxruntime's
     default, one per physical core) and thread spinning during a run but not after it.
 
@@ -48,13 +48,16 @@ def ort_session_options(ort, threads):
     hands each kernel to the pool fast: with spinning off altogether, MiniLM int8 on 2 Zen 5 vCPUs took 6.5 ms
     instead of 5.1 ms at 128 tokens and 1.3 ms instead of 0.9 ms at 16 tokens, and a 32-token decoder prefill 0.36 ms
     instead of 0.20 ms (measured with 0.5 ms of Python work between runs; a PyTorch matmul run after each onnxruntime
-    run kept its speed, 12.8 ms either way, while threads that keep spinning after a run made it 27 ms)."""
+    run kept its speed, 12.8 ms either way, while threads that keep spinning after a run made it 27 ms).
+    `entries`: session config entries that replace these (calibrate keeps the threads spinning between runs)."""
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    opts.add_session_config_entry("session.force_spinning_stop", "1")
+    config = {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}
+    config.update((k, str(v)) for k, v in (entries or {}).items())
+    for key, value in config.items():
+        opts.add_session_config_entry(key, value)
     return opts
 
 

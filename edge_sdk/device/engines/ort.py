@@ -40,9 +40,7 @@ class OrtEngine(Engine):
             providers = ["CPUExecutionProvider"]
             self.fallback_reason = ("%s is not available in this onnxruntime build (available: %s)"
                                     % (requested, ", ".join(available)))
-        opts = ort_session_options(ort, threads)
-        for key, value in (runtime_config or {}).items():  # session config entries, e.g. calibrate's spinning
-            opts.add_session_config_entry(key, str(value))
+        opts = ort_session_options(ort, threads, runtime_config)  # runtime_config: session config entries
         self._profiling = bool(profile_prefix)
         if profile_prefix:  # onnxruntime's own profiler: a chrome-trace JSON, one event per kernel run
             opts.enable_profiling = True
