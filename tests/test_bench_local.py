@@ -170,3 +170,60 @@ def test_cli_hanging_runner_exits_5(bundle, work, tmp_path):
     assert proc.returncode == 5
     assert "did not finish within" in proc.stderr and "killed" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.glob("results/*/*.json"))  # nothing saved for a failed run
+
+
+def _tiny_suite(d: Path) -> Path:
+    """A calibration suite directory with only its reference kernel (a 16x64 @ 64x64 MatMul)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    d.mkdir(parents=True, exist_ok=True)
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "ref",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 64])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(d / "ref.onnx"))
+    (d / "suite.json").write_text(json.dumps({"reference": "ref", "kernels": [
+        {"name": "ref", "file": "ref.onnx", "format": "onnx", "inputs": {"x": [16, 64]}}]}))
+    return d
+
+
+def test_device_bench_times_the_calibration_reference_kernel_around_the_run(bundle, tmp_path):
+    suite = _tiny_suite(tmp_path / "suite")
+    argv = [sys.executable, "-B", "-m", "edge_device", "bench", "--bundle", ".", "--iterations", "5", "--warmup", "0"]
+    run = subprocess.run(argv + ["--probe-suite", str(suite)], cwd=bundle, capture_output=True, text=True, timeout=120)
+    probe = json.loads(run.stdout.strip().splitlines()[-1])["machine"]["reference_probe"]
+    assert run.returncode == 0 and probe["kernel"] == "ref" and probe["ms"] > 0 and probe["after_ms"] > 0
+    run = subprocess.run(argv + ["--probe-suite", str(tmp_path / "nowhere")], cwd=bundle, capture_output=True,
+                         text=True, timeout=120)
+    probe = json.loads(run.stdout.strip().splitlines()[-1])["machine"]["reference_probe"]
+    assert run.returncode == 0 and "nowhere" in probe["reason"] and "ms" not in probe
+
+
+def test_bench_local_probes_the_cached_suite_and_compares_with_the_calibration(bundle, tmp_path, monkeypatch):
+    from edge_sdk.benchmark.prediction import compare_probe
+    from edge_sdk.calibration.run import _runtimes, _suite_place, cached_suite
+    from edge_sdk.profiles import load_registry
+    from edge_sdk.schemas.bench import MachineState, ReferenceProbe
+
+    monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
+    host, _ = load_registry().resolve("host")
+    assert cached_suite(host) is None  # never built by bench: only what calibrate left in the cache
+    where, _ = _suite_place(host, _runtimes(host))
+    _tiny_suite(where)
+    assert cached_suite(host) == where
+    r = bench_local(bundle, iterations=5, warmup=0, calibrations_dir=tmp_path / "no-calibrations")
+    p = r.machine.reference_probe
+    assert p is not None and p.kernel == "ref" and p.ms > 0 and p.ratio is None  # no calibration to compare with
+    # against a calibration: the faster timing around the run over the calibrated time; a warning past 10 %
+    m = MachineState(cpu_count=2, load_avg_before=None, governors=None, cur_mhz=None,
+                     reference_probe=ReferenceProbe(kernel="ref", ms=0.50, after_ms=0.40))
+    compare_probe(m, 0.32, same_threads=True)
+    assert m.reference_probe.ratio == pytest.approx(1.25) and "1.25x" in m.warnings[0] and "slower" in m.warnings[0]
+    m = MachineState(cpu_count=2, load_avg_before=None, governors=None, cur_mhz=None,
+                     reference_probe=ReferenceProbe(kernel="ref", ms=0.33, after_ms=0.50))
+    compare_probe(m, 0.32, same_threads=True)
+    assert m.reference_probe.ratio == pytest.approx(0.33 / 0.32, abs=1e-3) and m.warnings == []
+    compare_probe(m, 0.20, same_threads=False)  # timed with other threads than the calibration: not comparable
+    assert m.reference_probe.ratio == pytest.approx(0.33 / 0.32, abs=1e-3)

@@ -78,6 +78,16 @@ def run_with_deadline(argv: list[str], *, cwd: str | Path, deadline_s: float,
     return proc.returncode, "".join(err_tail), killed
 
 
+def _probe_suite(calibration: bool) -> Path | None:
+    if not calibration:
+        return None
+    from ..calibration.run import cached_suite
+    from ..profiles import load_registry
+
+    host, _ = load_registry().resolve("host")
+    return cached_suite(host)
+
+
 def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, python: str | None = None,
                 show_progress: bool | None = None, calibration: bool = True, calibrations_dir=None,
                 **settings_kw) -> BenchResult:
@@ -102,6 +112,11 @@ def bench_local(bundle: str | Path, settings: BenchSettings | None = None, *, py
                 *settings.runner_args()]
         if settings.profile_ops:  # the trace goes beside the copy, never into the bundle
             argv += ["--profile-dir", str(Path(tmp) / "profile")]
+        suite = _probe_suite(calibration)
+        # the calibration's reference GEMM, to compare this machine's speed with it (bundles built before the
+        # option existed carry a device package that does not know it)
+        if suite is not None and "--probe-suite" in (copy / PACKAGE_NAME / "bench.py").read_text():
+            argv += ["--probe-suite", str(suite)]
         deadline = settings.kill_after_s
         with RunnerStream("local", show_progress=show_progress) as stream:
             rc, err, killed = run_with_deadline(argv, cwd=copy, deadline_s=deadline, on_line=stream.on_line)

@@ -74,7 +74,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
     `plan`: the bundle's plan (its ModelSpec maps profiled ops to layers); `measured_on`: the device profile of the
     machine that ran it (for per-layer predictions and the calibrated prediction; `calibration=False` keeps the
     bundle's build-time prediction)."""
-    from .prediction import calibrated_prediction, device_profile
+    from .prediction import calibrated_prediction, calibration_reference, compare_probe, device_profile
 
     profile_name = measured_on or event.get("device")
     profile, used = device_profile(profile_name, calibration=calibration, calibrations_dir=calibrations_dir)
@@ -95,6 +95,10 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
         art = event["artifact"]
         tegra = event.get("tegrastats")
         machine = MachineState(**event["machine"]) if event.get("machine") else None
+        if machine is not None and machine.reference_probe is not None:
+            ref_ms, ref_threads = calibration_reference(profile_name, calibration=calibration,
+                                                        calibrations_dir=calibrations_dir)
+            compare_probe(machine, ref_ms, same_threads=ref_threads == settings.threads)
         return BenchResult(
             model=event.get("model_id"), model_name=event.get("model_name"), bundle_id=bundle_id,
             bundle_path=bundle_path, bundle_sha256=event["manifest_sha256"], target=target, host=host,

@@ -47,19 +47,36 @@ def _precisions(rt: Runtime) -> tuple[str, ...]:
     return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or "int8" in rt.precisions)
 
 
-def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) -> Path:
+def _suite_place(profile: DeviceProfile, runtimes: list[Runtime]) -> tuple[Path, bool]:
+    """Where the suite for these runtimes lives in the cache, and whether its int8 kernels use reduce_range."""
     from ..opgraph.make import cache_root
     from ..planner.space import RuntimeUnit, int8_reduce_range
-    from .suite import make_suite
 
     rt = runtimes[0]
     reduce = bool(int8_reduce_range(profile, RuntimeUnit(rt, profile.unit(rt.unit))))
-    where = cache_root() / "calibration-suite" / ("reduce-range" if reduce else "full-range")
+    openvino = any(r.name == "openvino" for r in runtimes)
+    name = ("reduce-range" if reduce else "full-range") + ("-openvino" if openvino else "")
+    return cache_root() / "calibration-suite" / name, reduce
+
+
+def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) -> Path:
+    from .suite import make_suite
+
+    where, reduce = _suite_place(profile, runtimes)
     wanted = {p for r in runtimes for p in _precisions(r)}
     precisions = tuple(p for p in ("fp32", "int8_dynamic", "int8_static") if p in wanted)
     openvino = any(r.name == "openvino" for r in runtimes)
-    where = where.with_name(where.name + ("-openvino" if openvino else ""))
     return make_suite(where, precisions=precisions, reduce_range=reduce, openvino=openvino, progress=progress)
+
+
+def cached_suite(profile: DeviceProfile) -> Path | None:
+    """The suite `calibrate --local` made for `profile`, if it is in the cache (never builds one): `bench --local`
+    times its reference kernel to compare the machine's speed with the calibration's."""
+    try:
+        where, _ = _suite_place(profile, _runtimes(profile))
+    except InputError:
+        return None
+    return where if (where / "suite.json").is_file() else None
 
 
 def suite_for_profile(profile: DeviceProfile, progress=None) -> Path:

@@ -29,6 +29,7 @@ import tempfile
 import time
 
 from . import bench_decoder
+from .calibrate import reference_probe
 from .engines import open_engine
 from .errors import EXIT_RUNTIME, DeviceError
 from .events import emit, utc_now
@@ -95,6 +96,8 @@ def add_arguments(p):
                    help="after the timed rounds, one profiled pass: per-op times from the runtime's own profiler")
     p.add_argument("--profile-iterations", type=positive(int), default=20, help="runs in the profiled pass")
     p.add_argument("--profile-dir", help="where the runtime writes its trace (default: a new temp directory)")
+    p.add_argument("--probe-suite", help="a calibration suite directory: its reference GEMM is timed before and after "
+                   "the run (machine.reference_probe), to compare the machine's speed with its calibration's")
     p.add_argument("--tegrastats-interval-ms", type=positive(int), default=100, help=argparse.SUPPRESS)
     bench_decoder.add_arguments(p)  # --engine, --new-tokens (decoder bundles)
 
@@ -258,6 +261,8 @@ def benchmark(args):
     """The result record (see the module docstring); raises DeviceError with the exit code on failure."""
     started_at = utc_now()
     machine = machine_state()  # before anything of ours loads the CPU
+    if args.probe_suite:
+        machine["reference_probe"] = reference_probe(args.probe_suite, args.threads)
     bundle = os.path.abspath(args.bundle)
     manifest, manifest_sha = read_manifest(bundle)
     art = choose_artifact(manifest, args.artifact)
@@ -321,6 +326,8 @@ def benchmark(args):
         op_profile = _profile_ops(engine, model_path, art, runs, samples, manifest_names, args,
                                   plan_prediction(manifest))
     machine["thermal_after"] = thermal_zones() or None
+    if args.probe_suite and "ms" in machine["reference_probe"]:
+        machine["reference_probe"]["after_ms"] = reference_probe(args.probe_suite, args.threads).get("ms")
     peak, peak_source = peak_rss_mb()
     return {
         "runner_version": RUNNER_VERSION,

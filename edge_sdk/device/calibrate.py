@@ -62,6 +62,32 @@ def _time_kernel(run, min_time_s, max_iters):
 
 REF_TIME_S = 0.01
 REF_BASELINE_QUANTILE = 0.1
+#: threads kept spinning between runs (see run()): a kernel timed alone then costs what it costs inside a model
+ONNXRUNTIME_KERNEL_CONFIG = {"session.force_spinning_stop": "0"}
+PROBE_TIME_S = 0.3
+PROBE_WARMUP_S = 0.2
+
+
+def reference_probe(suite_dir, threads=None):
+    """The suite's reference GEMM timed now, as calibrate times it ({"kernel", "ms": median of PROBE_TIME_S seconds of
+    runs}), so that `bench --probe-suite` can say how much slower than calibrated the machine runs; {"reason"} when
+    the suite or its onnxruntime is not here. A load average says nothing of a VM's neighbours; this does."""
+    import numpy as np
+
+    try:
+        with open(os.path.join(suite_dir, "suite.json")) as f:
+            suite = json.load(f)
+        ref = next(k for k in suite["kernels"] if k.get("name") == suite.get("reference"))
+        eng = open_engine(os.path.join(suite_dir, ref["file"]), "onnx", None, threads,
+                          runtime_config=ONNXRUNTIME_KERNEL_CONFIG)
+    except (IOError, OSError, ValueError, KeyError, TypeError, StopIteration, DeviceError) as exc:
+        return {"reason": "no reference kernel in %s (%s)" % (suite_dir, " ".join(str(exc).split())[:200])}
+    rng = np.random.default_rng(0)
+    run = eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
+                           for name, shape in ref["inputs"].items()))
+    _time_kernel(run, PROBE_WARMUP_S, 1000)  # a fresh process: its first tenth of a second runs slow
+    times = _time_kernel(run, PROBE_TIME_S, 1000)
+    return {"kernel": ref["name"], "ms": round(_percentile(times, 0.5), 5)}
 
 
 def _row(k, pooled, medians, raw=None):
@@ -99,7 +125,7 @@ def run(args):
         # A kernel timed alone pays the pool threads' wake-up at every run (bundles' sessions stop spinning after a
         # run, engines/base.py); inside a model the next kernel finds them spinning. Timed with the threads kept
         # spinning, a kernel costs what it costs in a model (measured: a 16x384x1536 fp32 GEMM 56 µs instead of 85).
-        base_config = {"session.force_spinning_stop": "0"}
+        base_config = dict(ONNXRUNTIME_KERNEL_CONFIG)
     engines = {}
     runtime = {}
     rounds = max(1, int(args.rounds))

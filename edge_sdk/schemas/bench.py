@@ -152,6 +152,21 @@ class ThermalZone(Strict):
     temp_c: float | None
 
 
+class ReferenceProbe(Strict):
+    """The calibration suite's reference GEMM, timed on the device as `calibrate` times it, right before the timed
+    rounds (`ms`) and after them (`after_ms`), against the time the calibration in use stored for it. A VM's
+    neighbours do not show in its load average; they show here."""
+
+    kernel: str | None = None
+    ms: float | None = Field(None, description="median ms before the timed rounds")
+    after_ms: float | None = Field(None, description="median ms after the timed rounds")
+    reason: str | None = Field(None, description="why the device did not time it")
+    calibrated_ms: float | None = Field(None, description="the same kernel in the calibration in use")
+    ratio: float | None = Field(None, description="the faster of ms and after_ms / calibrated_ms: above 1 the "
+                                                  "machine ran slower than when it was calibrated, and its "
+                                                  "latencies with it")
+
+
 class MachineState(Strict):
     """The machine before the run (and temperatures after it), read on the device from /sys and os.getloadavg.
     A field is None where the machine does not expose it (`notes` says which)."""
@@ -166,6 +181,7 @@ class MachineState(Strict):
     thermal_after: list[ThermalZone] | None = None
     notes: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    reference_probe: ReferenceProbe | None = None
 
 
 class OpNodeTime(Strict):
