@@ -184,7 +184,7 @@ def _tiny_suite(d: Path) -> Path:
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, 64])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16, 64])], [w])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(d / "ref.onnx"))
-    (d / "suite.json").write_text(json.dumps({"reference": "ref", "kernels": [
+    (d / "suite.json").write_text(json.dumps({"key": "tiny", "reference": "ref", "kernels": [
         {"name": "ref", "file": "ref.onnx", "format": "onnx", "inputs": {"x": [16, 64]}}]}))
     return d
 

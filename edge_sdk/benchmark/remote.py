@@ -47,6 +47,25 @@ def _remote_plan(s, bundle_dir: str) -> Plan | None:
         return None
 
 
+def _probe_args(s, t: DeployTarget, bundle_dir: str, calibration: bool) -> list[str]:
+    """`--probe-suite DIR` when the host has the calibration suite of the target's profile (its reference kernel is
+    uploaded once) and the release's device package knows the option (bundles built before it do not)."""
+    if not calibration or not t.profile:
+        return []
+    code = _read_remote(s, posixpath.join(bundle_dir, "edge_device", "bench.py"))
+    if not code or b"--probe-suite" not in code:
+        return []
+    from ..calibration.run import upload_reference
+    from ..profiles import load_registry
+
+    try:
+        prof, _ = load_registry().resolve(t.profile)
+    except InputError:
+        return []
+    root = upload_reference(s, prof)
+    return ["--probe-suite", root] if root else []
+
+
 def bench_remote(target: DeployTarget | str, release: str | None = None, settings: BenchSettings | None = None, *,
                  bundle: str | Path | None = None, targets_dirs: list[str] | None = None,
                  accept_new_host_key: bool = False, session: Session | None = None,
@@ -68,6 +87,7 @@ def bench_remote(target: DeployTarget | str, release: str | None = None, setting
     args = list(settings.runner_args())
     trace = plan = None
     with connected(t, session, accept_new_host_key=accept_new_host_key) as s:
+        args += _probe_args(s, t, bundle_dir, calibration)
         with RunnerStream(t.name, show_progress=show_progress) as stream:
             try:
                 # from inside the release: `--bundle .` is the release directory whatever the login home is

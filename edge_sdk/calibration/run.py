@@ -198,6 +198,26 @@ def calibrate_local(profile: DeviceProfile, *, threads: int | None = None, deadl
     return _calibration(events, suite, profile, "local", threads, started, skipped)
 
 
+def upload_reference(session, profile: DeviceProfile) -> str | None:
+    """The cached suite's reference kernel alone, on the device under `<workdir>/.edge_calibration/<key>-reference/`
+    (uploaded once), for `bench --probe-suite`; None when `calibrate` left no suite for `profile` here."""
+    import json
+
+    from ..remote.device import upload_dir
+
+    suite = cached_suite(profile)
+    if suite is None:
+        return None
+    meta = json.loads((suite / "suite.json").read_text())
+    ref = next((k for k in meta["kernels"] if k.get("name") == meta.get("reference")), None)
+    if ref is None or not (suite / ref["file"]).is_file():
+        return None
+    root = posixpath.join(session.target.remote_workdir, SUITE_DIR_ON_DEVICE, f"{meta['key']}-reference")
+    index = json.dumps({"key": meta["key"], "reference": ref["name"], "kernels": [ref]}).encode()
+    return upload_dir(session, root, {"suite.json": index, ref["file"]: suite / ref["file"]},
+                      what="calibration reference kernel", marker="suite.json")
+
+
 def _upload_suite(session, suite: Path) -> str:
     """The suite on the device under `<workdir>/.edge_calibration/<key>/` (uploaded once; see remote.device)."""
     import json
