@@ -171,42 +171,26 @@ def _median_ms(sess, feeds, min_s: float = 0.4, min_runs: int = 5) -> float:
 
 
 class _DriftProbe:
-    """The calibration's own reference GEMM (calibration/suite.py REFERENCE_KERNEL), timed as `calibrate` times it
-    (the device package's engine, pool threads kept spinning) at the start of every round, divided by the time the
+    """The calibration's own reference GEMM (calibration/suite.py REFERENCE_KERNEL), timed as `bench` times it
+    around a run (device/calibrate.py reference_probe) at the start of every round, divided by the time the
     calibration stored for it (its quiet level). > 1: the machine runs slower now than when it was calibrated, and
     every case measured in that round with it. Reported beside the goal, which is judged on the raw ratios."""
 
     def __init__(self, host, directory):
-        import json
+        from edge_sdk.benchmark.prediction import calibration_reference
+        from edge_sdk.calibration.run import cached_suite
 
-        import numpy as np
-
-        from edge_sdk.calibration import find_for
-        from edge_sdk.calibration.run import suite_for
-        from edge_sdk.calibration.suite import REFERENCE_KERNEL
-        from edge_sdk.device.engines import open_engine
-
-        cal = find_for(host, directory=directory).calibration
-        ref = [m for m in (cal.measurements if cal else []) if m.name == REFERENCE_KERNEL and m.runtime == "onnxruntime"]
-        self.calibrated_ms = ref[0].median_ms if ref else None
+        self.calibrated_ms, _ = calibration_reference("host", calibrations_dir=directory)
+        self.suite = cached_suite(host)
         self.ratios: list[float] = []
-        if self.calibrated_ms is None:
-            return
-        ort = [r for r in host.runtimes if r.name == "onnxruntime"]
-        suite = suite_for(host, ort)
-        kernel = next(k for k in json.loads((suite / "suite.json").read_text())["kernels"] if k["name"] == REFERENCE_KERNEL)
-        eng = open_engine(str(suite / kernel["file"]), "onnx", None, None,
-                          runtime_config={"session.force_spinning_stop": "0"})
-        rng = np.random.default_rng(0)
-        self._run = eng.prepare({n: rng.standard_normal(shape).astype(np.float32)
-                                 for n, shape in kernel["inputs"].items()})
-
-    def run(self, _outputs, _feeds):  # onnxruntime's signature, which _median_ms times
-        return self._run()
 
     def sample(self) -> None:
-        if self.calibrated_ms is not None:
-            self.ratios.append(_median_ms(self, None, min_s=0.3) / self.calibrated_ms)
+        from edge_sdk.device.calibrate import reference_probe
+
+        if self.calibrated_ms and self.suite is not None:
+            ms = reference_probe(str(self.suite)).get("ms")
+            if ms:
+                self.ratios.append(ms / self.calibrated_ms)
 
 
 def _predict_ms(model: str, precision: str, batch: int, seq: int | None, profile,

@@ -47,7 +47,6 @@ def calibrated_prediction(plan: Plan | None, profile: DeviceProfile | None, used
     return pred, f"re-costed with profile {profile.name}: {used.removeprefix('using ')}"
 
 
-
 #: |reference probe / calibrated − 1| above which `bench` warns that the machine is not the one it calibrated
 PROBE_TOLERANCE = 0.10
 

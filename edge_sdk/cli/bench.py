@@ -146,8 +146,8 @@ def _print_machine(r) -> None:
     p = m.reference_probe
     if p is not None and p.ms:
         after = f", {p.after_ms:.3f} ms after" if p.after_ms else ""
-        against = (f": the faster {p.ratio:.2f}x its {p.calibrated_ms:.3f} ms in the calibration in use" if p.ratio else
-                   " (no calibration with the same threads to compare with)")
+        against = (f": the faster {p.ratio:.2f}x its {p.calibrated_ms:.3f} ms in the calibration in use"
+                   if p.ratio else " (no calibration with the same threads to compare with)")
         console.print(f"machine speed: the calibration's reference GEMM took {p.ms:.3f} ms before the run{after}"
                       f"{against}")
     elif p is not None and p.reason:

