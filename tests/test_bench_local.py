@@ -203,14 +203,14 @@ def test_device_bench_times_the_calibration_reference_kernel_around_the_run(bund
 
 def test_bench_local_probes_the_cached_suite_and_compares_with_the_calibration(bundle, tmp_path, monkeypatch):
     from edge_sdk.benchmark.prediction import compare_probe
-    from edge_sdk.calibration.run import _runtimes, _suite_place, cached_suite
+    from edge_sdk.calibration.suite import cached_suite, calibrated_runtimes, suite_place
     from edge_sdk.profiles import load_registry
     from edge_sdk.schemas.bench import MachineState, ReferenceProbe
 
     monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
     host, _ = load_registry().resolve("host")
     assert cached_suite(host) is None  # never built by bench: only what calibrate left in the cache
-    where, _ = _suite_place(host, _runtimes(host))
+    where, _ = suite_place(host, calibrated_runtimes(host))
     _tiny_suite(where)
     assert cached_suite(host) == where
     r = bench_local(bundle, iterations=5, warmup=0, calibrations_dir=tmp_path / "no-calibrations")

@@ -125,13 +125,14 @@ def test_every_device_command_starts_through_one_path(target, deployed, work, mo
 def test_bench_remote_uploads_the_reference_kernel_once_and_probes_with_it(target, deployed, tmp_path, monkeypatch):
     from pathlib import Path
 
-    from edge_sdk.calibration.run import SUITE_DIR_ON_DEVICE, _runtimes, _suite_place
+    from edge_sdk.calibration.run import SUITE_DIR_ON_DEVICE
+    from edge_sdk.calibration.suite import calibrated_runtimes, suite_place
     from edge_sdk.profiles import load_registry
     from test_bench_local import _tiny_suite
 
     monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
     host, _ = load_registry().resolve("host")
-    _tiny_suite(_suite_place(host, _runtimes(host))[0])
+    _tiny_suite(suite_place(host, calibrated_runtimes(host))[0])
     r = bench_remote(target, iterations=3, warmup=0, show_progress=False, calibrations_dir=tmp_path / "none")
     p = r.machine.reference_probe
     assert p is not None and p.kernel == "ref" and p.ms > 0 and p.after_ms > 0

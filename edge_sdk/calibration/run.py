@@ -25,58 +25,22 @@ from ..schemas.profile import DeviceProfile, Runtime
 from ..versions import tool_versions
 from .fit import GRAPH_COMPILED, fit
 from .store import fingerprint_from_facts
+from .suite import CALIBRATED, cached_suite, suite_place
+from .suite import calibrated_precisions as _precisions
+from .suite import calibrated_runtimes as _runtimes
 
-#: (runtime, provider) → the precisions whose kernels it times, in the order they are calibrated.
-CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static"),
-              ("openvino", "CPU"): ("fp32", "int8_static")}
 DEFAULT_DEADLINE_S = 900.0
 SUITE_DIR_ON_DEVICE = ".edge_calibration"
-
-
-def _runtimes(profile: DeviceProfile) -> list[Runtime]:
-    """The profile's runtimes edge-sdk can calibrate, in CALIBRATED's order (onnxruntime first)."""
-    found = [rt for key in CALIBRATED for rt in profile.runtimes if (rt.name, rt.provider) == key]
-    if not found:
-        have = ", ".join(f"{r.name}/{r.provider}" for r in profile.runtimes)
-        raise InputError(f"profile {profile.name}: lists no runtime edge-sdk can calibrate yet ("
-                         f"{', '.join(f'{a}/{b}' for a, b in CALIBRATED)}); it has {have}")
-    return found
-
-
-def _precisions(rt: Runtime) -> tuple[str, ...]:
-    return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or "int8" in rt.precisions)
-
-
-def _suite_place(profile: DeviceProfile, runtimes: list[Runtime]) -> tuple[Path, bool]:
-    """Where the suite for these runtimes lives in the cache, and whether its int8 kernels use reduce_range."""
-    from ..opgraph.make import cache_root
-    from ..planner.space import RuntimeUnit, int8_reduce_range
-
-    rt = runtimes[0]
-    reduce = bool(int8_reduce_range(profile, RuntimeUnit(rt, profile.unit(rt.unit))))
-    openvino = any(r.name == "openvino" for r in runtimes)
-    name = ("reduce-range" if reduce else "full-range") + ("-openvino" if openvino else "")
-    return cache_root() / "calibration-suite" / name, reduce
 
 
 def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) -> Path:
     from .suite import make_suite
 
-    where, reduce = _suite_place(profile, runtimes)
+    where, reduce = suite_place(profile, runtimes)
     wanted = {p for r in runtimes for p in _precisions(r)}
     precisions = tuple(p for p in ("fp32", "int8_dynamic", "int8_static") if p in wanted)
     openvino = any(r.name == "openvino" for r in runtimes)
     return make_suite(where, precisions=precisions, reduce_range=reduce, openvino=openvino, progress=progress)
-
-
-def cached_suite(profile: DeviceProfile) -> Path | None:
-    """The suite `calibrate --local` made for `profile`, if it is in the cache (never builds one): `bench --local`
-    times its reference kernel to compare the machine's speed with the calibration's."""
-    try:
-        where, _ = _suite_place(profile, _runtimes(profile))
-    except InputError:
-        return None
-    return where if (where / "suite.json").is_file() else None
 
 
 def suite_for_profile(profile: DeviceProfile, progress=None) -> Path:
