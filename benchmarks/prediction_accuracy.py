@@ -178,7 +178,7 @@ class _DriftProbe:
 
     def __init__(self, host, directory):
         from edge_sdk.benchmark.prediction import calibration_reference
-        from edge_sdk.calibration.suite import cached_suite
+        from edge_sdk.calibration.scope import cached_suite
 
         self.calibrated_ms, _ = calibration_reference("host", calibrations_dir=directory)
         self.suite = cached_suite(host)

@@ -203,7 +203,7 @@ def test_device_bench_times_the_calibration_reference_kernel_around_the_run(bund
 
 def test_bench_local_probes_the_cached_suite_and_compares_with_the_calibration(bundle, tmp_path, monkeypatch):
     from edge_sdk.benchmark.prediction import compare_probe
-    from edge_sdk.calibration.suite import cached_suite, calibrated_runtimes, suite_place
+    from edge_sdk.calibration.scope import cached_suite, calibrated_runtimes, suite_place
     from edge_sdk.profiles import load_registry
     from edge_sdk.schemas.bench import MachineState, ReferenceProbe
 

@@ -126,7 +126,7 @@ def test_bench_remote_uploads_the_reference_kernel_once_and_probes_with_it(targe
     from pathlib import Path
 
     from edge_sdk.calibration.run import SUITE_DIR_ON_DEVICE
-    from edge_sdk.calibration.suite import calibrated_runtimes, suite_place
+    from edge_sdk.calibration.scope import calibrated_runtimes, suite_place
     from edge_sdk.profiles import load_registry
     from test_bench_local import _tiny_suite
 

@@ -81,7 +81,7 @@ def run_with_deadline(argv: list[str], *, cwd: str | Path, deadline_s: float,
 def _probe_suite(calibration: bool) -> Path | None:
     if not calibration:
         return None
-    from ..calibration.suite import cached_suite
+    from ..calibration.scope import cached_suite
     from ..profiles import load_registry
 
     host, _ = load_registry().resolve("host")

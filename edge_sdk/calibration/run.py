@@ -25,9 +25,9 @@ from ..schemas.profile import DeviceProfile, Runtime
 from ..versions import tool_versions
 from .fit import GRAPH_COMPILED, fit
 from .store import fingerprint_from_facts
-from .suite import CALIBRATED, cached_suite, suite_place
-from .suite import calibrated_precisions as _precisions
-from .suite import calibrated_runtimes as _runtimes
+from .scope import CALIBRATED, cached_suite, suite_place
+from .scope import calibrated_precisions as _precisions
+from .scope import calibrated_runtimes as _runtimes
 
 DEFAULT_DEADLINE_S = 900.0
 SUITE_DIR_ON_DEVICE = ".edge_calibration"

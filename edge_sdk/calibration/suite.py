@@ -27,8 +27,7 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
 Every fourth GEMM (and one non-GEMM kernel of each kind) is held out of the fit to report the fit error.
 Graphs are written once per (runtime precisions, reduce_range) into a suite directory with `suite.json`; the
 device package's `calibrate` command times them (edge_sdk/device/calibrate.py) with nothing but numpy and the
-runtime. Which runtimes are timed (CALIBRATED) and where a profile's suite lives in the cache (suite_place) are
-here too: `bench` times the cached suite's reference kernel to compare a machine's speed with its calibration's.
+runtime.
 """
 
 from __future__ import annotations
@@ -40,9 +39,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
-from ..errors import InputError
-from ..schemas.profile import DeviceProfile, Runtime
 
 SUITE_FORMAT = 4
 GEMM_TOKENS = (16, 128, 384, 1024)
@@ -80,47 +76,6 @@ LAYER_POINTS = (("minilm_layer", LAYER, 1, LAYER_SEQ, False), ("minilm_layer", L
 OPSET = 17
 #: timed between kernels by the device's `calibrate` to measure (and divide out) load from other processes
 REFERENCE_KERNEL = "gemm_fp32_128x384x1536"
-
-
-#: (runtime, provider) → the precisions whose kernels it times, in the order they are calibrated.
-CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static"),
-              ("openvino", "CPU"): ("fp32", "int8_static")}
-
-
-def calibrated_runtimes(profile: DeviceProfile) -> list[Runtime]:
-    """The profile's runtimes edge-sdk can calibrate, in CALIBRATED's order (onnxruntime first)."""
-    found = [rt for key in CALIBRATED for rt in profile.runtimes if (rt.name, rt.provider) == key]
-    if not found:
-        have = ", ".join(f"{r.name}/{r.provider}" for r in profile.runtimes)
-        raise InputError(f"profile {profile.name}: lists no runtime edge-sdk can calibrate yet ("
-                         f"{', '.join(f'{a}/{b}' for a, b in CALIBRATED)}); it has {have}")
-    return found
-
-
-def calibrated_precisions(rt: Runtime) -> tuple[str, ...]:
-    return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or "int8" in rt.precisions)
-
-
-def suite_place(profile: DeviceProfile, runtimes: list[Runtime]) -> tuple[Path, bool]:
-    """Where the suite for these runtimes lives in the cache, and whether its int8 kernels use reduce_range."""
-    from ..opgraph.make import cache_root
-    from ..planner.space import RuntimeUnit, int8_reduce_range
-
-    rt = runtimes[0]
-    reduce = bool(int8_reduce_range(profile, RuntimeUnit(rt, profile.unit(rt.unit))))
-    openvino = any(r.name == "openvino" for r in runtimes)
-    name = ("reduce-range" if reduce else "full-range") + ("-openvino" if openvino else "")
-    return cache_root() / "calibration-suite" / name, reduce
-
-
-def cached_suite(profile: DeviceProfile) -> Path | None:
-    """The suite `calibrate --local` made for `profile`, if it is in the cache (never builds one): `bench --local`
-    times its reference kernel to compare the machine's speed with the calibration's."""
-    try:
-        where, _ = suite_place(profile, calibrated_runtimes(profile))
-    except InputError:
-        return None
-    return where if (where / "suite.json").is_file() else None
 
 
 def _model(nodes, inputs, outputs, inits=()):
