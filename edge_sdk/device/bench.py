@@ -326,6 +326,8 @@ def benchmark(args):
         op_profile = _profile_ops(engine, model_path, art, runs, samples, manifest_names, args,
                                   plan_prediction(manifest))
     machine["thermal_after"] = thermal_zones() or None
+    # a fresh probe session: the first one's threads keep spinning between runs (as calibrate's do), so it must not
+    # stay open while the bundle runs
     if args.probe_suite and "ms" in machine["reference_probe"]:
         machine["reference_probe"]["after_ms"] = reference_probe(args.probe_suite, args.threads).get("ms")
     peak, peak_source = peak_rss_mb()

@@ -68,23 +68,27 @@ PROBE_TIME_S = 0.3
 PROBE_WARMUP_S = 0.2
 
 
+def _reference_run(suite_dir, ref, fmt, provider, threads, config):
+    """The suite's reference kernel loaded and prepared on its seeded inputs: one run per call."""
+    import numpy as np
+
+    eng = open_engine(os.path.join(suite_dir, ref["file"]), fmt, provider, threads, runtime_config=config or None)
+    rng = np.random.default_rng(0)
+    return eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
+                            for name, shape in ref["inputs"].items()))
+
+
 def reference_probe(suite_dir, threads=None):
     """The suite's reference GEMM timed now, as calibrate times it ({"kernel", "ms": median of PROBE_TIME_S seconds of
     runs}), so that `bench --probe-suite` can say how much slower than calibrated the machine runs; {"reason"} when
     the suite or its onnxruntime is not here. A load average says nothing of a VM's neighbours; this does."""
-    import numpy as np
-
     try:
         with open(os.path.join(suite_dir, "suite.json")) as f:
             suite = json.load(f)
         ref = next(k for k in suite["kernels"] if k.get("name") == suite.get("reference"))
-        eng = open_engine(os.path.join(suite_dir, ref["file"]), "onnx", None, threads,
-                          runtime_config=ONNXRUNTIME_KERNEL_CONFIG)
+        run = _reference_run(suite_dir, ref, "onnx", None, threads, ONNXRUNTIME_KERNEL_CONFIG)
     except (IOError, OSError, ValueError, KeyError, TypeError, StopIteration, DeviceError) as exc:
         return {"reason": "no reference kernel in %s (%s)" % (suite_dir, " ".join(str(exc).split())[:200])}
-    rng = np.random.default_rng(0)
-    run = eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
-                           for name, shape in ref["inputs"].items()))
     _time_kernel(run, PROBE_WARMUP_S, 1000)  # in a fresh process the first runs are slow (measured 1.7x)
     times = _time_kernel(run, PROBE_TIME_S, 1000)
     return {"kernel": ref["name"], "ms": round(_percentile(times, 0.5), 5)}
@@ -135,11 +139,8 @@ def run(args):
     ref = next((k for k in todo if k.get("name") == suite.get("reference")), None)
     ref_run = None
     if ref is not None:
-        ref_eng = open_engine(os.path.join(args.suite, ref["file"]), fmt_override or ref.get("format"),
-                              args.provider, args.threads, runtime_config=base_config or None)
-        rng = np.random.default_rng(0)
-        ref_run = ref_eng.prepare(dict((name, rng.standard_normal(shape).astype(np.float32))
-                                       for name, shape in ref["inputs"].items()))
+        ref_run = _reference_run(args.suite, ref, fmt_override or ref.get("format"), args.provider, args.threads,
+                                 base_config)
     done = 0
     for _ in range(rounds):
         for i, k in enumerate(todo):
