@@ -178,9 +178,10 @@ class _DriftProbe:
 
     def __init__(self, host, directory):
         from edge_sdk.benchmark.prediction import calibration_reference
+        from edge_sdk.calibration import find_for
         from edge_sdk.calibration.scope import cached_suite
 
-        self.calibrated_ms, _ = calibration_reference("host", calibrations_dir=directory)
+        self.calibrated_ms, _ = calibration_reference(find_for(host, directory=directory).calibration)
         self.suite = cached_suite(host)
         self.ratios: list[float] = []
 

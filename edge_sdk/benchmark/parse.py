@@ -77,7 +77,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
     from .prediction import calibrated_prediction, calibration_reference, compare_probe, device_profile
 
     profile_name = measured_on or event.get("device")
-    profile, used = device_profile(profile_name, calibration=calibration, calibrations_dir=calibrations_dir)
+    profile, used, cal = device_profile(profile_name, calibration=calibration, calibrations_dir=calibrations_dir)
     recosted, basis = calibrated_prediction(plan, profile, used)
     prediction = event.get("plan_prediction")
     if prediction and recosted is not None:
@@ -96,8 +96,7 @@ def result_from_runner(event: dict[str, Any], *, settings: BenchSettings, target
         tegra = event.get("tegrastats")
         machine = MachineState(**event["machine"]) if event.get("machine") else None
         if machine is not None and machine.reference_probe is not None:
-            ref_ms, ref_threads = calibration_reference(profile_name, calibration=calibration,
-                                                        calibrations_dir=calibrations_dir)
+            ref_ms, ref_threads = calibration_reference(cal)
             compare_probe(machine, ref_ms, same_threads=ref_threads == settings.threads)
         return BenchResult(
             model=event.get("model_id"), model_name=event.get("model_name"), bundle_id=bundle_id,

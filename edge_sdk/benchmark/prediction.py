@@ -8,26 +8,29 @@ profile or a matching plan candidate it keeps the build-time prediction and says
 
 from __future__ import annotations
 
+from ..schemas.calibration import Calibration
 from ..schemas.plan import Plan, Prediction
 from ..schemas.profile import DeviceProfile
 
 
 def device_profile(profile_name: str | None, *, calibration: bool = True, calibrations_dir=None
-                   ) -> tuple[DeviceProfile | None, str | None]:
-    """The profile of the machine that ran a benchmark, with its newest matching calibration applied, and the line
-    naming that calibration (None when none was used)."""
+                   ) -> tuple[DeviceProfile | None, str | None, Calibration | None]:
+    """The profile of the machine that ran a benchmark with its newest matching calibration applied, the line
+    naming that calibration and the calibration itself (None, None when none was used)."""
     if not profile_name:
-        return None, None
-    from ..calibration import calibrated
+        return None, None, None
+    from ..calibration import apply_calibration, find_for
     from ..errors import InputError
     from ..profiles import load_registry
 
     try:
         prof, _ = load_registry().resolve(profile_name)
     except InputError:
-        return None, None
-    prof, used, _ = calibrated(prof, use=calibration, directory=calibrations_dir)
-    return prof, used
+        return None, None, None
+    found = find_for(prof, directory=calibrations_dir) if calibration else None
+    if found is None or found.calibration is None:
+        return prof, None, None
+    return apply_calibration(prof, found.calibration), found.describe(), found.calibration
 
 
 def calibrated_prediction(plan: Plan | None, profile: DeviceProfile | None, used: str | None
@@ -51,22 +54,11 @@ def calibrated_prediction(plan: Plan | None, profile: DeviceProfile | None, used
 PROBE_TOLERANCE = 0.10
 
 
-def calibration_reference(profile_name: str | None, *, calibration: bool = True, calibrations_dir=None
-                          ) -> tuple[float | None, int | None]:
-    """(ms, threads): the calibration suite's reference GEMM in the calibration `bench` uses for this profile, and
-    the threads it was timed with; (None, None) without one."""
-    if not profile_name or not calibration:
-        return None, None
-    from ..calibration import find_for
+def calibration_reference(cal: Calibration | None) -> tuple[float | None, int | None]:
+    """(ms, threads): the calibration suite's reference GEMM in `cal` and the threads it was timed with; (None,
+    None) without one."""
     from ..calibration.suite import REFERENCE_KERNEL
-    from ..errors import InputError
-    from ..profiles import load_registry
 
-    try:
-        prof, _ = load_registry().resolve(profile_name)
-    except InputError:
-        return None, None
-    cal = find_for(prof, directory=calibrations_dir).calibration
     ref = [m for m in (cal.measurements if cal else []) if m.name == REFERENCE_KERNEL and m.runtime == "onnxruntime"]
     return (ref[0].median_ms, cal.threads) if ref else (None, None)
 
