@@ -187,7 +187,9 @@ def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
     from edge_sdk.calibration import local_fingerprint
 
     assert cal.fingerprint == local_fingerprint() and cal.target == "local" and cal.profile == "host"
-    assert {f.precision for f in cal.fits} == {"fp32", "int8_dynamic", "int8_static"}
+    ort_fits = {f.precision: f for f in cal.fits if f.runtime == "onnxruntime"}
+    assert set(ort_fits) == {"fp32", "int8_dynamic", "int8_static", "int4_weight_only"}
+    assert [p for p, f in ort_fits.items() if f.table_only] == ["int4_weight_only"]  # a table, no fitted efficiency
     assert cal.memory_bandwidth_gbps and cal.memory_bandwidth_gbps > 0.5
     assert all(f.held_out > 0 and f.fit_error_median is not None for f in cal.fits)
     kinds = {m.kind for m in cal.measurements}
@@ -305,3 +307,78 @@ def test_the_cost_model_reads_linear_layers_off_a_calibrated_table(host):
     assert table.layer_s[q] == pytest.approx(want) and plain.layer_s[q] != pytest.approx(want)
     ctx = next(l.name for l in spec.layers if l.kind == "attention_scores")  # not a linear layer: still roofline
     assert table.layer_s[ctx] == pytest.approx(plain.layer_s[ctx])
+
+
+def test_int4_kernels_are_the_builders_matmulnbits_timed_by_onnxruntime_alone(tmp_path):
+    import onnx
+
+    from edge_sdk.calibration.suite import NBITS_KERNEL, make_suite
+
+    plan = kernel_plan(("fp32", "int4_weight_only"), openvino=True)
+    int4 = [k for k in plan if k["precision"] == "int4_weight_only"]
+    assert int4 and {k["kind"] for k in int4} == {"gemm"}  # no whole-encoder kernels: encoders are not built int4
+    assert all(k["runtimes"] == ["onnxruntime"] for k in int4)  # MatMulNBits is an onnxruntime contrib op
+    assert min(min(k["shape"]["k"], k["shape"]["n"]) for k in int4) >= 128 and any(k["held_out"] for k in int4)
+    suite = make_suite(tmp_path, precisions=("int4_weight_only",))
+    kernels = json.loads((suite / "suite.json").read_text())["kernels"]
+    k = next(k for k in kernels if k["precision"] == "int4_weight_only")
+    g = onnx.load(str(suite / k["file"])).graph
+    node = next(n for n in g.node if n.op_type == "MatMulNBits")
+    attrs = {a.name: a.i for a in node.attribute}
+    want = NBITS_KERNEL["int4_weight_only"]
+    assert (attrs["bits"], attrs["block_size"], attrs["accuracy_level"]) == (want["bits"], want["block_size"],
+                                                                              want["accuracy_level"])
+    assert (attrs["K"], attrs["N"]) == (k["shape"]["k"], k["shape"]["n"])
+
+
+def test_a_calibrated_int4_table_prices_a_decoders_prompt_not_its_generated_tokens(host):
+    import edge_sdk
+    from edge_sdk.planner.costmodel import block_costs
+    from edge_sdk.schemas.profile import GemmTiming
+
+    spec = edge_sdk.inspect(str(REPO / "examples" / "configs" / "tiny-llama.json"), seq_len=32)
+    prof = host.model_copy(deep=True)
+    rt = next(r for r in prof.runtimes if r.name == "onnxruntime")
+    linear = next(l for l in spec.layers if l.gemm and l.kind != "embedding" and l.block is not None)
+    before = block_costs(spec, prof, prof.unit("cpu"), "int4_weight_only", runtime=rt)
+    slow = [GemmTiming(m=m, k=k, n=n, ms=50.0) for m in (16, 128) for k, n in ((128, 128), (128, 512), (512, 128))]
+    rt.gemm_ms["int4_weight_only"] = slow
+    prefill = block_costs(spec, prof, prof.unit("cpu"), "int4_weight_only", runtime=rt)
+    assert prefill.layer_s[linear.name] > 100 * before.layer_s[linear.name]  # read off the (slow) table
+    # the builder's int8 is MatMulNBits too: the same table, not the encoders' MatMulInteger one
+    rt.gemm_ms["int8_dynamic"] = [t.model_copy(update={"ms": 1e-3}) for t in slow]
+    int8 = block_costs(spec, prof, prof.unit("cpu"), "int8_dynamic", runtime=rt)
+    assert int8.layer_s[linear.name] == pytest.approx(prefill.layer_s[linear.name], rel=0.01)
+    decode = block_costs(spec, prof, prof.unit("cpu"), "int4_weight_only", runtime=rt, decode=True)
+    plain = block_costs(spec, host, host.unit("cpu"), "int4_weight_only", decode=True,
+                        runtime=next(r for r in host.runtimes if r.name == "onnxruntime"))
+    assert decode.layer_s[linear.name] < 1e-3 and decode.layer_s[linear.name] == pytest.approx(
+        plain.layer_s[linear.name])  # one token: a weight-bound GEMV, costed by bandwidth
+
+
+def test_int4_timings_become_a_table_and_leave_the_profiles_efficiency_alone(host):
+    from edge_sdk.planner.costmodel import efficiency
+
+    rt = next(r for r in host.runtimes if r.name == "onnxruntime")
+    measured = []
+    for k in kernel_plan(("fp32", "int4_weight_only")):
+        if k["kind"] == "dispatch":
+            continue
+        ms = (k["flops"] * 2e-12 + k["bytes_moved"] * 5e-11) * 1e3 + 0.01  # any smooth timing
+        measured.append(Microbenchmark(name=k["name"], kind=k["kind"], runtime="onnxruntime",
+                                       provider="CPUExecutionProvider", precision=k["precision"], shape=k["shape"],
+                                       flops=k["flops"], bytes_moved=k["bytes_moved"],
+                                       nodes=64 if k["kind"] == "overhead" else 2, median_ms=ms, p10_ms=ms,
+                                       iterations=10, held_out=k["held_out"]))
+    fits, _, _ = fit(measured, host, rt)
+    int4 = next(f for f in fits if f.precision == "int4_weight_only")
+    assert int4.efficiency == efficiency(host, host.unit("cpu"), rt, "int4_weight_only")
+    assert int4.table_only and int4.held_out > 0 and int4.fit_error_max is not None and "table only" in int4.note
+    fp32 = next(f for f in fits if f.precision == "fp32")
+    assert fp32.efficiency != int4.efficiency  # fp32 is fitted
+    cal = Calibration(profile="host", target="local", source="microbenchmarks", fits=fits, measurements=measured,
+                      created_at="2026-01-01T00:00:00+00:00")
+    from edge_sdk.calibration import apply_calibration
+
+    applied = next(r for r in apply_calibration(host, cal).runtimes if r.name == "onnxruntime")
+    assert len(applied.gemm_ms["int4_weight_only"]) == sum(m.precision == "int4_weight_only" for m in measured)

@@ -57,6 +57,14 @@ def test_tiny_llama_builds_an_int4_decoder_with_kv_cache(bundle):
     assert "MatMulNBits" in ops and "GroupQueryAttention" in ops
     blocks = {a.i for n in g.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "block_size"}
     assert blocks == {32}
+    # `calibrate` times int4 GEMMs as the builder writes them: the same bits, block and compute type
+    from edge_sdk.calibration.suite import NBITS_KERNEL
+
+    want = NBITS_KERNEL["int4_weight_only"]
+    got = {(a.name, a.i) for n in g.node if n.op_type == "MatMulNBits" for a in n.attribute
+           if a.name in ("bits", "block_size", "accuracy_level")}
+    assert got == {("bits", want["bits"]), ("block_size", want["block_size"]),
+                   ("accuracy_level", want["accuracy_level"])}
 
 
 def test_the_cost_models_genai_kernel_counts_match_the_graph_the_builder_wrote(bundle):

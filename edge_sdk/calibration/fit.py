@@ -67,9 +67,9 @@ def _log_loss(points: list[Microbenchmark], predict) -> float:
 
 
 def _peak(unit: ComputeUnit, precision: str) -> float:
-    from ..planner.costmodel import compute_peak_tops
+    from ..planner.costmodel import gemm_peak_tops
 
-    return compute_peak_tops(unit, precision, False)[0]
+    return gemm_peak_tops(unit, precision)
 
 
 def gemm_table_ms(m: Microbenchmark, run_overhead_us: float | None) -> float:
@@ -121,6 +121,36 @@ def _solve_overhead(m: Microbenchmark, spec, planner, compute: float, memory: fl
                                                                        per_op_overhead_us=ov))
     p0, p1 = at(0.0), at(1.0)
     return None if p1 <= p0 else max(0.0, (m.median_ms - p0) / (p1 - p0))
+
+
+#: Precisions whose GEMM timings become the planner's table but fit no efficiency: int4 weight-only is what decoders
+#: run, and a generated token streams the weights from DRAM through GEMVs whose per-node cost grows with their size
+#: (measured on 2 Zen 5 vCPUs: a 128-wide toy decoder 1 µs per graph node, SmolLM-135M's token 3.5 ms for 84 MB of
+#: weights, 24 GB/s against the 64 MiB Add's 68) -- hot-cache GEMMs and a 64-Add chain would make it 2x too fast.
+TABLE_ONLY = frozenset({"int4_weight_only"})
+
+
+def _table_only(prec: str, pts: list[Microbenchmark], profile: DeviceProfile, unit: ComputeUnit, runtime: Runtime,
+                run_us: float | None) -> FittedEfficiency:
+    """A TABLE_ONLY precision's entry: the profile's efficiency kept, the table's held-out error (each held-out GEMM
+    read off the table of the others, as the planner reads it)."""
+    from ..planner.costmodel import efficiency
+    from ..planner.gemm_table import measured_gemm_s
+    from ..schemas.profile import GemmTiming
+
+    train = [m for m in pts if not m.held_out]
+    table = [GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=gemm_table_ms(m, run_us)) for m in train]
+    errs = sorted(abs(measured_gemm_s(table, m.shape["m"], m.shape["k"], m.shape["n"]) * 1e3
+                      / gemm_table_ms(m, run_us) - 1) for m in pts if m.held_out)
+    kept = efficiency(profile, unit, runtime, prec)
+    return FittedEfficiency(unit=unit.name, runtime=runtime.name, provider=runtime.provider, precision=prec,
+                            efficiency=kept.model_copy(), points=len(train), held_out=len(errs),
+                            fit_error_median=round(errs[len(errs) // 2], 4) if errs else None,
+                            fit_error_max=round(errs[-1], 4) if errs else None,
+                            run_overhead_us=None if run_us is None else round(run_us, 3), table_only=True,
+                            note=f"GEMM table only ({len(pts)} timings; held-out error: each held-out GEMM read off "
+                                 f"the table of the others); efficiencies kept from the profile, not fitted: a "
+                                 f"generated token streams its weights from DRAM, which hot-cache GEMMs do not show")
 
 
 #: Runtimes that compile and fuse the whole graph: their compute efficiency is fitted to the `layer` kernel (a real
@@ -285,6 +315,9 @@ def fit(measurements: list[Microbenchmark], profile: DeviceProfile, runtime: Run
         pts = gemm_by_prec.get(prec, [])
         train = [m for m in pts if not m.held_out]
         if not train and prec not in fitted_layers:
+            continue
+        if prec in TABLE_ONLY:
+            fits.append(_table_only(prec, pts, profile, unit, runtime, run_us))
             continue
         peak = _peak(unit, prec)
 

@@ -3,7 +3,8 @@ an SSH target), fit, and return the Calibration artifact.
 
 Both paths start the same device command (`python -B -m edge_device calibrate --suite DIR`) and read the same
 JSON-lines events (progress bar, deadline, Ctrl-C kill of the whole process tree — as `bench` does).
-Runtimes: onnxruntime's CPU execution provider (fp32, int8 dynamic, int8 static) and OpenVINO's CPU device (fp32,
+Runtimes: onnxruntime's CPU execution provider (fp32, int8 dynamic, int8 static; int4 weight-only GEMMs, the
+decoder builder's MatMulNBits) and OpenVINO's CPU device (fp32,
 int8 static: the same ONNX kernels, which OpenVINO reads directly, its QDQ pairs becoming its own int8) are
 calibrated, each where the profile lists it and the device has it installed (the planner does not offer
 OpenVINO's int8_dynamic, its weight compression, for encoders: see planner/space.py). Other runtimes of the profile
@@ -38,7 +39,7 @@ def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) ->
 
     where, reduce = suite_place(profile, runtimes)
     wanted = {p for r in runtimes for p in _precisions(r)}
-    precisions = tuple(p for p in ("fp32", "int8_dynamic", "int8_static") if p in wanted)
+    precisions = tuple(p for p in CALIBRATED[("onnxruntime", "CPUExecutionProvider")] if p in wanted)
     openvino = any(r.name == "openvino" for r in runtimes)
     return make_suite(where, precisions=precisions, reduce_range=reduce, openvino=openvino, progress=progress)
 

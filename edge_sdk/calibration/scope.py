@@ -15,8 +15,10 @@ from ..errors import InputError
 from ..schemas.profile import DeviceProfile, Runtime
 
 #: (runtime, provider) → the precisions whose kernels it times, in the order they are calibrated.
-CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static"),
+CALIBRATED = {("onnxruntime", "CPUExecutionProvider"): ("fp32", "int8_dynamic", "int8_static", "int4_weight_only"),
               ("openvino", "CPU"): ("fp32", "int8_static")}
+#: a precision is timed where the runtime lists the hardware precision it needs
+_NEEDS = {"int8_dynamic": "int8", "int8_static": "int8", "int4_weight_only": "int4"}
 
 
 def calibrated_runtimes(profile: DeviceProfile) -> list[Runtime]:
@@ -30,7 +32,7 @@ def calibrated_runtimes(profile: DeviceProfile) -> list[Runtime]:
 
 
 def calibrated_precisions(rt: Runtime) -> tuple[str, ...]:
-    return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or "int8" in rt.precisions)
+    return tuple(p for p in CALIBRATED[(rt.name, rt.provider)] if p == "fp32" or _NEEDS[p] in rt.precisions)
 
 
 def suite_place(profile: DeviceProfile, runtimes: list[Runtime]) -> tuple[Path, bool]:

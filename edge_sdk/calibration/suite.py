@@ -4,7 +4,8 @@ Each kernel isolates one term of the cost model (planner/costmodel.py), so the f
 - `gemm`: a linear layer (MatMul + bias Add) at BERT-family shapes — tokens 16…1024 × (hidden, FFN) widths of
   tiny (64) and small (128) encoders, MiniLM and BERT-base — in every precision the runtime builds: fp32, int8 dynamic
   (onnxruntime.quantization `quantize_dynamic`, what `build` makes) and int8 static QDQ (`quantize_static`, per
-  channel; the same functions the build's quantize pass calls, so the kernels are the ones a bundle runs);
+  channel; the same functions the build's quantize pass calls, so the kernels are the ones a bundle runs), and, for
+  onnxruntime, int4 weight-only as the decoder builder writes it (MatMulNBits, see NBITS_KERNEL);
 - `attention`: the batched QKᵀ matmul of one layer (heads × seq × seq);
 - `softmax`, `layernorm`, `gelu` (the erf decomposition the exporter emits): bandwidth-bound non-GEMM kernels;
 - `bandwidth`: a large elementwise Add (64 MiB per operand, STREAM-like "add": 2 reads + 1 write);
@@ -40,7 +41,9 @@ from typing import Callable
 
 import numpy as np
 
-SUITE_FORMAT = 4
+from ..quiet import quiet
+
+SUITE_FORMAT = 5
 GEMM_TOKENS = (16, 128, 384, 1024)
 # (in, out) widths: tiny (64) and small (128) encoders', MiniLM's (384) and BERT-base's (768) hidden and FFN widths.
 # Small widths run far below the per-FLOP speed of large ones, and the table takes the nearest widths' per-FLOP
@@ -76,6 +79,14 @@ LAYER_POINTS = (("minilm_layer", LAYER, 1, LAYER_SEQ, False), ("minilm_layer", L
 OPSET = 17
 #: timed between kernels by the device's `calibrate` to measure (and divide out) load from other processes
 REFERENCE_KERNEL = "gemm_fp32_128x384x1536"
+#: int4 weight-only linear layers as onnxruntime-genai's model builder writes a CPU decoder: MatMulNBits, 4 bits,
+#: symmetric, blocks of ExportGenaiConfig's 32, accuracy_level 4 (the builder's CPU default, read off a built
+#: SmolLM-135M graph: the kernel quantizes its activations to int8 and computes in int8). Timed by onnxruntime only
+#: (a contrib op), at the table's widths from 128 up: a decoder's prompt (prefill) is costed from them (one
+#: generated token is a GEMV streaming weights from DRAM, which these hot-cache kernels do not show: fit.TABLE_ONLY).
+NBITS_KERNEL = {"int4_weight_only": {"bits": 4, "block_size": 32, "accuracy_level": 4, "symmetric": True}}
+#: the precisions of the whole-encoder kernels (dispatch, layer): what `build` makes of an encoder
+ENCODER_PRECISIONS = ("fp32", "int8_dynamic", "int8_static")
 
 
 def _model(nodes, inputs, outputs, inits=()):
@@ -192,6 +203,16 @@ def _quantized(src: Path, dst: Path, precision: str, reduce_range: bool, inputs:
 
     from ..passes.quantize_onnx import quantize_dynamic_int8, quantize_static_int8
 
+    if precision in NBITS_KERNEL:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        q = NBITS_KERNEL[precision]
+        quantizer = MatMulNBitsQuantizer(onnx.load(os.fspath(src)), bits=q["bits"], block_size=q["block_size"],
+                                         is_symmetric=q["symmetric"], accuracy_level=q["accuracy_level"])
+        with quiet():
+            quantizer.process()
+        quantizer.model.save_model_to_file(os.fspath(dst))
+        return len(quantizer.model.model.graph.node)
     if precision == "int8_dynamic":
         quantize_dynamic_int8(src, dst, per_channel=True)
     else:
@@ -210,14 +231,20 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
     out: list[dict] = []
     i = 0
     for prec in precisions:
-        wbytes = 1.0 if prec.startswith("int8") else 4.0
+        nbits = NBITS_KERNEL.get(prec)
+        # weight bytes per element; MatMulNBits: the packed bits and an fp32 scale per block
+        wbytes = nbits["bits"] / 8 + 4.0 / nbits["block_size"] if nbits else 1.0 if prec.startswith("int8") else 4.0
         for m in GEMM_TOKENS:
             for k, n in GEMM_WIDTHS:
+                if nbits and min(k, n) < 128:
+                    continue
                 extra = 1.25 * m * k if prec == "int8_dynamic" else 0.0  # DynamicQuantizeLinear, as costmodel counts
                 out.append(dict(name=f"gemm_{prec}_{m}x{k}x{n}", kind="gemm", precision=prec,
                                 shape={"m": m, "k": k, "n": n}, inputs={"X": [m, k]}, flops=2.0 * m * k * n,
-                                bytes_moved=k * n * wbytes + 4.0 * (m * k + m * n) + extra, held_out=i % 4 == 3))
+                                bytes_moved=k * n * wbytes + 4.0 * (m * k + m * n) + extra, held_out=i % 4 == 3,
+                                **({"runtimes": ["onnxruntime"]} if nbits else {})))
                 i += 1
+    precisions = tuple(p for p in precisions if p in ENCODER_PRECISIONS)
     for h, s, d in ATTENTION:
         out.append(dict(name=f"attention_{h}x{s}x{d}", kind="attention", precision="fp32",
                         shape={"heads": h, "seq": s, "head_dim": d}, inputs={"Q": [h, s, d], "K": [h, d, s]},

@@ -30,12 +30,16 @@ def print_calibration(cal) -> None:
     pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
     for f in cal.fits:
         e = f.efficiency
-        t.add_row(f"{f.runtime}/{f.provider}", f.precision, f"{e.compute:.3f}", f"{e.memory:.3f}",
+        t.add_row(f"{f.runtime}/{f.provider}", f.precision + (" (GEMM table)" if f.table_only else ""),
+                  f"{e.compute:.3f}", f"{e.memory:.3f}",
                   f"{e.per_op_overhead_us:.3g}", f"{e.per_run_overhead_us:.3g}" if e.per_run_overhead_us else "-",
                   str(f.points), str(f.held_out), pct(f.fit_error_median),
                   pct(f.fit_error_max))
     if cal.fits:
         console.print(t)
+    for f in cal.fits:
+        if f.table_only:
+            console.print(f"  {f.runtime} {f.precision}: {f.note}")
     for p in cal.published:
         tag = "reserved (validation)" if p.reserved_for_validation else ("fitted" if p.used_for_fit else "not used")
         loo = f", leave-one-out {p.leave_one_out_ms:.3g} ms" if p.leave_one_out_ms is not None else ""

@@ -68,7 +68,7 @@ ATTN_KINDS = frozenset({"attention_qkv", "attention_scores", "softmax", "attenti
 FFN_KINDS = frozenset({"ffn_up", "ffn_down", "activation"})
 SEQ_QUADRATIC = frozenset({"attention_scores", "softmax", "attention_context"})
 
-# Bytes per weight element. int4: 4 bits + an fp16 scale per block of 32.
+# Bytes per weight element. int4: 4 bits + an fp16 scale per block of 32 (fp32 scales on a CPU: element_bytes).
 WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8_dynamic": 1.0, "int8_static": 1.0,
                 "int4_weight_only": 0.5 + 2 / 32}
 # Which peak a precision computes at (int4 weight-only dequantizes and computes in float).
@@ -83,6 +83,11 @@ GRAPH_OPS_BY_RUNTIME = {"CUDAExecutionProvider": 1.5}
 
 # int4 weight-only GEMMs dequantize inside the kernel: slower than plain float GEMMs when compute-bound.
 INT4_WEIGHT_ONLY_COMPUTE_FACTOR = 0.7
+# onnxruntime-genai's builder writes int4 and int8 linear layers alike as MatMulNBits (accuracy_level 4: int8 compute
+# inside the kernel), so a genai decoder's prompt is read off the calibrated MatMulNBits table (calibration/suite.py
+# NBITS_KERNEL) at either width: measured on 2 Zen 5 vCPUs at 8-128 tokens, the 8-bit kernel took 0.8-1.2x the 4-bit
+# one's time, while onnxruntime's MatMulInteger (the encoders' dynamic int8 table) ran 2.4-3.4x faster than either.
+GENAI_GEMM_TABLE = {"int8_dynamic": "int4_weight_only"}
 
 # ONNX Runtime running edge-sdk's exported graph op by op (no fusing compiler): what the graph does beyond the
 # ModelSpec's ops, read off the exported graph and onnxruntime's profiler (`bench --profile-ops`):
@@ -151,6 +156,13 @@ def compute_peak_tops(unit: ComputeUnit, precision: str, sparse_24: bool) -> tup
     # Unit with no published peak at all: use its best known figure.
     best = max(unit.peak_tops_dense.items(), key=lambda kv: kv[1], default=("fp32", 0.01))
     return best[1], best[0]
+
+
+def gemm_peak_tops(unit: ComputeUnit, precision: str, sparse_24: bool = False) -> float:
+    """The peak a GEMM at `precision` is costed against (int4 weight-only: its compute precision's, less what the
+    in-kernel dequantization costs). calibration/fit.py fits compute efficiencies against the same number."""
+    peak, _ = compute_peak_tops(unit, precision, sparse_24)
+    return peak * (INT4_WEIGHT_ONLY_COMPUTE_FACTOR if precision == "int4_weight_only" else 1.0)
 
 
 def activation_bytes_per_elem(precision: str, unit: ComputeUnit) -> float:
@@ -265,9 +277,7 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
     `fuse`: apply the runtime's FUSED_SEQUENCES (False: cost every op as its own kernel, for comparison).
     `edge_sdk_ir`: the artifact is one edge-sdk builds (False for published results: other tools' graphs)."""
     eff = efficiency(profile, unit, runtime, precision)
-    peak, _ = compute_peak_tops(unit, precision, sparse_24)
-    if precision == "int4_weight_only":
-        peak *= INT4_WEIGHT_ONLY_COMPUTE_FACTOR
+    peak = gemm_peak_tops(unit, precision, sparse_24)
     float_precision = "fp32" if unit.kind == "cpu" else "fp16"
     float_peak, _ = compute_peak_tops(unit, float_precision, sparse_24)
     flops_per_s = peak * 1e12 * eff.compute
@@ -312,8 +322,9 @@ def block_costs(spec: ModelSpec, profile: DeviceProfile, unit: ComputeUnit, prec
                 moved += act * 1.25  # DynamicQuantizeLinear: read fp32 input, write int8
             t_c = flops / (float_flops_per_s if in_float else flops_per_s)
             t_m = moved / bytes_per_s
-            measured = _measured_gemm(runtime, float_precision if in_float else precision, layer, batch_scale,
-                                      decode or sparse_24)
+            gemm_key = float_precision if in_float else GENAI_GEMM_TABLE.get(precision, precision) \
+                if table == "genai" else precision
+            measured = _measured_gemm(runtime, gemm_key, layer, batch_scale, decode or sparse_24)
             if measured is not None:  # a calibrated runtime: the measured kernel time replaces the roofline
                 # The table was timed with one weight matrix, hot in cache; in a model every linear layer reads
                 # its own weights from DRAM (a BERT-base layer: 28 MB in fp32), at the measured bandwidth.
@@ -418,8 +429,9 @@ def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
         return 2.0
     if layer.kind == "norm":
         return float_bytes
-    if precision == "int4_weight_only":
-        return WEIGHT_BYTES[precision] if layer.gemm and layer.kind != "embedding" else float_bytes
+    if precision == "int4_weight_only":  # 4 bits + a scale per block of 32 in the model's float type (the builder
+        # writes fp32 scales for a CPU model: a built SmolLM-135M's are FLOAT, 0.625 bytes per weight; fp16 on a GPU)
+        return 0.5 + float_bytes / 32 if layer.gemm and layer.kind != "embedding" else float_bytes
     return WEIGHT_BYTES[precision]
 
 

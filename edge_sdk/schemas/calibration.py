@@ -79,6 +79,8 @@ class FittedEfficiency(Strict):
     run_overhead_us: float | None = Field(None, ge=0, description="fixed cost of one runtime call (an empty graph's "
                                                                   "time), taken off each measured GEMM of the table "
                                                                   "(a model pays it once, not per layer)")
+    table_only: bool = Field(False, description="the measurements became a GEMM table; `efficiency` is the "
+                                                "profile's, not fitted (calibration/fit.py TABLE_ONLY)")
     note: str | None = None
 
 
