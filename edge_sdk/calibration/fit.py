@@ -39,7 +39,7 @@ import math
 from collections import defaultdict
 
 from ..schemas.calibration import FittedEfficiency, Microbenchmark
-from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
+from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, GemmTiming, Runtime
 
 NONGEMM_KINDS = ("softmax", "layernorm", "gelu")
 GRID_STEPS = 400
@@ -85,19 +85,22 @@ def gemm_table_ms(m: Microbenchmark, run_overhead_us: float | None) -> float:
     return max(t - (run_overhead_us or 0.0) * 1e-3, 0.5 * t)
 
 
+def gemm_table(points: list[Microbenchmark], run_overhead_us: float | None) -> list[GemmTiming]:
+    """The planner's GEMM table (profile `gemm_ms` rows) from timed `gemm` kernels."""
+    return [GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=gemm_table_ms(m, run_overhead_us))
+            for m in points]
+
+
 def _planner_copy(profile: DeviceProfile, runtime: Runtime, bandwidth: float, tables: dict,
                   run_overhead_us: float = 0.0):
     """A copy of the profile as a calibration will leave it (bandwidth, GEMM tables), to solve against `predict`."""
-    from ..schemas.profile import GemmTiming
-
     prof = profile.model_copy(deep=True)
     u = prof.unit(runtime.unit)
     u.memory_bandwidth_gbps = bandwidth
     rt = next(r for r in prof.runtimes if (r.name, r.provider, r.unit) == (runtime.name, runtime.provider,
                                                                            runtime.unit))
     for prec, pts in tables.items():
-        rt.gemm_ms[prec] = [GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"],
-                                       ms=gemm_table_ms(m, run_overhead_us)) for m in pts]
+        rt.gemm_ms[prec] = gemm_table(pts, run_overhead_us)
     return prof, rt, u
 
 
@@ -136,10 +139,9 @@ def _table_only(prec: str, pts: list[Microbenchmark], profile: DeviceProfile, un
     read off the table of the others, as the planner reads it)."""
     from ..planner.costmodel import efficiency
     from ..planner.gemm_table import measured_gemm_s
-    from ..schemas.profile import GemmTiming
 
     train = [m for m in pts if not m.held_out]
-    table = [GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"], ms=gemm_table_ms(m, run_us)) for m in train]
+    table = gemm_table(train, run_us)
     errs = sorted(abs(measured_gemm_s(table, m.shape["m"], m.shape["k"], m.shape["n"]) * 1e3
                       / gemm_table_ms(m, run_us) - 1) for m in pts if m.held_out)
     kept = efficiency(profile, unit, runtime, prec)

@@ -39,7 +39,7 @@ def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) ->
 
     where, reduce = suite_place(profile, runtimes)
     wanted = {p for r in runtimes for p in _precisions(r)}
-    precisions = tuple(p for p in CALIBRATED[("onnxruntime", "CPUExecutionProvider")] if p in wanted)
+    precisions = tuple(p for p in dict.fromkeys(p for ps in CALIBRATED.values() for p in ps) if p in wanted)
     openvino = any(r.name == "openvino" for r in runtimes)
     return make_suite(where, precisions=precisions, reduce_range=reduce, openvino=openvino, progress=progress)
 

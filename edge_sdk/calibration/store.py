@@ -25,8 +25,8 @@ from typing import NamedTuple
 from ..artifacts import atomic_write_text, read_json, validate
 from ..errors import InputError
 from ..schemas.calibration import CALIBRATION_SCHEMA_VERSION, Calibration, DeviceFingerprint
-from ..schemas.profile import DeviceProfile, Efficiency, GemmTiming
-from .fit import GRAPH_COMPILED, gemm_table_ms
+from ..schemas.profile import DeviceProfile, Efficiency
+from .fit import GRAPH_COMPILED, gemm_table
 
 DEFAULT_DIR = "calibrations"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -137,11 +137,9 @@ def apply_calibration(profile: DeviceProfile, cal: Calibration) -> DeviceProfile
                 rt.efficiency[fit.precision] = Efficiency(**fit.efficiency.model_dump())
                 if rt.name in GRAPH_COMPILED:  # fitted to a whole layer; isolated GEMM times would mislead
                     continue
-                rt.gemm_ms[fit.precision] = [
-                    GemmTiming(m=m.shape["m"], k=m.shape["k"], n=m.shape["n"],
-                               ms=gemm_table_ms(m, fit.run_overhead_us))
-                    for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision
-                    and (m.runtime, m.provider) == (fit.runtime, fit.provider)]
+                rt.gemm_ms[fit.precision] = gemm_table(
+                    [m for m in cal.measurements if m.kind == "gemm" and m.precision == fit.precision
+                     and (m.runtime, m.provider) == (fit.runtime, fit.provider)], fit.run_overhead_us)
     if cal.memory_bandwidth_gbps:
         units = {f.unit for f in cal.fits} or {u.name for u in p.compute_units}
         for u in p.compute_units:

@@ -68,9 +68,8 @@ ATTN_KINDS = frozenset({"attention_qkv", "attention_scores", "softmax", "attenti
 FFN_KINDS = frozenset({"ffn_up", "ffn_down", "activation"})
 SEQ_QUADRATIC = frozenset({"attention_scores", "softmax", "attention_context"})
 
-# Bytes per weight element. int4: 4 bits + an fp16 scale per block of 32 (fp32 scales on a CPU: element_bytes).
-WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8_dynamic": 1.0, "int8_static": 1.0,
-                "int4_weight_only": 0.5 + 2 / 32}
+# Bytes per weight element (int4 weight-only depends on the unit's float type: element_bytes).
+WEIGHT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "int8_dynamic": 1.0, "int8_static": 1.0}
 # Which peak a precision computes at (int4 weight-only dequantizes and computes in float).
 COMPUTE_PRECISION = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16", "fp8": "fp8", "int8_dynamic": "int8",
                      "int8_static": "int8", "int4_weight_only": None}
