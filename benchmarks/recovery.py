@@ -3,11 +3,11 @@
 
 Prunes all-MiniLM-L6-v2 (heads/FFN neurons ranked by importance, optional layer dropping), measures the cosine of
 sentence embeddings to the unpruned model on the HELD-OUT everyday sentences (edge_sdk/quality/data/
-eval_sentences.txt, never trained on), distils on unlabeled text (the whole shipped general-English corpus, or
---calibration-data) for each recovery budget, and measures again. Every budget is its own run from the same pruned
-model (the learning-rate schedule spans the budget), so the rows are the curve the planner's priors are fitted to
-(edge_sdk/planner/priors.py). The steps done within each budget are printed: on shared cores a minute buys fewer.
-Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
+eval_sentences.txt, never trained on), distils on unlabeled text (the shipped recovery corpus, WordNet's usage
+examples, or --calibration-data) for each recovery budget, and measures again. Every budget is its own run from the
+same pruned model (the learning-rate schedule spans the budget), so the rows are the curve the planner's priors are
+fitted to (edge_sdk/planner/priors.py). The steps done within each budget are printed: on shared cores a minute buys
+fewer. Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
 
     nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --budget-minutes 1 5 15 30
 """
@@ -100,7 +100,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--attention-weight", type=float, default=d.attention_loss_weight)
     ap.add_argument("--attention-layers", default=d.attention_layers, choices=["last", "all"])
     ap.add_argument("--train-embeddings", action="store_true")
-    ap.add_argument("--calibration-data", type=Path, default=None, help="default: the shipped corpus")
+    ap.add_argument("--calibration-data", type=Path, default=None, help="default: the shipped corpora (calibration "
+                    "for the importance scores, recovery for distillation)")
     ap.add_argument("--in-domain", type=int, default=350,
                     help="also measure on this many texts of the training corpus kept out of training (the gap to "
                          "the held-out sentences is what the domain of the recovery text costs)")
@@ -122,12 +123,16 @@ def main() -> None:
     held_out = [s for s in held_out_sentences() if s.strip()]
     if not held_out:
         raise SystemExit("edge_sdk/quality/data/eval_sentences.txt is missing: no held-out sentences to measure on")
-    texts = load_calibration_texts(args.calibration_data)          # held-out sentences already excluded
+    # As a build does it: importance scores from the calibration text, distillation on the recovery text (the same
+    # user file when --calibration-data is given); held-out sentences already excluded from both.
+    calib_texts = load_calibration_texts(args.calibration_data)[:args.calibration_samples]
+    texts = load_calibration_texts(args.calibration_data, recovery=True)
     overlap = {" ".join(s.lower().split()) for s in held_out} & {" ".join(t.lower().split()) for t in texts}
     assert not overlap, "training text overlaps the held-out set"
-    n_cal = args.calibration_samples
-    calib_texts, in_domain = texts[:n_cal], texts[n_cal:n_cal + args.in_domain]
-    train_texts = texts[n_cal + args.in_domain:]
+    scored = set(calib_texts)       # the in-domain check texts are neither scored on nor trained on
+    in_domain = [t for t in texts if t not in scored][:args.in_domain]
+    checked = set(in_domain)
+    train_texts = [t for t in texts if t not in checked]
     calib = list(text_batches(tokenizer, calib_texts, batch_size=16, max_length=128))
     n_rec = args.reconstruct_samples
     refit = list(text_batches(tokenizer, (calib_texts + train_texts)[:n_rec], batch_size=64, max_length=128)) \

@@ -198,6 +198,27 @@ def test_shipped_corpus_is_general_english_and_excludes_the_held_out_set():
     assert load_calibration_texts(limit=5, seed=1) != load_calibration_texts(limit=5, seed=2)
 
 
+def test_recovery_corpus_is_the_usage_examples_of_the_calibration_corpus(tmp_path):
+    import re
+
+    from edge_sdk.passes._inputs import calibration_texts
+    from edge_sdk.passes.state import BuildState
+
+    recovery = load_calibration_texts(recovery=True)
+    assert 40_000 < len(recovery) < 60_000
+    assert set(recovery) <= set(load_calibration_texts())
+    glosses = re.compile(r"^(To \S.* is to |An? \S.* is )")       # the templates glosses are written in
+    assert sum(bool(glosses.match(t)) for t in recovery) < 0.02 * len(recovery)
+    assert sum(bool(glosses.match(t)) for t in load_calibration_texts()) > 0.4 * 165_000
+    held = {" ".join(s.lower().split()).strip(" .!?") for s in held_out_sentences()}
+    assert not held & {" ".join(t.lower().split()).strip(" .!?") for t in recovery}
+    (tmp_path / "mine.txt").write_text("first line\nsecond line\n")               # the user's text wins for both
+    assert sorted(load_calibration_texts(tmp_path / "mine.txt", recovery=True)) == ["first line", "second line"]
+    state = BuildState(model=None, teacher=None, tokenizer=None, work_dir=tmp_path)  # a build without text of its own
+    assert calibration_texts(state, recovery=True)[:3] == recovery[:3]
+    assert calibration_texts(state)[:3] == load_calibration_texts()[:3]
+
+
 def test_user_calibration_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_calibration_texts(tmp_path / "missing.txt")

@@ -229,7 +229,7 @@ def build(plans: Plan | PlanSet | Sequence[Plan], out_dir: str | Path = "out/bun
     if is_text and any(p.pass_of("distill") or getattr(p.pass_of("structured_prune"), "recovery", None)
                        or getattr(p.pass_of("structured_prune"), "reconstruct_samples", 0)
                        for p in candidates):   # recovery and the refit after pruning learn from all the text there is
-        recovery = tuple(load_calibration_texts(opts.calibration_data,
+        recovery = tuple(load_calibration_texts(opts.calibration_data, recovery=True,
                                                 exclude=ev.inputs if isinstance(ev.inputs, list) else ()))
     say(f"loading {model}")
     loaded = load_for_build(model, corpus=calib + (list(ev.inputs) if is_text else []))

@@ -1,9 +1,12 @@
-"""Where does unlabeled calibration text come from? The user's own file, else the shipped general-domain corpus.
+"""Where does unlabeled text come from? The user's own file, else the shipped general-domain corpora.
 
 The user's domain text is best (recovery learns what it is shown: docstrings scored 0.96 on docstrings but 0.89 on
-everyday sentences). Without it, `calibration_en.txt.gz` — WordNet 3.0 usage examples and glosses turned into
-sentences (see README.md here for provenance and licence, scripts/make-calibration-corpus for how it is made).
-Held-out evaluation sentences are passed as `exclude` so recovery never trains on what the quality gate measures.
+everyday sentences). Without it, calibration (int8 ranges, pruning scores) reads `calibration_en.txt.gz` — WordNet 3.0
+usage examples and glosses turned into sentences — and recovery (distillation) trains on `recovery_en.txt.gz`, the
+usage examples alone: a student distilled on them is closer to the teacher on everyday sentences than one distilled
+on the glosses' one template too ("A dog is ..."; numbers in README.md here). See README.md here for provenance and
+licence, scripts/make-calibration-corpus for how both are made. Held-out evaluation sentences are passed as
+`exclude` so recovery never trains on what the quality gate measures.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Iterable
 from ..errors import InputError
 
 CALIBRATION_CORPUS = Path(__file__).with_name("calibration_en.txt.gz")
+RECOVERY_CORPUS = Path(__file__).with_name("recovery_en.txt.gz")
 #: The quality gate's held-out sentences: never used for calibration or recovery.
 HELD_OUT_SENTENCES = Path(__file__).resolve().parents[1] / "quality" / "data" / "eval_sentences.txt"
 
@@ -52,10 +56,11 @@ def _read_lines_cached(path: Path, stamp: int | None) -> tuple[str, ...]:
 
 
 def load_calibration_texts(path: str | Path | None = None, *, limit: int | None = None, seed: int = 0,
-                           exclude: Iterable[str] = ()) -> list[str]:
+                           exclude: Iterable[str] = (), recovery: bool = False) -> list[str]:
     """Unlabeled texts, shuffled with `seed`; `limit` of them when given; none of `exclude` nor of the held-out
-    evaluation sentences (compared case- and space-insensitively)."""
-    src = Path(path) if path is not None else CALIBRATION_CORPUS
+    evaluation sentences (compared case- and space-insensitively). `recovery`: what distillation trains on — the
+    user's file all the same, else the shipped recovery corpus instead of the calibration corpus."""
+    src = Path(path) if path is not None else RECOVERY_CORPUS if recovery else CALIBRATION_CORPUS
     texts = _read_lines(src)
     banned = {_normal(e) for e in [*exclude, *held_out_sentences()]}
     if banned:

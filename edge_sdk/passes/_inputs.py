@@ -1,8 +1,8 @@
 """Where do the pruning/recovery passes get unlabeled model inputs from a BuildState?
 
-Text: `state.calibration_texts` (the user's --calibration-data) else the shipped general-domain corpus; the
-quality gate's held-out sentences are always excluded. Vision: `state.calibration_images` (no substitute exists:
-random pixels would teach the student noise).
+Text: `state.calibration_texts` (the user's --calibration-data) else the shipped general-domain corpus (for
+training, `state.recovery_texts` else the shipped recovery corpus); the quality gate's held-out sentences are always
+excluded. Vision: `state.calibration_images` (no substitute exists: random pixels would teach the student noise).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def calibration_texts(state: BuildState, seed: int = 0, *, recovery: bool = Fals
         texts = [t for t in given if " ".join(t.lower().split()) not in banned]
         random.Random(seed).shuffle(texts)
         return texts
-    return load_calibration_texts(seed=seed)
+    return load_calibration_texts(seed=seed, recovery=recovery)
 
 
 def _images(state: BuildState, what: str) -> torch.Tensor:

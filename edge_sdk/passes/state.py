@@ -70,7 +70,7 @@ class BuildState:
     artifacts           files written so far, oldest first; the last one of a format is the current one
     calibration_texts   real inputs for calibration (static int8, pruning scores), text models (a sample)
     recovery_texts      all the unlabeled text for label-free recovery (distill, gradual pruning): the user's whole
-                        file or the whole shipped corpus; empty → calibration_texts
+                        file or the whole shipped recovery corpus; empty → calibration_texts
     calibration_images  float32 (N, C, H, W) pixel_values, vision models
     log                 one line per decision, in order (goes into the manifest's build_log)
     progress            called with each log line as it happens (the CLI shows it); may be None
