@@ -12,8 +12,11 @@ Op profiling (`bench --profile-ops`): compiled with PERF_COUNT, the request's pe
 and written as a chrome-trace JSON in onnxruntime's layout (one `Session/model_run` event per run, one
 `Node/<name>_kernel_time` event per executed node), so opprofile.py summarises both runtimes alike. The counters
 are averages over every run of the compiled model so far (measured: they fall from the first, slow run's value
-towards the steady one), so run k's own time of a node is k·avg_k − (k−1)·avg_(k−1). OpenVINO reports durations,
-not start times: the trace spaces a run's nodes evenly over the run in execution order.
+towards the steady one), in whole microseconds and truncated twice: each run's duration is cast down to whole µs
+before it is added up, and the total is divided by the run count in integers (OpenVINO's
+src/plugins/intel_cpu/src/perf_count.h: duration_cast<microseconds>, total_duration / num). run_times() recovers
+each run's own time of a node from them without the bias that leaves (see there). OpenVINO reports durations, not
+start times: the trace spaces a run's nodes evenly over the run in execution order.
 """
 
 import json
@@ -124,22 +127,28 @@ class OpenvinoEngine(Engine):
 
     def _per_run(self):
         """[(start µs, wall µs, [(node, type, kernel, µs)])]: each run's own per-node times from the compiled model's
-        running averages (see the module docstring)."""
+        running averages (see the module docstring and run_times)."""
         done = self._profile["executed"]
-        seen = {}
-        out = []
+        runs = []  # (graph, its run index, start, wall, {node: (type, kernel, average µs)})
+        count = {}
         for graph, ts, dur, infos in self._profile["runs"]:
-            k, before = seen.get(graph, (0, {}))
-            k += 1
-            avg = dict((p.node_name, (p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6))
-                       for p in infos if p.status == done)
-            nodes = []
-            for name, (kind, kernel, mean) in avg.items():
-                us = k * mean - (k - 1) * before.get(name, 0.0)
-                if us > 0:  # µs rounding of the averages can leave a tiny negative remainder
-                    nodes.append((name, kind, kernel, us))
-            seen[graph] = (k, dict((n, v[2]) for n, v in avg.items()))
-            out.append((ts, dur, nodes))
+            count[graph] = count.get(graph, 0) + 1
+            nodes = dict((p.node_name, (p.node_type, p.exec_type, p.real_time.total_seconds() * 1e6))
+                         for p in infos if p.status == done)
+            runs.append((graph, count[graph] - 1, ts, dur, nodes))
+        own = {}  # (graph, node) -> that node's own time in each run of its graph, in order
+        for graph in count:
+            mine = [r[4] for r in runs if r[0] == graph]
+            for name in set(n for nodes in mine for n in nodes):
+                averages, last = [], 0.0
+                for nodes in mine:  # a counter not reported in a run did not move
+                    last = nodes[name][2] if name in nodes else last
+                    averages.append(last)
+                own[(graph, name)] = run_times(averages)
+        out = []
+        for graph, i, ts, dur, nodes in runs:
+            times = [(name, kind, kernel, own[(graph, name)][i]) for name, (kind, kernel, _) in nodes.items()]
+            out.append((ts, dur, [t for t in times if t[3] > 0]))
         return out
 
     def end_profiling(self):
@@ -162,6 +171,32 @@ class OpenvinoEngine(Engine):
         os.replace(tmp, path)
         self._profile["runs"] = []
         return path
+
+
+def run_times(averages):
+    """Each run's own time (µs) of one node, from OpenVINO's counter after runs 1..n (`averages`, in order).
+
+    After run k the counter reads a_k = floor(T_k / k), T_k the sum of the runs' durations each cast down to whole µs,
+    so T_k lies in [k·a_k, k·a_k + k − 1]. Differencing k·a_k as it stands swings by up to k − 1 µs whenever the
+    average ticks over a whole µs (a run of −20 µs, then one of +20 µs) and is low on average. So: take the middle of
+    each interval, fit the closest non-decreasing sequence to those totals (a sum of durations never falls;
+    pool-adjacent-violators, least squares), difference it, and add back the half µs the per-run cast drops on
+    average. The middle and the half µs are right on average for a node whose duration varies by a µs or more from run
+    to run (its fractions spread evenly); one whose duration barely varies is over-counted by up to 1 µs a run.
+    Written out here because the device package carries only the standard library and the runtimes.
+    Checked on the demo's MiniLM int8 IR with `edge-sdk bench --local --profile-ops` (2 threads, 4 alternating
+    pairs): the kernels covered 0.94 of the profiled run, against 0.88–0.91 from plain differencing; outside bench,
+    the final averages plus 1 µs a node came to 1.00–1.01 of a run's wall time less that of a one-node model with the
+    same inputs, at 1 and 2 threads."""
+    totals = [k * a + (k - 1) / 2.0 for k, a in enumerate(averages, 1)]
+    blocks = []  # [mean, count]: pool-adjacent-violators
+    for t in totals:
+        blocks.append([t, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (m2, c2), (m1, c1) = blocks.pop(), blocks.pop()
+            blocks.append([(m1 * c1 + m2 * c2) / (c1 + c2), c1 + c2])
+    fitted = [m for m, c in blocks for _ in range(c)]
+    return [(fitted[i] - (fitted[i - 1] if i else 0.0)) + 0.5 for i in range(len(fitted))]
 
 
 ENGINE = OpenvinoEngine
