@@ -41,6 +41,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..planner.costmodel import INT4_BLOCK, int4_weight_bytes
 from ..quiet import quiet
 
 SUITE_FORMAT = 5
@@ -80,11 +81,11 @@ OPSET = 17
 #: timed between kernels by the device's `calibrate` to measure (and divide out) load from other processes
 REFERENCE_KERNEL = "gemm_fp32_128x384x1536"
 #: int4 weight-only linear layers as onnxruntime-genai's model builder writes a CPU decoder: MatMulNBits, 4 bits,
-#: symmetric, blocks of ExportGenaiConfig's 32, accuracy_level 4 (the builder's CPU default, read off a built
-#: SmolLM-135M graph: the kernel quantizes its activations to int8 and computes in int8). Timed by onnxruntime only
-#: (a contrib op), at the table's widths from 128 up: a decoder's prompt (prefill) is costed from them (one
+#: symmetric, blocks of INT4_BLOCK (ExportGenaiConfig's 32), accuracy_level 4 (the builder's CPU default, read off a
+#: built SmolLM-135M graph: the kernel quantizes its activations to int8 and computes in int8). Timed by onnxruntime
+#: only (a contrib op), at the table's widths from 128 up: a decoder's prompt (prefill) is costed from them (one
 #: generated token is a GEMV streaming weights from DRAM, which these hot-cache kernels do not show: fit.TABLE_ONLY).
-NBITS_KERNEL = {"int4_weight_only": {"bits": 4, "block_size": 32, "accuracy_level": 4, "symmetric": True}}
+NBITS_KERNEL = {"int4_weight_only": {"bits": 4, "block_size": INT4_BLOCK, "accuracy_level": 4, "symmetric": True}}
 #: the precisions of the whole-encoder kernels (dispatch, layer): what `build` makes of an encoder
 ENCODER_PRECISIONS = ("fp32", "int8_dynamic", "int8_static")
 
@@ -233,7 +234,7 @@ def kernel_plan(precisions: tuple[str, ...], openvino: bool = False) -> list[dic
     for prec in precisions:
         nbits = NBITS_KERNEL.get(prec)
         # weight bytes per element; MatMulNBits: the packed bits and an fp32 scale per block
-        wbytes = nbits["bits"] / 8 + 4.0 / nbits["block_size"] if nbits else 1.0 if prec.startswith("int8") else 4.0
+        wbytes = int4_weight_bytes(4.0) if nbits else 1.0 if prec.startswith("int8") else 4.0
         for m in GEMM_TOKENS:
             for k, n in GEMM_WIDTHS:
                 if nbits and min(k, n) < 128:

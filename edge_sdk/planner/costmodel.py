@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..schemas.modelspec import ModelSpec
+from ..schemas.passes import ExportGenaiConfig
 from ..schemas.profile import ComputeUnit, DeviceProfile, Efficiency, Runtime
 from .gemm_table import measured_gemm_s
 from .fusion import FUSED_GRAPH_OPS_PER_KERNEL, FUSED_SEQUENCES, GENAI_PER_CALL_NODES, fusion_table, fused_runs
@@ -428,10 +429,19 @@ def element_bytes(layer, precision: str, unit: ComputeUnit) -> float:
         return 2.0
     if layer.kind == "norm":
         return float_bytes
-    if precision == "int4_weight_only":  # 4 bits + a scale per block of 32 in the model's float type (the builder
-        # writes fp32 scales for a CPU model: a built SmolLM-135M's are FLOAT, 0.625 bytes per weight; fp16 on a GPU)
-        return 0.5 + float_bytes / 32 if layer.gemm and layer.kind != "embedding" else float_bytes
+    if precision == "int4_weight_only":  # scales in the model's float type (the builder writes fp32 scales for a
+        # CPU model: a built SmolLM-135M's are FLOAT, 0.625 bytes per weight; fp16 on a GPU)
+        return int4_weight_bytes(float_bytes) if layer.gemm and layer.kind != "embedding" else float_bytes
     return WEIGHT_BYTES[precision]
+
+
+#: int4 weight-only (MatMulNBits): weights per scale, as the decoder build writes them (ExportGenaiConfig's default)
+INT4_BLOCK = ExportGenaiConfig.model_fields["block_size"].default
+
+
+def int4_weight_bytes(scale_bytes: float) -> float:
+    """Bytes per int4 weight-only weight: 4 bits and one scale of `scale_bytes` per INT4_BLOCK weights."""
+    return 0.5 + scale_bytes / INT4_BLOCK
 
 
 def predict(spec: ModelSpec, profile: DeviceProfile, runtime: Runtime, unit: ComputeUnit, precision: str, costs: BlockCosts,
