@@ -165,6 +165,24 @@ def test_the_plan_carries_its_recovery_budget_and_predicts_from_it(minilm_host, 
     assert again.quality.cosine_drop == pytest.approx(plan.predicted.quality.cosine_drop)
 
 
+def test_ffn_drop_interpolates_between_the_measured_ratios():
+    for minutes in (0, 1, 5, 15, 30):
+        for ratio, curve in priors.FFN_CURVES:  # exact at the measured ratios
+            assert priors.ffn_drop(ratio, minutes) == pytest.approx(1 - priors.recovered_cosine(curve, minutes))
+        (r0, _), (r1, _) = priors.FFN_CURVES[:2]
+        middle = (r0 + r1) / 2
+        assert priors.ffn_drop(middle, minutes) == pytest.approx(
+            (priors.ffn_drop(r0, minutes) + priors.ffn_drop(r1, minutes)) / 2)
+        assert priors.ffn_drop(0, minutes) == 0
+        assert priors.ffn_drop(r0 / 2, minutes) == pytest.approx(priors.ffn_drop(r0, minutes) / 2)
+        ratios = [0, 0.125, 0.25, 0.375, 0.5, 0.625]
+        drops = [priors.ffn_drop(r, minutes) for r in ratios]
+        assert drops == sorted(drops)
+        # past the last measured ratio: the slope of the last stretch, not of the line from 0
+        slope = (priors.ffn_drop(r1, minutes) - priors.ffn_drop(r0, minutes)) / (r1 - r0)
+        assert priors.ffn_drop(r1 + 0.1, minutes) == pytest.approx(priors.ffn_drop(r1, minutes) + 0.1 * slope)
+
+
 def test_more_recovery_lets_the_planner_prune_within_a_budget_it_rejects_with_less(minilm_host):
     spec, prof = minilm_host
     prune = StructuredPruneConfig(ffn_ratio=0.5)
