@@ -61,15 +61,15 @@ OPENVINO_PRIORS = {
 #         --steps-per-minute 192
 #     nice -n 5 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --head-ratio 0.25 \
 #         --budget-minutes 1 5 15 --steps-per-minute 192
-#   FFN −50 %:               0 → 0.831, 1 → 0.926, 5 → 0.949, 15 → 0.960, 30 → 0.964
 #     nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.25 --budget-minutes 0 1 5 15 30 \
 #         --steps-per-minute 192
+#   FFN −50 %:               0 → 0.831, 1 → 0.926, 5 → 0.949, 15 → 0.960, 30 → 0.964
 #   FFN −50 % & heads −25 %: 0 → 0.815, 1 → 0.915, 5 → 0.941, 15 → 0.953, 30 → not measured: held at the 15-min
 #   value (conservative; FFN alone gained 0.004 from 15 to 30 min)
 #   FFN −25 %:               0 → 0.930, 1 → 0.967, 5 → 0.979, 15 → 0.983, 30 → 0.985
-#   Half the FFN cut costs less than half the drop (0.017 against 0.020 at 15 min): the global ranking takes the
-#   least important neurons first (here half of layers 1-2's, almost none of layers 5-6's), so the planner
-#   interpolates between the measured ratios instead of scaling the −50 % curve.
+#   Half the FFN cut costs less than half the drop (0.017 at 15 min, where halving −50 %'s 0.040 says 0.020): the
+#   global ranking takes the least important neurons first (here half of layers 1-2's, almost none of layers 5-6's),
+#   so the planner interpolates between the measured ratios instead of scaling the −50 % curve.
 # Conservative for a build, whose budget is wall-clock: 192 steps/min was the idle rate on the whole calibration
 # corpus, and the recovery corpus's shorter sentences run ≈ 1.4× faster (960 steps in 204 s against 296 s).
 # Distilling on the whole calibration corpus instead (glosses too) gave 0.921 / 0.944 / 0.956 / 0.961 (FFN) and
