@@ -145,11 +145,8 @@ class OpenvinoEngine(Engine):
                     last = nodes[name][2] if name in nodes else last
                     averages.append(last)
                 own[(graph, name)] = run_times(averages)
-        out = []
-        for graph, i, ts, dur, nodes in runs:
-            times = [(name, kind, kernel, own[(graph, name)][i]) for name, (kind, kernel, _) in nodes.items()]
-            out.append((ts, dur, [t for t in times if t[3] > 0]))
-        return out
+        return [(ts, dur, [(name, kind, kernel, own[(graph, name)][i]) for name, (kind, kernel, _) in nodes.items()])
+                for graph, i, ts, dur, nodes in runs]
 
     def end_profiling(self):
         """Write the runs recorded since the profiling engine opened as a chrome trace; its path (None: no runs)."""
@@ -174,7 +171,8 @@ class OpenvinoEngine(Engine):
 
 
 def run_times(averages):
-    """Each run's own time (µs) of one node, from OpenVINO's counter after runs 1..n (`averages`, in order).
+    """Each run's own time (µs, at least 0.5) of one node, from OpenVINO's counter after runs 1..n (`averages`, in
+    order).
 
     After run k the counter reads a_k = floor(T_k / k), T_k the sum of the runs' durations each cast down to whole µs,
     so T_k lies in [k·a_k, k·a_k + k − 1]. Differencing k·a_k as it stands swings by up to k − 1 µs whenever the
