@@ -198,20 +198,25 @@ def test_shipped_corpus_is_general_english_and_excludes_the_held_out_set():
     assert load_calibration_texts(limit=5, seed=1) != load_calibration_texts(limit=5, seed=2)
 
 
-def test_recovery_corpus_is_the_usage_examples_of_the_calibration_corpus(tmp_path):
+def test_recovery_corpus_is_everyday_text_with_no_near_copy_of_a_held_out_sentence(tmp_path):
     import re
 
     from edge_sdk.passes._inputs import calibration_texts
     from edge_sdk.passes.state import BuildState
 
     recovery = load_calibration_texts(recovery=True)
-    assert 40_000 < len(recovery) < 60_000
-    assert set(recovery) <= set(load_calibration_texts())
-    glosses = re.compile(r"^(To \S.* is to |An? \S.* is )")       # the templates glosses are written in
+    assert 10_000 < len(recovery) < 30_000
+    glosses = re.compile(r"^(To \S.* is to |An? \S.* is )")       # the templates WordNet's glosses are written in
     assert sum(bool(glosses.match(t)) for t in recovery) < 0.02 * len(recovery)
     assert sum(bool(glosses.match(t)) for t in load_calibration_texts()) > 0.4 * 165_000
-    held = {" ".join(s.lower().split()).strip(" .!?") for s in held_out_sentences()}
-    assert not held & {" ".join(t.lower().split()).strip(" .!?") for t in recovery}
+    assert sum(t.endswith("?") for t in recovery) > 0.05 * len(recovery)  # questions, not only statements
+
+    def words(s):
+        return frozenset(re.findall(r"[a-z0-9']+", s.lower()))
+
+    held = [words(s) for s in held_out_sentences() if s.strip()]
+    near = [t for t in recovery for w in [words(t)] if any(len(w & h) / len(w | h) >= 0.4 for h in held)]
+    assert not near, near[:3]                         # scripts/make-calibration-corpus keeps paraphrases out too
     (tmp_path / "mine.txt").write_text("first line\nsecond line\n")               # the user's text wins for both
     assert sorted(load_calibration_texts(tmp_path / "mine.txt", recovery=True)) == ["first line", "second line"]
     state = BuildState(model=None, teacher=None, tokenizer=None, work_dir=tmp_path)  # a build without text of its own

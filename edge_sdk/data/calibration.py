@@ -2,11 +2,12 @@
 
 The user's domain text is best (recovery learns what it is shown: docstrings scored 0.96 on docstrings but 0.89 on
 everyday sentences). Without it, calibration (int8 ranges, pruning scores) reads `calibration_en.txt.gz` — WordNet 3.0
-usage examples and glosses turned into sentences — and recovery (distillation) trains on `recovery_en.txt.gz`, the
-usage examples alone: a student distilled on them is closer to the teacher on everyday sentences than one distilled
-on the glosses' one template too ("A dog is ..."; numbers in README.md here). See README.md here for provenance and
-licence, scripts/make-calibration-corpus for how both are made. Held-out evaluation sentences are passed as
-`exclude` so recovery never trains on what the quality gate measures.
+usage examples and glosses turned into sentences — and recovery (distillation) trains on `recovery_en.txt.gz`,
+everyday English written for the project: a student distilled on it is closer to the teacher on everyday sentences
+than one distilled on WordNet's short examples (numbers in the top-level README). See README.md here for provenance
+and licence, scripts/make-calibration-corpus for how both are made. Held-out evaluation sentences are passed as
+`exclude` so recovery never trains on what the quality gate measures; the shipped recovery text also holds no
+near-paraphrase of one.
 """
 
 from __future__ import annotations
