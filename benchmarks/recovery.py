@@ -3,11 +3,11 @@
 
 Prunes all-MiniLM-L6-v2 (heads/FFN neurons ranked by importance, optional layer dropping), measures the cosine of
 sentence embeddings to the unpruned model on the HELD-OUT everyday sentences (edge_sdk/quality/data/
-eval_sentences.txt, never trained on), distils on unlabeled text (the shipped recovery corpus, WordNet's usage
-examples, or --calibration-data) for each recovery budget, and measures again. Every budget is its own run from the
-same pruned model (the learning-rate schedule spans the budget), so the rows are the curve the planner's priors are
-fitted to (edge_sdk/planner/priors.py). The steps done within each budget are printed: on shared cores a minute buys
-fewer. Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
+eval_sentences.txt, never trained on; also on those that share few words with any training text), distils on
+unlabeled text (the shipped recovery corpus, everyday English written for the project, or --calibration-data) for
+each recovery budget, and measures again. Every budget is its own run from the same pruned model (the learning-rate
+schedule spans the budget), so the rows are the curve the planner's priors are fitted to (edge_sdk/planner/priors.py).
+The steps done within each budget are printed: on shared cores a minute buys fewer. Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
 
     nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --budget-minutes 1 5 15 30
 """
@@ -15,9 +15,11 @@ fewer. Optionally PyTorch latency of teacher vs student (batch 1, real lengths, 
 from __future__ import annotations
 
 import argparse
+import collections
 import copy
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -46,10 +48,34 @@ def embed(model, tokenizer, texts, batch_size=64):
     return torch.cat(out)
 
 
-def cosines(a: torch.Tensor, b: torch.Tensor) -> dict:
+def cosines(a: torch.Tensor, b: torch.Tensor, far: list[int] | None = None) -> dict:
     c = (a * b).sum(-1)
     s = sorted(c.tolist())
-    return {"mean": sum(s) / len(s), "p10": s[len(s) // 10], "min": s[0]}
+    out = {"mean": sum(s) / len(s), "p10": s[len(s) // 10], "min": s[0]}
+    if far:
+        out["far_mean"] = c[far].mean().item()
+    return out
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def far_from_training(held_out: list[str], train: list[str], threshold: float) -> list[int]:
+    """Indices of the held-out sentences whose word set overlaps no training text by `threshold` (Jaccard) or more:
+    the cosine on them shows how much of a gain comes from training texts that resemble the held-out ones."""
+    sets = [_words(t) for t in train]
+    index: dict[str, list[int]] = collections.defaultdict(list)
+    for i, w in enumerate(sets):
+        for word in w:
+            index[word].append(i)
+    far = []
+    for j, text in enumerate(held_out):
+        w = _words(text)
+        candidates = set().union(*(index.get(word, ()) for word in w)) if w else set()
+        if all(len(w & sets[i]) / len(w | sets[i]) < threshold for i in candidates):
+            far.append(j)
+    return far
 
 
 @torch.no_grad()
@@ -105,6 +131,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--in-domain", type=int, default=350,
                     help="also measure on this many texts of the training corpus kept out of training (the gap to "
                          "the held-out sentences is what the domain of the recovery text costs)")
+    ap.add_argument("--far-threshold", type=float, default=0.3,
+                    help="also report the cosine on the held-out sentences that share less than this fraction of "
+                         "their words (Jaccard) with every training text")
     ap.add_argument("--threads", type=int, default=2, help="for the latency measurement")
     ap.add_argument("--train-threads", type=int, default=2, help="for scoring and distillation")
     ap.add_argument("--speed-sentences", type=int, default=0, help="> 0: also measure PyTorch latency")
@@ -142,6 +171,9 @@ def main() -> None:
         return text_batches(tokenizer, length_grouped(train_texts, args.batch_size, seed=epoch),
                             batch_size=args.batch_size, max_length=args.max_length)
 
+    far = far_from_training(held_out, train_texts, args.far_threshold)
+    print(f"{len(far)} of {len(held_out)} held-out sentences share < {args.far_threshold:g} of their words with every "
+          "training text", flush=True)
     ref = embed(teacher, tokenizer, held_out)
     ref_in = embed(teacher, tokenizer, in_domain) if in_domain else None
     t0 = time.monotonic()
@@ -152,7 +184,7 @@ def main() -> None:
     oneshot = copy.deepcopy(teacher)
     record = structured_prune(oneshot, prune_cfg, batches=calib, teacher=teacher, reconstruct=refit, log=print)
     prune_s = time.monotonic() - t0
-    before = cosines(embed(oneshot, tokenizer, held_out), ref)
+    before = cosines(embed(oneshot, tokenizer, held_out), ref, far)
     print(f"one-shot pruned ({prune_s:.1f} s to score, cut and refit): held-out cosine {before['mean']:.4f} "
           f"(p10 {before['p10']:.4f}, min {before['min']:.4f}); params {count_parameters(teacher):,} → "
           f"{count_parameters(oneshot):,}; {len(train_texts):,} training texts", flush=True)
@@ -181,7 +213,7 @@ def main() -> None:
             student = copy.deepcopy(oneshot)
             results = [distill(student, teacher, training, cfg, layer_map=record.kept_layers, progress=progress)]
         steps, seconds = sum(r.steps for r in results), sum(r.seconds for r in results)
-        after = cosines(embed(student, tokenizer, held_out), ref)
+        after = cosines(embed(student, tokenizer, held_out), ref, far)
         inside = cosines(embed(student, tokenizer, in_domain), ref_in)["mean"] if in_domain else None
         row = {"budget_minutes": minutes, "steps": steps, "seconds": round(seconds, 1),
                "sentences_seen": steps * args.batch_size, "loss_first": results[0].first_loss,
@@ -190,7 +222,8 @@ def main() -> None:
         loss = f"loss {row['loss_first']:.4f} → {row['loss_last']:.4f}; " if steps else ""
         print(f"budget {minutes:g} min: {steps} steps in {seconds:.0f} s ({row['sentences_seen']:,} sentences), "
               f"{loss}held-out cosine {after['mean']:.4f} "
-              f"(p10 {after['p10']:.4f}, min {after['min']:.4f})"
+              f"(p10 {after['p10']:.4f}, min {after['min']:.4f}; {after.get('far_mean', float('nan')):.4f} on the "
+              f"{len(far)} far from training)"
               + (f"; on {len(in_domain)} unseen corpus texts {inside:.4f}" if in_domain else ""), flush=True)
     print(f"\n{record.summary()}; one-shot cosine {before['mean']:.4f}")
     print("| budget (min) | steps | sentences | cosine after recovery |")
