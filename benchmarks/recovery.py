@@ -7,7 +7,8 @@ eval_sentences.txt, never trained on; also on those that share few words with an
 unlabeled text (the shipped recovery corpus, everyday English written for the project, or --calibration-data) for
 each recovery budget, and measures again. Every budget is its own run from the same pruned model (the learning-rate
 schedule spans the budget), so the rows are the curve the planner's priors are fitted to (edge_sdk/planner/priors.py).
-The steps done within each budget are printed: on shared cores a minute buys fewer. Optionally PyTorch latency of teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
+The steps done within each budget are printed: on shared cores a minute buys fewer. Optionally PyTorch latency of
+teacher vs student (batch 1, real lengths, interleaved, medians). Run it niced:
 
     nice -n 10 .venv/bin/python benchmarks/recovery.py --ffn-ratio 0.5 --budget-minutes 1 5 15 30
 """
@@ -15,11 +16,9 @@ The steps done within each budget are printed: on shared cores a minute buys few
 from __future__ import annotations
 
 import argparse
-import collections
 import copy
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ import torch  # noqa: E402
 from transformers import AutoModel, AutoTokenizer  # noqa: E402
 
 from edge_sdk.data import length_grouped, load_calibration_texts, text_batches  # noqa: E402
-from edge_sdk.data.calibration import held_out_sentences  # noqa: E402
+from edge_sdk.data.calibration import held_out_sentences, near_copies  # noqa: E402
 from edge_sdk.modelspec.sources import builtin_model_dir  # noqa: E402
 from edge_sdk.schemas.passes import DistillConfig, StructuredPruneConfig  # noqa: E402
 from edge_sdk.passes.distill import distill  # noqa: E402
@@ -55,27 +54,6 @@ def cosines(a: torch.Tensor, b: torch.Tensor, far: list[int] | None = None) -> d
     if far:
         out["far_mean"] = c[far].mean().item()
     return out
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
-
-
-def far_from_training(held_out: list[str], train: list[str], threshold: float) -> list[int]:
-    """Indices of the held-out sentences whose word set overlaps no training text by `threshold` (Jaccard) or more:
-    the cosine on them shows how much of a gain comes from training texts that resemble the held-out ones."""
-    sets = [_words(t) for t in train]
-    index: dict[str, list[int]] = collections.defaultdict(list)
-    for i, w in enumerate(sets):
-        for word in w:
-            index[word].append(i)
-    far = []
-    for j, text in enumerate(held_out):
-        w = _words(text)
-        candidates = set().union(*(index.get(word, ()) for word in w)) if w else set()
-        if all(len(w & sets[i]) / len(w | sets[i]) < threshold for i in candidates):
-            far.append(j)
-    return far
 
 
 @torch.no_grad()
@@ -171,7 +149,8 @@ def main() -> None:
         return text_batches(tokenizer, length_grouped(train_texts, args.batch_size, seed=epoch),
                             batch_size=args.batch_size, max_length=args.max_length)
 
-    far = far_from_training(held_out, train_texts, args.far_threshold)
+    near = near_copies(held_out, train_texts, args.far_threshold)
+    far = [j for j in range(len(held_out)) if j not in near]
     print(f"{len(far)} of {len(held_out)} held-out sentences share < {args.far_threshold:g} of their words with every "
           "training text", flush=True)
     ref = embed(teacher, tokenizer, held_out)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from edge_sdk.data import load_calibration_texts
-from edge_sdk.data.calibration import held_out_sentences
+from edge_sdk.data.calibration import held_out_sentences, near_copies
 from edge_sdk.errors import InputError
 from edge_sdk.schemas.passes import DistillConfig, StructuredPruneConfig, UnstructuredSparsityConfig
 from edge_sdk.passes.distill import (_QKVCapture, default_layer_map, distill,
@@ -210,13 +210,9 @@ def test_recovery_corpus_is_everyday_text_with_no_near_copy_of_a_held_out_senten
     assert sum(bool(glosses.match(t)) for t in recovery) < 0.02 * len(recovery)
     assert sum(bool(glosses.match(t)) for t in load_calibration_texts()) > 0.4 * 165_000
     assert sum(t.endswith("?") for t in recovery) > 0.05 * len(recovery)  # questions, not only statements
-
-    def words(s):
-        return frozenset(re.findall(r"[a-z0-9']+", s.lower()))
-
-    held = [words(s) for s in held_out_sentences() if s.strip()]
-    near = [t for t in recovery for w in [words(t)] if any(len(w & h) / len(w | h) >= 0.4 for h in held)]
-    assert not near, near[:3]                         # scripts/make-calibration-corpus keeps paraphrases out too
+    near = [recovery[i] for i in near_copies(recovery, held_out_sentences(), 0.4)]
+    assert not near, near[:3]                         # scripts/make-calibration-corpus keeps paraphrases out
+    assert near_copies(["Could you pass the salt?"], held_out_sentences(), 0.4)   # a line the writers produced
     (tmp_path / "mine.txt").write_text("first line\nsecond line\n")               # the user's text wins for both
     assert sorted(load_calibration_texts(tmp_path / "mine.txt", recovery=True)) == ["first line", "second line"]
     state = BuildState(model=None, teacher=None, tokenizer=None, work_dir=tmp_path)  # a build without text of its own

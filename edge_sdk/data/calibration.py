@@ -12,9 +12,11 @@ near-paraphrase of one.
 
 from __future__ import annotations
 
+import collections
 import functools
 import gzip
 import random
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -28,6 +30,28 @@ HELD_OUT_SENTENCES = Path(__file__).resolve().parents[1] / "quality" / "data" / 
 
 def held_out_sentences() -> list[str]:
     return HELD_OUT_SENTENCES.read_text(encoding="utf-8").splitlines() if HELD_OUT_SENTENCES.is_file() else []
+
+
+def word_set(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
+def near_copies(texts: Iterable[str], others: Iterable[str], threshold: float) -> set[int]:
+    """Indices of `texts` that share `threshold` or more of their words (Jaccard of word sets) with one of `others`:
+    how recovery text is kept from paraphrasing the held-out sentences (scripts/make-calibration-corpus applies the
+    same rule) and how benchmarks/recovery.py finds the held-out sentences far from all it trained on."""
+    sets = [word_set(o) for o in others]
+    index: dict[str, list[int]] = collections.defaultdict(list)      # word → the others holding it
+    for i, w in enumerate(sets):
+        for word in w:
+            index[word].append(i)
+    near = set()
+    for j, text in enumerate(texts):
+        w = word_set(text)
+        candidates = set().union(*(index.get(word, ()) for word in w))
+        if any(len(w & sets[i]) / len(w | sets[i]) >= threshold for i in candidates):
+            near.add(j)
+    return near
 
 
 def _normal(s: str) -> str:
