@@ -89,7 +89,7 @@ OPENVINO_PRIORS = {
 # trained on: the rest of the gap is the domain of the recovery text (WordNet vs everyday sentences); a build given
 # the user's own text (--calibration-data) should do better than these priors.
 RECOVERY_CURVES: dict[str, tuple[tuple[float, float], ...]] = {
-    "ffn50": ((0, 0.831), (1, 0.933), (5, 0.959), (15, 0.969), (30, 0.973)),   # everyday recovery text, see above
+    "ffn50": ((0, 0.831), (1, 0.933), (5, 0.959), (15, 0.969), (30, 0.973)),   # the 30,264-line text, see above
     "ffn50_heads25": ((0, 0.815), (1, 0.915), (5, 0.941), (15, 0.953), (30, 0.953)),  # 30: held at 15, see above
     "ffn25": ((0, 0.930), (1, 0.967), (5, 0.979), (15, 0.983), (30, 0.985)),
 }
