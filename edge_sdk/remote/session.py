@@ -24,7 +24,7 @@ import paramiko
 from paramiko.sftp import CMD_EXTENDED, CMD_EXTENDED_REPLY
 
 from ..errors import RemoteError
-from .command import PID_RE as _PID_RE, remote_command
+from .command import LineCallback, OutputLines, remote_command
 from .endpoint import Endpoint, resolve_endpoint
 from .hostkeys import KNOWN_HOSTS_ERRORS, PinnedHostKeyPolicy, changed_key_message, known_hosts_error
 from .targets import DeployTarget
@@ -33,9 +33,6 @@ from .targets import DeployTarget
 # last-resort handler would print them on stderr next to our one-line error. Callers that configure logging still
 # get them.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-LineCallback = Callable[[str, str], None]
-"""on_line(stream, line): stream is "stdout" or "stderr"; line has no trailing newline."""
 
 # Our receive side (command output, SFTP reads): a large window so the sender never stalls on loopback/LAN, and
 # large packets (fewer to decrypt and parse in Python). Uploads are bounded by the *server's* window/packet sizes,
@@ -47,6 +44,9 @@ PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128
 SFTP_DEFAULT_REQUEST = 32768  # the size every SFTP server must accept
 SFTP_MAX_REQUEST = 255 * 1024  # OpenSSH accepts 256 KiB messages; stay under it with room for the header
 READ_CHUNK = 4 << 20
+EOF_GRACE_S = 2.0  # after the exit status, how long run() waits for the output still in flight (see run)
+
+
 class RunResult(NamedTuple):
     rc: int  # exit status; -1 when the process died from a signal
     stdout: str
@@ -74,41 +74,7 @@ def _display(argv: list[str]) -> str:
     return shlex.join([a if len(a) <= 60 else f"<{len(a)} chars>" for a in argv])[:160]
 
 
-class _Lines:
-    """Splits a byte stream into lines for the callback and keeps the full text; strips our PID marker."""
-
-    def __init__(self, stream: str, on_line: LineCallback | None):
-        self.stream, self.on_line = stream, on_line
-        self.buf = b""
-        self.parts: list[str] = []
-        self.pid: int | None = None
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        while b"\n" in self.buf:
-            raw, self.buf = self.buf.split(b"\n", 1)
-            self._line(raw.decode("utf-8", "replace"))
-
-    def _line(self, line: str) -> None:
-        if self.stream == "stderr" and self.pid is None:
-            m = _PID_RE.match(line)
-            if m:
-                self.pid = int(m.group(1))
-                return
-        self.parts.append(line + "\n")
-        if self.on_line is not None:
-            self.on_line(self.stream, line)
-
-    def finish(self) -> str:
-        if self.buf:
-            tail, self.buf = self.buf.decode("utf-8", "replace"), b""
-            self.parts.append(tail)
-            if self.on_line is not None:
-                self.on_line(self.stream, tail)
-        return "".join(self.parts)
-
-
-def _await_pid(chan, err: _Lines, wait_s: float = 3.0) -> int | None:
+def _await_pid(chan, err: OutputLines, wait_s: float = 3.0) -> int | None:
     """The remote PID arrives as the first stderr line, but a stdout line can be handled (and a callback can raise)
     before it is read: keep reading stderr — without callbacks, we are cleaning up — until it shows up."""
     err.on_line = None
@@ -267,9 +233,10 @@ class Session:
             if not chan.closed or self.connection_dead():
                 chan.close()
                 raise self.failure(exc, f"cannot start {_display(argv)} on {self.endpoint}") from None
-        out, err = _Lines("stdout", on_line), _Lines("stderr", on_line)
+        out, err = OutputLines("stdout", on_line), OutputLines("stderr", on_line)
         t0 = time.monotonic()
         deadline = t0 + limit
+        exited_at = None
         try:
             while True:
                 got = False
@@ -279,9 +246,18 @@ class Session:
                 while chan.recv_stderr_ready():
                     err.feed(chan.recv_stderr(1 << 16))
                     got = True
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                    break
-                if chan.closed or not self._client.get_transport().is_active():
+                # exit_status_ready() is also true once the channel closed (paramiko sets it on close). The last
+                # output, EOF, exit status and close can all land between the reads above and this check, so it
+                # drains again before it stops; and sshd may send the exit status before the output it has still to
+                # read from the command's pipes, so it waits for EOF too, but not for ever: a background process
+                # that keeps the command's stdout open would hold EOF back until it ends.
+                if chan.exit_status_ready():
+                    if chan.recv_ready() or chan.recv_stderr_ready():
+                        continue
+                    exited_at = exited_at or time.monotonic()
+                    if chan.eof_received or chan.closed or time.monotonic() - exited_at > EOF_GRACE_S:
+                        break
+                elif not self._client.get_transport().is_active():
                     raise RemoteError(f"connection to {self.endpoint} lost while running {_display(argv)}")
                 left = deadline - time.monotonic()
                 if left <= 0:
