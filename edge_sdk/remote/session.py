@@ -246,16 +246,17 @@ class Session:
                 while chan.recv_stderr_ready():
                     err.feed(chan.recv_stderr(1 << 16))
                     got = True
-                # exit_status_ready() is also true once the channel closed (paramiko sets it on close). The last
-                # output, EOF, exit status and close can all land between the reads above and this check, so it
-                # drains again before it stops; and sshd may send the exit status before the output it has still to
-                # read from the command's pipes, so it waits for EOF too, but not for ever: a background process
-                # that keeps the command's stdout open would hold EOF back until it ends.
+                # exit_status_ready() is also true once the channel closed (paramiko sets it on close). sshd may
+                # send the exit status before the output it has still to read from the command's pipes, so this
+                # waits for EOF too, but not for ever: a background process that keeps the command's stdout open
+                # would hold EOF back until it ends. EOF is read *before* the buffers are checked: output that
+                # lands in between precedes the EOF, and is drained on the next turn instead of being lost.
                 if chan.exit_status_ready():
+                    exited_at = exited_at or time.monotonic()
+                    ended = chan.eof_received or chan.closed or time.monotonic() - exited_at > EOF_GRACE_S
                     if chan.recv_ready() or chan.recv_stderr_ready():
                         continue
-                    exited_at = exited_at or time.monotonic()
-                    if chan.eof_received or chan.closed or time.monotonic() - exited_at > EOF_GRACE_S:
+                    if ended:
                         break
                 elif not self._client.get_transport().is_active():
                     raise RemoteError(f"connection to {self.endpoint} lost while running {_display(argv)}")
