@@ -194,10 +194,11 @@ def graph(model: Any = "minilm", *, seq_len: int = 128, tflite: str = "auto", ca
 def calibrate(*, local: bool = False, target: str | None = None, from_published: str | None = None,
               threads: int | None = None, deadline_s: float = 900.0, targets_dirs: Sequence[str] | None = None,
               accept_new_host_key: bool = False, profiles_dir: Sequence[str] | None = None,
-              progress: Progress | None = None) -> "Calibration":
+              progress: Progress | None = None, quick: bool = False) -> "Calibration":
     """`edge-sdk calibrate`: microbenchmarks through each runtime on this machine (`local=True`) or a deploy target,
     fitted to the cost model; or a profile fitted to the published results it carries. Returns the Calibration
-    (not saved: `edge_sdk.calibration.save_calibration(cal)` writes it where plan/report/bench find it)."""
+    (not saved: `edge_sdk.calibration.save_calibration(cal)` writes it where plan/report/bench find it). `quick`:
+    one short timing round per kernel (about a third of the time, noisier; calibration.run.QUICK_TIMING)."""
     from .errors import InputError
     from .profiles import load_registry
 
@@ -214,12 +215,13 @@ def calibrate(*, local: bool = False, target: str | None = None, from_published:
 
     if local:
         prof, _ = reg.resolve("host")
-        return calibrate_local(prof, threads=threads, deadline_s=deadline_s)
+        return calibrate_local(prof, threads=threads, deadline_s=deadline_s, quick=quick)
     from .remote import resolve_target
 
     t = resolve_target(target, list(targets_dirs) if targets_dirs else None)
     prof, _ = reg.resolve(t.profile)
-    return calibrate_target(t, prof, threads=threads, deadline_s=deadline_s, accept_new_host_key=accept_new_host_key)
+    return calibrate_target(t, prof, threads=threads, deadline_s=deadline_s, accept_new_host_key=accept_new_host_key,
+                            quick=quick)
 
 
 def _bundle_path(bundle: "Bundle | str | Path") -> str:
@@ -333,9 +335,10 @@ def on_fleet(action: str, *, targets: "str | Sequence[str] | None" = None, fleet
              parallel: int | None = None, to: str | None = None, threads: int | None = None,
              deadline_s: float = 900.0, accept_new_host_key: bool = False, calibrations_dir: str | Path | None = None,
              targets_dirs: Sequence[str] | None = None, profiles_dir: Sequence[str] | None = None,
-             board: Any = None) -> "FleetResult":
+             board: Any = None, quick: bool = False) -> "FleetResult":
     """`edge-sdk targets check | rollback | calibrate` with `--targets`/`--fleet`: action "check", "rollback" (to
-    release `to`, default each device's previous one) or "calibrate" (saved under calibrations_dir/<target>/)."""
+    release `to`, default each device's previous one) or "calibrate" (saved under calibrations_dir/<target>/;
+    `quick` as in calibrate())."""
     import time
 
     from .errors import InputError
@@ -360,7 +363,7 @@ def on_fleet(action: str, *, targets: "str | Sequence[str] | None" = None, fleet
         def one(t, rep):
             rep.stage("calibrating")
             cal = calibrate_target(t, reg.resolve(t.profile)[0], threads=threads, deadline_s=deadline_s,
-                                   show_progress=False, **kw)
+                                   show_progress=False, quick=quick, **kw)
             save_calibration(cal, calibrations_dir)
             return cal
     else:

@@ -172,6 +172,21 @@ def test_calibrate_needs_exactly_one_mode(args):
     assert r.returncode == 2 and "exactly one of --local" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_quick_is_refused_where_nothing_is_timed():
+    r = subprocess.run(EDGE + ["calibrate", "--from-published", "jetson-agx-orin", "--quick"], capture_output=True,
+                       text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 2 and "--quick" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_quick_asks_the_device_for_one_short_round_and_the_default_for_its_three():
+    from edge_sdk.calibration.run import _args
+
+    rt = load_registry().resolve("host")[0].runtimes[0]
+    full, quick = _args("S", rt, None, 900.0), _args("S", rt, None, 900.0, quick=True)
+    assert "--rounds" not in full and "--min-time" not in full  # the device command's defaults: 3 rounds of 0.1 s
+    assert quick[:len(full)] == full and quick[len(full):] == ["--rounds", "1", "--min-time", "0.02"]
+
+
 def test_from_published_on_a_profile_without_results_is_one_clear_line():
     r = subprocess.run(EDGE + ["calibrate", "--from-published", "raspberry-pi-5"], capture_output=True, text=True,
                        timeout=120, cwd=REPO)
@@ -180,7 +195,9 @@ def test_from_published_on_a_profile_without_results_is_one_clear_line():
 
 @pytest.mark.slow
 def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
-    r = subprocess.run(EDGE + ["calibrate", "--local", "--calibrations", str(tmp_path), "--json"],
+    # --quick: the same suite, runtimes, fit and files in a third of the time (test_quick_asks_... checks that the
+    # default asks the device for its 3 rounds; test_calibration_layers, that rounds are pooled)
+    r = subprocess.run(EDGE + ["calibrate", "--local", "--quick", "--calibrations", str(tmp_path), "--json"],
                        capture_output=True, text=True, timeout=900, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
     cal = Calibration.model_validate_json(r.stdout)
@@ -195,6 +212,7 @@ def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
     kinds = {m.kind for m in cal.measurements}
     assert {"gemm", "bandwidth", "overhead", "dispatch", "softmax", "layernorm", "gelu", "attention"} <= kinds
     assert any("litert" in n and "not calibrated" in n for n in cal.notes)
+    assert {m.rounds for m in cal.measurements} == {1} and any("quick calibration" in n for n in cal.notes)
     # OpenVINO: fitted to layer stacks (one layer, six, the toy six deep), not to isolated GEMMs; its per-call cost
     ov = [m for m in cal.measurements if m.runtime == "openvino"]
     assert ov and not [m for m in ov if m.kind == "gemm"]
@@ -255,7 +273,8 @@ def test_calibrate_over_ssh_uploads_the_suite_once_and_fits(tmp_path_factory):
     with root_loopback_sshd(work) as server:
         target = write_loopback_target(server, work)
         cals = work / "cals"
-        r = subprocess.run(EDGE + ["calibrate", "--target", str(target), "--calibrations", str(cals), "--json"],
+        r = subprocess.run(EDGE + ["calibrate", "--target", str(target), "--quick", "--calibrations", str(cals),
+                                   "--json"],
                            capture_output=True, text=True, timeout=900, cwd=REPO)
         assert r.returncode == 0, r.stderr[-2000:]
         cal = Calibration.model_validate_json(r.stdout)

@@ -140,6 +140,30 @@ def test_the_openvino_fit_separates_per_call_from_per_op_cost(host, openvino_spe
     assert run1 == 0.0 and worst > 0.06  # against 3 % with it (about 10 % here)
 
 
+def test_the_overhead_slopes_the_layer_fit_finds_once_do_not_depend_on_compute_or_memory(host, layer_specs,
+                                                                                         openvino_specs):
+    """_fit_layers finds how each prediction moves per µs of per-op and per-call overhead at its start point only:
+    true while `predict` adds the overheads to the roofline terms instead of, say, overlapping them (a max)."""
+    table = [GemmTiming(m=m, k=k, n=n, ms=2e-9 * m * k * n) for m in (16, 1024)
+             for k, n in ((384, 384), (384, 1536), (1536, 384), (768, 768), (768, 3072), (3072, 768))]
+    cases = [("onnxruntime", {p: table for p in ("fp32", "int8_dynamic")}, [s for s, _ in layer_specs.values()]),
+             ("openvino", {}, [s for s, _ in openvino_specs.values()])]
+    for name, tables, specs in cases:
+        rt = next(r for r in host.runtimes if r.name == name)
+        planner = _planner_copy(host, rt, 20.0, {})
+        for prec, tab in tables.items():
+            planner[1].gemm_ms[prec] = tab
+        for prec in ("fp32", "int8_dynamic", "int8_static"):
+            for spec in specs[:4]:
+                slopes = set()
+                for c, m in ((0.01, 0.1), (1.0, 1.0), (3.0, 7.0)):
+                    ms = lambda ov, run: _encoder_ms(spec, planner, prec, Efficiency(  # noqa: E731
+                        compute=c, memory=m, per_op_overhead_us=ov, per_run_overhead_us=run))
+                    base = ms(0.0, 0.0)
+                    slopes.add((round(ms(1.0, 0.0) - base, 9), round(ms(0.0, 1.0) - base, 9)))
+                assert len(slopes) == 1 and all(s > 0 for s in next(iter(slopes))), (name, prec, slopes)
+
+
 def test_nonnegative_least_squares_of_two_overheads():
     k1, k2 = [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]
     assert _nonneg_lstsq(k1, k2, [a * 2 + b * 5 for a, b in zip(k1, k2)], (200, 5000)) == pytest.approx((2, 5))

@@ -190,11 +190,17 @@ def _fit_layers(points: list[Microbenchmark], specs: dict, planner, precision: s
         eff = Efficiency(compute=c, memory=m, per_op_overhead_us=ov, per_run_overhead_us=run)
         return [_encoder_ms(specs[p.name], planner, precision, eff) for p in points]
 
+    # Relative change of each prediction per µs of per-op / per-call overhead. `predict` adds both overheads to the
+    # roofline terms (op counts times the per-op cost, plus the per-call cost), so the slopes do not depend on
+    # (compute, memory): found once here rather than at each of the ~2,000 grid points, which made the fit 2-3×
+    # slower (it was most of `calibrate --local`'s time).
+    base0 = at(*start[:2], 0.0)
+    k_op = [(b1 - b0) / y for b0, b1, y in zip(base0, at(*start[:2], 1.0), ys)]
+    k_run = [(b1 - b0) / y for b0, b1, y in zip(base0, at(*start[:2], 0.0, 1.0), ys)] if per_run \
+        else [0.0] * len(ys)
+
     def solve(c: float, m: float) -> tuple[float, float, float]:
         base = at(c, m, 0.0)
-        # relative change of each prediction per µs of per-op / per-call overhead (predict is linear in both)
-        k_op = [(b1 - b0) / y for b0, b1, y in zip(base, at(c, m, 1.0), ys)]
-        k_run = [(b1 - b0) / y for b0, b1, y in zip(base, at(c, m, 0.0, 1.0), ys)] if per_run else [0.0] * len(ys)
         rs = [1.0 - b0 / y for b0, y in zip(base, ys)]
         ov, run = _nonneg_lstsq(k_op, k_run, rs, (200.0, 5000.0))
         if not any(k_op) and not any(k_run):

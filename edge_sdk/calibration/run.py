@@ -32,6 +32,12 @@ from .scope import calibrated_runtimes as _runtimes
 
 DEFAULT_DEADLINE_S = 900.0
 SUITE_DIR_ON_DEVICE = ".edge_calibration"
+#: `calibrate --quick`: one round of 0.02 s per kernel instead of 3 interleaved rounds of 0.1 s (the device command's
+#: defaults) — the same kernels and fit in about a third of the time, with no second round to outvote a burst of
+#: someone else's load; for a first look or a smoke test, not for the numbers a plan is judged by
+QUICK_TIMING = ("--rounds", "1", "--min-time", "0.02")
+QUICK_NOTE = ("quick calibration (--quick): each kernel timed in 1 round of 0.02 s, not 3 interleaved rounds of "
+              "0.1 s; re-run without --quick for the planner's numbers")
 
 
 def suite_for(profile: DeviceProfile, runtimes: list[Runtime], progress=None) -> Path:
@@ -90,8 +96,8 @@ def _fitted(event: dict, suite: Path, profile: DeviceProfile, rt: Runtime, targe
 
 
 def _calibration(events: list[tuple[Runtime, dict]], suite: Path, profile: DeviceProfile, target: str,
-                 threads: int | None, started: float, skipped: list[str]) -> Calibration:
-    measured, fits, notes, versions, bw, facts = [], [], list(skipped), {}, None, {}
+                 threads: int | None, started: float, skipped: list[str], quick: bool = False) -> Calibration:
+    measured, fits, notes, versions, bw, facts = [], [], list(skipped) + ([QUICK_NOTE] if quick else []), {}, None, {}
     for rt, event in events:
         m, f, b, n = _fitted(event, suite, profile, rt, target, bw)
         measured += m
@@ -132,16 +138,17 @@ def _each_runtime(runtimes: list[Runtime], run_one) -> tuple[list[tuple[Runtime,
 GRAPH_KINDS = ("attention", "softmax", "layernorm", "gelu", "bandwidth", "overhead", "dispatch", "layer")
 
 
-def _args(suite: str, rt: Runtime, threads: int | None, deadline_s: float) -> list[str]:
+def _args(suite: str, rt: Runtime, threads: int | None, deadline_s: float, quick: bool = False) -> list[str]:
     return ["calibrate", "--suite", suite, "--deadline", f"{deadline_s:g}", "--runtime", rt.name,
             "--provider", rt.provider, "--precisions", ",".join(_precisions(rt))] + \
         (["--only", ",".join(GRAPH_KINDS)] if rt.name in GRAPH_COMPILED else []) + \
-        (["--threads", str(threads)] if threads else [])
+        (["--threads", str(threads)] if threads else []) + (list(QUICK_TIMING) if quick else [])
 
 
 def calibrate_local(profile: DeviceProfile, *, threads: int | None = None, deadline_s: float = DEFAULT_DEADLINE_S,
-                    show_progress: bool | None = None, progress=None) -> Calibration:
-    """Time the suite on this machine (a subprocess running the device package) and fit `profile` (the host)."""
+                    show_progress: bool | None = None, progress=None, quick: bool = False) -> Calibration:
+    """Time the suite on this machine (a subprocess running the device package) and fit `profile` (the host);
+    `quick`: one short round per kernel (QUICK_TIMING)."""
     from ..benchmark.local import run_with_deadline
     from ..benchmark.stream import RunnerStream
     from ..bundle.device_package import PACKAGE_NAME, copy_package
@@ -153,14 +160,14 @@ def calibrate_local(profile: DeviceProfile, *, threads: int | None = None, deadl
         copy_package(Path(tmp))
 
         def run_one(rt: Runtime) -> dict:
-            argv = [sys.executable, "-B", "-m", PACKAGE_NAME, *_args(str(suite), rt, threads, deadline_s)]
+            argv = [sys.executable, "-B", "-m", PACKAGE_NAME, *_args(str(suite), rt, threads, deadline_s, quick)]
             with RunnerStream(f"local {rt.name}", show_progress=show_progress) as stream:
                 rc, err, killed = run_with_deadline(argv, cwd=tmp, deadline_s=deadline_s + 30,
                                                     on_line=stream.on_line)
             return stream.outcome(rc, err, killed_after_s=deadline_s if killed else None)
 
         events, skipped = _each_runtime(runtimes, run_one)
-    return _calibration(events, suite, profile, "local", threads, started, skipped)
+    return _calibration(events, suite, profile, "local", threads, started, skipped, quick)
 
 
 def upload_reference(session, profile: DeviceProfile) -> str | None:
@@ -197,8 +204,9 @@ def _upload_suite(session, suite: Path) -> str:
 
 def calibrate_target(target, profile: DeviceProfile, *, threads: int | None = None,
                      deadline_s: float = DEFAULT_DEADLINE_S, accept_new_host_key: bool = False,
-                     show_progress: bool | None = None, progress=None) -> Calibration:
-    """Upload the suite to an SSH target, time it there with the host's device package, and fit."""
+                     show_progress: bool | None = None, progress=None, quick: bool = False) -> Calibration:
+    """Upload the suite to an SSH target, time it there with the host's device package, and fit (`quick`: as in
+    calibrate_local)."""
     from ..benchmark.stream import RunnerStream
     from ..remote import RemoteTimeout
     from ..remote.device import run_device
@@ -213,7 +221,7 @@ def calibrate_target(target, profile: DeviceProfile, *, threads: int | None = No
         def run_one(rt: Runtime) -> dict:
             with RunnerStream(f"{target.name} {rt.name}", show_progress=show_progress) as stream:
                 try:
-                    rc, _, err = run_device(s, *_args(root, rt, threads, deadline_s), timeout=deadline_s + 30,
+                    rc, _, err = run_device(s, *_args(root, rt, threads, deadline_s, quick), timeout=deadline_s + 30,
                                             on_line=lambda name, line: stream.on_line(line) if name == "stdout"
                                             else None)
                     killed = None
@@ -224,4 +232,4 @@ def calibrate_target(target, profile: DeviceProfile, *, threads: int | None = No
             return stream.outcome(rc, err, killed_after_s=killed)
 
         events, skipped = _each_runtime(runtimes, run_one)
-    return _calibration(events, suite, profile, target.name, threads, started, skipped)
+    return _calibration(events, suite, profile, target.name, threads, started, skipped, quick)

@@ -62,6 +62,8 @@ def calibrate_cmd(
                                                                                 "results it carries"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads (default: the runtime's)"),
     deadline: float = typer.Option(900.0, "--deadline", min=10, help="Seconds before the measurement is stopped"),
+    quick: bool = typer.Option(False, "--quick", help="One short timing round per kernel instead of 3: about a "
+                                                      "third of the time, noisier (a first look, a smoke test)"),
     calibrations: Optional[str] = CalibrationsOpt,
     targets_dir: Optional[list[str]] = typer.Option(None, "--targets-dir", help="Directory of target YAMLs"),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust an unknown host key once"),
@@ -76,17 +78,19 @@ def calibrate_cmd(
     if sum(bool(x) for x in (local, target, from_published, targets or fleet)) != 1 or (targets and fleet):
         raise InputError("give exactly one of --local, --target T, --targets a,b,c, --fleet NAME or "
                          "--from-published PROFILE")
+    if quick and from_published:
+        raise InputError("--quick shortens the microbenchmarks; --from-published times nothing (leave out --quick)")
     if targets or fleet:
         from .fleet import run_with_board
 
         run_with_board("calibrate", lambda board: api.on_fleet(
             "calibrate", targets=targets, fleet=fleet, parallel=parallel, threads=threads, deadline_s=deadline,
             accept_new_host_key=accept_new_host_key, calibrations_dir=calibrations, targets_dirs=targets_dir,
-            profiles_dir=profiles_dir, board=board), as_json=as_json)
+            profiles_dir=profiles_dir, board=board, quick=quick), as_json=as_json)
         return
     cal = api.calibrate(local=local, target=target, from_published=from_published, threads=threads,
                         deadline_s=deadline, targets_dirs=targets_dir, accept_new_host_key=accept_new_host_key,
-                        profiles_dir=profiles_dir, progress=note)
+                        profiles_dir=profiles_dir, progress=note, quick=quick)
     path = save_calibration(cal, calibrations)
     if as_json:
         print_json(cal)
