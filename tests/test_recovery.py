@@ -132,7 +132,12 @@ def test_priors_improve_with_budget_and_match_the_measured_points():
     drops = [priors.pruning_drop(0.25, 0.5, 0, m) for m in minutes]
     assert drops == sorted(drops, reverse=True)
     assert priors.pruning_drop(0, 0.5, 0, 30) == pytest.approx(1 - priors.RECOVERY_CURVES["ffn50"][-1][1])
-    assert priors.pruning_drop(0.25, 0.5, 0, 30) == pytest.approx(1 - priors.RECOVERY_CURVES["ffn50_heads25"][-1][1])
+    # the combined cut's measured points: heads are priced by the larger of what they add in that curve and what heads
+    # alone cost one-shot, shrunk as the FFN curve recovers (head_drop_per_ratio), so the prior may be a little more
+    # pessimistic than a measured point (by 0.0003 at 5 min, 0.0002 at 30) but never more optimistic
+    for m, c in priors.RECOVERY_CURVES["ffn50_heads25"]:
+        if m >= 1:
+            assert 0 <= priors.pruning_drop(0.25, 0.5, 0, m) - (1 - c) < 0.001, m
     assert priors.pruning_drop(0, 0.25, 0, 5) < priors.pruning_drop(0, 0.5, 0, 5)
     assert priors.pruning_drop(0.25, 0.5, 0, 5) > priors.pruning_drop(0, 0.5, 0, 5)
     assert priors.pruning_drop(0, 0, 0, 0) == 0

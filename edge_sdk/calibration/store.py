@@ -181,7 +181,7 @@ def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Pat
         if profile.name == "host":   # the one profile a user can calibrate in a minute, right here
             notes.append("no calibration of this machine: host predictions use the profile's default efficiencies "
                          "(onnxruntime's measured 2-3x too slow on a 2-vCPU VM); `edge-sdk calibrate --local` "
-                         "(about 2 min) measures them")
+                         "(a few minutes; --quick about 1) measures them")
         return Calibrated(profile, None, notes)
     return Calibrated(apply_calibration(profile, found.calibration), found.describe(), list(found.notes))
 
