@@ -198,7 +198,7 @@ def calibrate(*, local: bool = False, target: str | None = None, from_published:
     """`edge-sdk calibrate`: microbenchmarks through each runtime on this machine (`local=True`) or a deploy target,
     fitted to the cost model; or a profile fitted to the published results it carries. Returns the Calibration
     (not saved: `edge_sdk.calibration.save_calibration(cal)` writes it where plan/report/bench find it). `quick`:
-    one short timing round per kernel (about a third of the time, noisier; calibration.run.QUICK_TIMING)."""
+    one short timing round per kernel (under half the time, noisier; calibration.run.QUICK_TIMING)."""
     from .errors import InputError
     from .profiles import load_registry
 

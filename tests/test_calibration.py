@@ -195,7 +195,7 @@ def test_from_published_on_a_profile_without_results_is_one_clear_line():
 
 @pytest.mark.slow
 def test_calibrate_local_measures_fits_and_plan_uses_it(tmp_path):
-    # --quick: the same suite, runtimes, fit and files in a third of the time (test_quick_asks_... checks that the
+    # --quick: the same suite, runtimes, fit and files in under half the time (test_quick_asks_... checks that the
     # default asks the device for its 3 rounds; test_calibration_layers, that rounds are pooled)
     r = subprocess.run(EDGE + ["calibrate", "--local", "--quick", "--calibrations", str(tmp_path), "--json"],
                        capture_output=True, text=True, timeout=900, cwd=REPO)

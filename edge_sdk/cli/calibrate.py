@@ -62,8 +62,8 @@ def calibrate_cmd(
                                                                                 "results it carries"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Runtime threads (default: the runtime's)"),
     deadline: float = typer.Option(900.0, "--deadline", min=10, help="Seconds before the measurement is stopped"),
-    quick: bool = typer.Option(False, "--quick", help="One short timing round per kernel instead of 3: about a "
-                                                      "third of the time, noisier (a first look, a smoke test)"),
+    quick: bool = typer.Option(False, "--quick", help="One short timing round per kernel instead of 3: under "
+                                                      "half the time, noisier (a first look, a smoke test)"),
     calibrations: Optional[str] = CalibrationsOpt,
     targets_dir: Optional[list[str]] = typer.Option(None, "--targets-dir", help="Directory of target YAMLs"),
     accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help="Trust an unknown host key once"),
