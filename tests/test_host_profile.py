@@ -14,7 +14,8 @@ import pytest
 from edge_sdk.errors import InputError
 from edge_sdk.modelspec import inspect_model
 from edge_sdk.planner import plan_for_profile
-from edge_sdk.planner.space import int8_reduce_range, runtime_units
+from edge_sdk.planner.search import Constraints, enumerate_candidates
+from edge_sdk.planner.space import NEAR_TIE, int8_reduce_range, pays_full_length, runtime_units
 from edge_sdk.profiles import host as hostmod
 from edge_sdk.profiles import load_profile_file, load_registry
 from edge_sdk.profiles.host import detect, describe, live_profile, ops_per_cycle, peak_tops
@@ -177,7 +178,9 @@ def test_merged_profile_keeps_the_shipped_template(tmp_path):
     prof = live_profile(SHIPPED, f)
     assert isinstance(prof, DeviceProfile) and prof.name == "host" and prof.aliases == SHIPPED.aliases
     # what cannot be read here stays the shipped value
-    assert prof.memory_bandwidth_gbps == SHIPPED.memory_bandwidth_gbps and prof.runtimes == SHIPPED.runtimes
+    assert prof.memory_bandwidth_gbps == SHIPPED.memory_bandwidth_gbps
+    assert [(r.name, r.version, r.precisions) for r in prof.runtimes] == \
+        [(r.name, r.version, r.precisions) for r in SHIPPED.runtimes]
     assert prof.compute_units[0].efficiency == SHIPPED.compute_units[0].efficiency
     # what was read is cited as measured on this machine
     assert prof.memory_total_gb == pytest.approx(8245948 * 1024 / 1e9, abs=0.05)
@@ -248,6 +251,60 @@ def test_rationale_follows_the_detected_isa(tmp_path, minilm):
         best = plan_for_profile(minilm, prof, model="minilm").plans[0]
         assert best.precision.startswith("int8"), best.summary()
         assert says in best.rationale["precision"] and never not in best.rationale["precision"]
+
+
+def test_runtime_efficiencies_follow_the_isa_class(tmp_path):
+    """The shipped file's runtime efficiencies are fitted without VNNI; a CPU with VNNI gets its class's, cited."""
+    avx2 = live_profile(SHIPPED, detect(make_root(tmp_path / "a", ZEN3), machine="x86_64"))
+    assert avx2.runtimes == SHIPPED.runtimes and "TZ4" not in {s.id for s in avx2.sources}
+    for cpu in (CASCADE_LAKE, SAPPHIRE_RAPIDS):
+        vnni = live_profile(SHIPPED, detect(make_root(tmp_path / str(len(cpu)), cpu), machine="x86_64"))
+        for i, rt in enumerate(vnni.runtimes):
+            if rt.name in hostmod.VNNI_RUNTIME_EFFICIENCY:
+                assert rt.efficiency == hostmod.VNNI_RUNTIME_EFFICIENCY[rt.name]
+                assert vnni.citations[f"runtimes.{i}.efficiency"].source == "TZ4"
+        assert "TZ4" in {s.id for s in vnni.sources}
+        ov = next(r for r in vnni.runtimes if r.name == "openvino")
+        assert ov.efficiency["int8"] != next(r for r in SHIPPED.runtimes if r.name == "openvino").efficiency["int8"]
+
+
+def _unpruned_ms(plans) -> dict:
+    cands = {}
+    for p in plans.plans + plans.pareto:
+        if p.pass_of("structured_prune") is None:
+            cands.setdefault((p.runtime.name, p.precision), p.predicted.latency_ms)
+    return cands
+
+
+def test_uncalibrated_pick_follows_the_isa_class(tmp_path, minilm):
+    """Measured side by side (benchmarks/peer_comparison.py, MiniLM padded to 128): without VNNI (Zen 3) onnxruntime's
+    dynamic int8 21.1 ms < OpenVINO fp32 29.1 < OpenVINO + NNCF int8 37.5; with VNNI (Zen 4) OpenVINO + NNCF int8
+    7.15 < OpenVINO fp32 10.4 < onnxruntime dynamic int8 12.8. The uncalibrated host profile must pick accordingly."""
+    avx2 = live_profile(SHIPPED, detect(make_root(tmp_path / "a", ZEN3), machine="x86_64"))
+    vnni = live_profile(SHIPPED, detect(make_root(tmp_path / "b", CASCADE_LAKE), machine="x86_64"))
+    best = plan_for_profile(minilm, avx2, model="minilm").plans[0]
+    assert (best.runtime.name, best.precision) == ("onnxruntime", "int8_dynamic"), best.summary()
+    assert best.pass_of("structured_prune") is None
+    ov = plan_for_profile(minilm, avx2, model="minilm", constraints=Constraints(runtime="openvino"), top=10)
+    ms = _unpruned_ms(ov)
+    assert ms[("openvino", "fp32")] < ms[("openvino", "int8_static")]  # NNCF int8 is slower than fp32 without VNNI
+    best = plan_for_profile(minilm, vnni, model="minilm").plans[0]
+    assert (best.runtime.name, best.precision) == ("openvino", "int8_static"), best.summary()
+
+
+def test_a_fixed_shape_artifact_loses_a_near_tie_for_text(tmp_path, minilm):
+    """LiteRT's int8 MiniLM is predicted within 5 % of onnxruntime's on a Zen 3 and its quality is higher, but its
+    artifact runs every sentence padded to 128 tokens: onnxruntime's takes text at its own length and wins the tie."""
+    avx2 = live_profile(SHIPPED, detect(make_root(tmp_path, ZEN3), machine="x86_64"))
+    ps = plan_for_profile(minilm, avx2, model="minilm", top=3)
+    best = ps.plans[0]
+    assert best.runtime.name == "onnxruntime" and "fixed shapes" in best.rationale["runtime"], best.summary()
+    lite = [p for p in ps.plans + ps.pareto if p.runtime.name == "litert" and p.precision == best.precision
+            and p.pass_of("structured_prune") is None]
+    assert lite and lite[0].predicted.latency_ms <= best.predicted.latency_ms * (1 + NEAR_TIE)
+    assert lite[0].predicted.quality.cosine_drop < best.predicted.quality.cosine_drop  # it would win on quality alone
+    vit = inspect_model(str(ROOT / "examples/configs/tiny-vit.json"), batch=1)
+    assert not any(pays_full_length(c, vit) for c in enumerate_candidates(vit, avx2, Constraints())[0])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="live detection reads /proc and /sys")

@@ -42,7 +42,7 @@ def test_reduce_range_follows_the_isa(reg, device, cpu_expected):
 @pytest.mark.parametrize("device, expected", [("host", True), ("raspberry-pi-5", False)])
 def test_planned_quantize_passes_carry_it(reg, minilm, device, expected):
     profile, _ = reg.resolve(device)
-    # onnxruntime's plans (on host an OpenVINO plan ranks first and has no quantize_onnx pass)
+    # onnxruntime's plans (on a host with VNNI an OpenVINO plan ranks first and has no quantize_onnx pass)
     planset = plan_for_profile(minilm, profile, model="minilm", top=5, constraints=Constraints(runtime="onnxruntime"))
     quant = [p for plan in [*planset.plans, *planset.pareto] for p in plan.passes if isinstance(p, QuantizeOnnxConfig)]
     assert quant, "no ONNX quantization planned at all"

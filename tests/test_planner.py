@@ -50,11 +50,13 @@ def run_cli(*args):
                           timeout=300)
 
 
-def test_host_prefers_openvino_and_ort_cpu_gets_dynamic_int8(minilm, reg):
+def test_host_without_vnni_prefers_ort_dynamic_int8_to_openvino(minilm, reg):
     prof, _ = reg.resolve("host")
     top = plan_for_profile(minilm, prof, model="minilm").plans[0]
-    assert top.runtime.name == "openvino" and top.precision.startswith("int8")
-    assert "fastest of" in top.rationale["runtime"] and "onnxruntime" in top.rationale["runtime"]
+    # measured there: ORT dynamic int8 21.1 ms, OpenVINO fp32 29.1, OpenVINO + NNCF int8 37.5 (the VNNI case, where
+    # OpenVINO int8 wins, is tests/test_host_profile.py's)
+    assert (top.runtime.name, top.precision) == ("onnxruntime", "int8_dynamic")
+    assert "fastest of" in top.rationale["runtime"] and "openvino" in top.rationale["runtime"]
     p = plan_for_profile(minilm, prof, model="minilm", constraints=Constraints(runtime="onnxruntime")).plans[0]
     assert p.precision == "int8_dynamic"
     assert (p.runtime.name, p.runtime.provider) == ("onnxruntime", "CPUExecutionProvider")

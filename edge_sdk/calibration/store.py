@@ -179,8 +179,8 @@ def calibrated(profile: DeviceProfile, *, use: bool = True, directory: str | Pat
     if found.calibration is None:
         notes = list(found.notes)
         if profile.name == "host":   # the one profile a user can calibrate in a minute, right here
-            notes.append("no calibration of this machine: host predictions use the profile's default efficiencies "
-                         "(onnxruntime's measured 2-3x too slow on a 2-vCPU VM); `edge-sdk calibrate --local` "
+            notes.append("no calibration of this machine: host predictions use efficiencies fitted on one CPU of its "
+                         "ISA class (with or without VNNI), not measured here; `edge-sdk calibrate --local` "
                          "(a few minutes; --quick about 1) measures them")
         return Calibrated(profile, None, notes)
     return Calibrated(apply_calibration(profile, found.calibration), found.describe(), list(found.notes))

@@ -7,7 +7,7 @@ from collections import defaultdict
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import DeviceProfile
 from ..schemas.plan import Rejection
-from .space import DECODER_RUNTIME_REASON, INT32_ACCUMULATE_ISA, decoder_build_support
+from .space import DECODER_RUNTIME_REASON, INT32_ACCUMULATE_ISA, NEAR_TIE, decoder_build_support, pays_full_length
 
 CONSTRAINT_FLAG = {"memory": "usable memory", "latency": "--latency-ms", "size": "--max-size-mb",
                    "quality": "--max-quality-drop", "runtime": "a buildable decoder runtime"}
@@ -19,6 +19,12 @@ def _gb(mb: float) -> str:
 
 def _best(cands, key):
     return min(cands, key=key) if cands else None
+
+
+def _standing(ms: float, fastest_other: float) -> str:
+    if ms <= fastest_other:
+        return "fastest"
+    return f"within {NEAR_TIE:.0%} of the fastest" if ms <= fastest_other * (1 + NEAR_TIE) else "chosen by objective"
 
 
 def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, cons) -> dict[str, str]:
@@ -65,10 +71,16 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
     others.sort()
     out["runtime"] = (f"{best.target.label} on the {unit.name} ({unit.kind}): "
                       + ("the only buildable runtime that fits" if not others else
-                         f"{'fastest' if best.pred.latency_ms <= others[0][0] else 'chosen by objective'} of "
+                         f"{_standing(best.pred.latency_ms, others[0][0])} of "
                          f"{len(others) + 1} runtimes ({'; '.join(o for _, o in others[:3])})"))
     if best.target.runtime.format == "engine":
         out["runtime"] += "; edge-sdk ships ONNX and TensorRT compiles the engine on the device"
+    fixed = _best([c for c in feasible if pays_full_length(c, spec) and c.target != best.target], lat)
+    if fixed is not None and not pays_full_length(best, spec) and \
+            fixed.pred.latency_ms <= best.pred.latency_ms * (1 + NEAR_TIE):
+        out["runtime"] += (f"; preferred to {fixed.target.label} ({fixed.pred.latency_ms:.3g} ms, within "
+                           f"{NEAR_TIE:.0%}), whose artifact has fixed shapes: every text would run padded to "
+                           f"{spec.seq_len} tokens instead of at its own length")
     if any("runtime" in c.failed for c in cands):
         out["runtime"] += (f"; {DECODER_RUNTIME_REASON}, so the other runtimes on that unit are costed for "
                            f"comparison only")

@@ -17,8 +17,9 @@ from . import priors
 from .costmodel import BlockCosts, CostEstimate, block_costs, predict
 from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
-from .space import (GENAI_EXECUTION_PROVIDERS, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support, float_kinds,
-                    int8_reduce_range, layouts, precision_support, pruning_grid, runtime_units, static_int8_is_mixed)
+from .space import (GENAI_EXECUTION_PROVIDERS, NEAR_TIE, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support,
+                    float_kinds, int8_reduce_range, layouts, pays_full_length, precision_support, pruning_grid,
+                    runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
 RECOVERY_MAX_STEPS = 1_000_000  # a planned recovery is a time budget (--recovery-minutes); steps never end it first
@@ -211,14 +212,13 @@ def _rank_key(objective: str):
     return lambda c: (c.quality_drop, c.pred.latency_ms, c.pred.size_mb)
 
 
-# Predictions carry ±15-25 % noise (measured P/M spread of `edge-sdk bench`); a plan must be clearly faster to beat a safer one.
-NEAR_TIE = 0.05
 RANKED_HEAD = 40  # only the head of the ranking is shown; the rest keeps the plain objective order
 
 
-def rank(cands: list[Candidate], objective: str) -> list[Candidate]:
+def rank(cands: list[Candidate], objective: str, spec=None) -> list[Candidate]:
     """Sort by the objective; for latency/throughput, candidates within NEAR_TIE of the best remaining one are
-    ordered by estimated quality drop, then size (a 2 % speed-up is not worth pruning risk)."""
+    ordered by whether they take text at its own length (`pays_full_length`), then estimated quality drop, then size
+    (a 2 % speed-up is not worth pruning risk)."""
     ordered = sorted(cands, key=_rank_key(objective))
     if objective not in ("latency", "throughput"):
         return ordered
@@ -230,7 +230,7 @@ def rank(cands: list[Candidate], objective: str) -> list[Candidate]:
             band = [c for c in rest if c.pred.latency_ms <= head.pred.latency_ms * (1 + NEAR_TIE)]
         else:
             band = [c for c in rest if c.pred.throughput_per_s >= head.pred.throughput_per_s * (1 - NEAR_TIE)]
-        pick = min(band, key=lambda c: (c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
+        pick = min(band, key=lambda c: (pays_full_length(c, spec), c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
         out.append(pick)
         rest = [c for c in rest if c is not pick]
     return out + rest
@@ -359,7 +359,7 @@ def plan_for_profile(spec, profile: DeviceProfile, *, model: str, objective: str
     feasible = [c for c in cands if not c.failed]
     if not feasible:
         raise InfeasibleError(explain.infeasible_message(spec, profile, cands, hints, pre, cons))
-    feasible = rank(feasible, objective)
+    feasible = rank(feasible, objective, spec)
     chosen: list[Candidate] = []
     seen = set()
     for c in feasible:  # top plans should differ in something a user can see

@@ -189,3 +189,19 @@ def decoder_build_support(target: RuntimeUnit, precision: str) -> str | None:
     if GENAI_EXECUTION_PROVIDERS[rt.provider] == "cpu" and precision in ("fp16", "bf16"):
         return f"{DECODER_RUNTIME_REASON}; onnxruntime-genai has no {precision} CPU decoder"
     return None
+
+
+# Predictions carry ±15-25 % noise (measured P/M spread of `edge-sdk bench`); a plan must be clearly faster to beat a safer one.
+NEAR_TIE = 0.05
+
+# Formats whose artifacts have static shapes (export_tflite: batch 1, seq_len tokens): every text runs padded to the
+# plan's seq_len, where an ONNX or OpenVINO artifact runs a sentence at its own length. On the everyday evaluation text
+# (median 16 tokens) that is the difference between 3.8 and ~21 ms for int8 MiniLM on a 2-vCPU Zen 3
+# (benchmarks/peer_comparison.py), which a prediction at seq_len cannot show.
+FIXED_SHAPE_FORMATS = frozenset({"tflite"})
+
+
+def pays_full_length(c, spec) -> bool:
+    """Text inputs always run at the plan's full seq_len on this candidate's artifact (a planner Candidate)."""
+    return c.target.runtime.format in FIXED_SHAPE_FORMATS and spec is not None \
+        and any(i.name == "input_ids" for i in spec.inputs)
