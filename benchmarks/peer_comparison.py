@@ -188,6 +188,30 @@ def report(title: str, sides: list[Side], bundle_index: int, peer_index: int) ->
     return {"title": title, "rows": rows, "bundle": rows[bundle_index], "peer": rows[peer_index]}
 
 
+MOONSHOT = (1.5, 0.98, 4.0)  # peer/side padded to 128, cosine, times smaller than fp32
+
+
+def moonshot(record: dict) -> None:
+    """#12's moonshot, for every MiniLM side that is an edge-sdk bundle: >= 1.5x the peer padded to 128, at cosine
+    >= 0.98, and >= 4x smaller than fp32 (PyTorch's weights, the first row)."""
+    padded = next((r for r in record["results"] if r["title"].endswith("padded to 128")), None)
+    if padded is None:
+        return
+    speed, cos, smaller = MOONSHOT
+    fp32_mb = padded["rows"][0]["size_mb"]
+    print(f"moonshot: ≥ {speed}x the peer padded to 128, cosine ≥ {cos}, ≥ {smaller}x smaller than fp32 "
+          f"({fp32_mb:.1f} MB)")
+    record["moonshot"] = []
+    for row in padded["rows"]:
+        if not (row["side"].startswith("edge-sdk bundle") or row["side"].startswith("also ")):
+            continue
+        x = fp32_mb / row["size_mb"]
+        ok = row["peer_over_side"] >= speed and row["cosine"] >= cos and x >= smaller
+        record["moonshot"].append({"side": row["side"], "met": ok, "smaller": round(x, 2)})
+        print(f"  {row['side'][:58]:58} {row['peer_over_side']:.2f}x ({row['ratio_p10']:.2f}–{row['ratio_p90']:.2f}), "
+              f"cosine {row['cosine']:.4f}, {x:.2f}x smaller: {'met' if ok else 'NOT met'}")
+
+
 def build_bundle(model: str, out: Path) -> Path:
     import edge_sdk
 
@@ -262,6 +286,7 @@ def main() -> None:
         ok = b["peer_over_side"] >= 1.0 and b["cosine"] >= 0.99
         print(f"  {r['title']:48} peer/bundle {b['peer_over_side']:.2f}x ({b['ratio_p10']:.2f}–{b['ratio_p90']:.2f}), "
               f"bundle cosine {b['cosine']:.4f} vs peer {r['peer']['cosine']:.4f}: {'met' if ok else 'NOT met'}")
+    moonshot(record)
     if args.json:
         args.json.write_text(json.dumps(record, indent=2))
         print(f"wrote {args.json}")

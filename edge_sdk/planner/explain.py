@@ -7,7 +7,8 @@ from collections import defaultdict
 from ..schemas.modelspec import ModelSpec
 from ..schemas.profile import DeviceProfile
 from ..schemas.plan import Rejection
-from .space import DECODER_RUNTIME_REASON, INT32_ACCUMULATE_ISA, NEAR_TIE, decoder_build_support, pays_full_length
+from .space import (DECODER_RUNTIME_REASON, FIXED_SHAPE_MARGIN, INT32_ACCUMULATE_ISA, NEAR_TIE, decoder_build_support,
+                    pays_full_length)
 
 CONSTRAINT_FLAG = {"memory": "usable memory", "latency": "--latency-ms", "size": "--max-size-mb",
                    "quality": "--max-quality-drop", "runtime": "a buildable decoder runtime"}
@@ -21,9 +22,11 @@ def _best(cands, key):
     return min(cands, key=key) if cands else None
 
 
-def _standing(ms: float, fastest_other: float) -> str:
+def _standing(ms: float, fastest_other: float, fixed_passed_over: bool) -> str:
     if ms <= fastest_other:
         return "fastest"
+    if fixed_passed_over:
+        return "fastest once fixed shapes are counted"
     return f"within {NEAR_TIE:.0%} of the fastest" if ms <= fastest_other * (1 + NEAR_TIE) else "chosen by objective"
 
 
@@ -69,18 +72,19 @@ def rationale(best, feasible, cands, profile: DeviceProfile, spec: ModelSpec, co
         others.append((float("inf"), f"{tgt.label} on {tgt.unit.name} rejected ({a.precision} "
                                      f"{a.pred.latency_ms:.3g} ms: {', '.join(why[f] for f in a.failed)})"))
     others.sort()
+    fixed = _best([c for c in feasible if pays_full_length(c, spec) and c.target != best.target], lat)
+    passed_over = fixed is not None and not pays_full_length(best, spec) and \
+        fixed.pred.latency_ms < best.pred.latency_ms * (1 + NEAR_TIE)
     out["runtime"] = (f"{best.target.label} on the {unit.name} ({unit.kind}): "
                       + ("the only buildable runtime that fits" if not others else
-                         f"{_standing(best.pred.latency_ms, others[0][0])} of "
+                         f"{_standing(best.pred.latency_ms, others[0][0], passed_over)} of "
                          f"{len(others) + 1} runtimes ({'; '.join(o for _, o in others[:3])})"))
     if best.target.runtime.format == "engine":
         out["runtime"] += "; edge-sdk ships ONNX and TensorRT compiles the engine on the device"
-    fixed = _best([c for c in feasible if pays_full_length(c, spec) and c.target != best.target], lat)
-    if fixed is not None and not pays_full_length(best, spec) and \
-            fixed.pred.latency_ms <= best.pred.latency_ms * (1 + NEAR_TIE):
-        out["runtime"] += (f"; preferred to {fixed.target.label} ({fixed.pred.latency_ms:.3g} ms, within "
-                           f"{NEAR_TIE:.0%}), whose artifact has fixed shapes: every text would run padded to "
-                           f"{spec.seq_len} tokens instead of at its own length")
+    if passed_over:
+        out["runtime"] += (f"; {fixed.target.label}'s artifact has fixed shapes: every text would run padded to "
+                           f"{spec.seq_len} tokens, where this one runs it at its own length, so a fixed-shape plan "
+                           f"must be predicted more than {FIXED_SHAPE_MARGIN:.0%} faster to rank first")
     if any("runtime" in c.failed for c in cands):
         out["runtime"] += (f"; {DECODER_RUNTIME_REASON}, so the other runtimes on that unit are costed for "
                            f"comparison only")

@@ -18,7 +18,7 @@ from .costmodel import BlockCosts, CostEstimate, block_costs, predict
 from ..schemas.plan import (MemoryBreakdown, ParallelLayout, Plan, PlanSet, Prediction,
                      QualityEstimate, RuntimeChoice, Stage)
 from .space import (GENAI_EXECUTION_PROVIDERS, NEAR_TIE, PLAN_PRECISIONS, RuntimeUnit, decoder_build_support,
-                    float_kinds, int8_reduce_range, layouts, pays_full_length, precision_support, pruning_grid,
+                    float_kinds, int8_reduce_range, layouts, precision_support, pruning_grid, ranking_factor,
                     runtime_units, static_int8_is_mixed)
 
 OBJECTIVES = ("latency", "throughput", "size", "quality")
@@ -202,11 +202,12 @@ def enumerate_candidates(spec, profile: DeviceProfile, cons: Constraints) -> tup
     return cands, rejected, hints
 
 
-def _rank_key(objective: str):
+def _rank_key(objective: str, spec=None):
     if objective == "latency":
-        return lambda c: (c.pred.latency_ms, c.quality_drop, c.pred.size_mb, c.dp * c.tp * c.pp)
+        return lambda c: (c.pred.latency_ms * ranking_factor(c, spec), c.quality_drop, c.pred.size_mb,
+                          c.dp * c.tp * c.pp)
     if objective == "throughput":
-        return lambda c: (-c.pred.throughput_per_s, c.quality_drop, c.pred.latency_ms)
+        return lambda c: (-c.pred.throughput_per_s / ranking_factor(c, spec), c.quality_drop, c.pred.latency_ms)
     if objective == "size":
         return lambda c: (c.pred.size_mb, c.quality_drop, c.pred.latency_ms)
     return lambda c: (c.quality_drop, c.pred.latency_ms, c.pred.size_mb)
@@ -217,9 +218,10 @@ RANKED_HEAD = 40  # only the head of the ranking is shown; the rest keeps the pl
 
 def rank(cands: list[Candidate], objective: str, spec=None) -> list[Candidate]:
     """Sort by the objective; for latency/throughput, candidates within NEAR_TIE of the best remaining one are
-    ordered by whether they take text at its own length (`pays_full_length`), then estimated quality drop, then size
-    (a 2 % speed-up is not worth pruning risk)."""
-    ordered = sorted(cands, key=_rank_key(objective))
+    ordered by estimated quality drop, then size (a 2 % speed-up is not worth pruning risk). Latency and throughput
+    are compared with `ranking_factor` applied, and within NEAR_TIE a plan without it comes first: a fixed-shape
+    artifact for text must be predicted more than FIXED_SHAPE_MARGIN faster."""
+    ordered = sorted(cands, key=_rank_key(objective, spec))
     if objective not in ("latency", "throughput"):
         return ordered
     out: list[Candidate] = []
@@ -227,10 +229,12 @@ def rank(cands: list[Candidate], objective: str, spec=None) -> list[Candidate]:
     while rest and len(out) < RANKED_HEAD:
         head = rest[0]
         if objective == "latency":
-            band = [c for c in rest if c.pred.latency_ms <= head.pred.latency_ms * (1 + NEAR_TIE)]
+            ms = lambda c: c.pred.latency_ms * ranking_factor(c, spec)  # noqa: E731
+            band = [c for c in rest if ms(c) <= ms(head) * (1 + NEAR_TIE)]
         else:
-            band = [c for c in rest if c.pred.throughput_per_s >= head.pred.throughput_per_s * (1 - NEAR_TIE)]
-        pick = min(band, key=lambda c: (pays_full_length(c, spec), c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
+            per_s = lambda c: c.pred.throughput_per_s / ranking_factor(c, spec)  # noqa: E731
+            band = [c for c in rest if per_s(c) >= per_s(head) * (1 - NEAR_TIE)]
+        pick = min(band, key=lambda c: (ranking_factor(c, spec), c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
         out.append(pick)
         rest = [c for c in rest if c is not pick]
     return out + rest

@@ -201,7 +201,18 @@ NEAR_TIE = 0.05
 FIXED_SHAPE_FORMATS = frozenset({"tflite"})
 
 
+# So a fixed-shape plan for text must be predicted faster by more than the predictions' noise (the upper end of the
+# ±15-25 % above) to rank above one that takes text at its own length: the prediction at seq_len is exact for the
+# first and an upper bound for the second.
+FIXED_SHAPE_MARGIN = 0.25
+
+
 def pays_full_length(c, spec) -> bool:
     """Text inputs always run at the plan's full seq_len on this candidate's artifact (a planner Candidate)."""
     return c.target.runtime.format in FIXED_SHAPE_FORMATS and spec is not None \
         and any(i.name == "input_ids" for i in spec.inputs)
+
+
+def ranking_factor(c, spec) -> float:
+    """What the ranking multiplies a candidate's predicted latency by (and divides its throughput by)."""
+    return 1 + FIXED_SHAPE_MARGIN if pays_full_length(c, spec) else 1.0
