@@ -132,12 +132,15 @@ def test_priors_improve_with_budget_and_match_the_measured_points():
     drops = [priors.pruning_drop(0.25, 0.5, 0, m) for m in minutes]
     assert drops == sorted(drops, reverse=True)
     assert priors.pruning_drop(0, 0.5, 0, 30) == pytest.approx(1 - priors.RECOVERY_CURVES["ffn50"][-1][1])
-    # the combined cut's measured points: heads are priced by the larger of what they add in that curve and what heads
-    # alone cost one-shot, shrunk as the FFN curve recovers (head_drop_per_ratio), so the prior may be a little more
-    # pessimistic than a measured point (by 0.0003 at 5 min, 0.0002 at 30) but never more optimistic
-    for m, c in priors.RECOVERY_CURVES["ffn50_heads25"]:
-        if m >= 1:
-            assert 0 <= priors.pruning_drop(0.25, 0.5, 0, m) - (1 - c) < 0.001, m
+    # both measured cuts with heads −25 % (alone, and on top of FFN −50 %) are predicted as measured: the head drop is
+    # interpolated in the FFN ratio between them (head_drop_per_ratio)
+    for head, ffn, curve in ((0.25, 0.5, "ffn50_heads25"), (0.25, 0.0, "heads25")):
+        for m, c in priors.RECOVERY_CURVES[curve]:
+            assert priors.pruning_drop(head, ffn, 0, m) == pytest.approx(1 - c), (curve, m)
+    # heads cost more on an unpruned FFN than on top of a pruned one, at every measured minute
+    for m in (0, 1, 5, 15, 30):
+        assert priors.head_drop_per_ratio(m, 0.0) > priors.head_drop_per_ratio(m, 0.25) > \
+            priors.head_drop_per_ratio(m, 0.5)
     assert priors.pruning_drop(0, 0.25, 0, 5) < priors.pruning_drop(0, 0.5, 0, 5)
     assert priors.pruning_drop(0.25, 0.5, 0, 5) > priors.pruning_drop(0, 0.5, 0, 5)
     assert priors.pruning_drop(0, 0, 0, 0) == 0
