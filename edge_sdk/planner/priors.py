@@ -10,6 +10,7 @@ Drops combine multiplicatively: cosine = Π (1 - drop_i).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -119,7 +120,10 @@ FFN_CURVES = ((0.25, "ffn25"), (0.5, "ffn50"))
 # (ORT dynamic int8, heads −25 %) was predicted 0.985 and its gate measured 0.9813; 0.9902 × int8's 0.9915 is 0.982.
 HEADS_ONLY_ONE_SHOT = ((1 / 6, 0.985), (0.25, 0.973), (0.5, 0.902))
 HEAD_RATIO_MEASURED = 0.25
-HEAD_EXPONENT = 1.86       # log((1 − 0.902) / (1 − 0.973)) / log 2
+#: how fast the head drop grows past HEAD_RATIO_MEASURED: heads −50 % one-shot against heads −25 %,
+#: log((1 − 0.902) / (1 − 0.973)) / log 2 = 1.86
+HEAD_EXPONENT = round(math.log((1 - dict(HEADS_ONLY_ONE_SHOT)[0.5]) / (1 - dict(HEADS_ONLY_ONE_SHOT)[0.25]))
+                      / math.log(0.5 / HEAD_RATIO_MEASURED), 2)
 # Recovery is opt-in: a default plan builds in seconds to a minute, so it does not prune (one-shot pruning costs more
 # than the default 0.02 budget); `--recovery-minutes 15` lets the planner prune with that much distillation.
 # By these curves 5 minutes bring FFN −12.5 % to ≈ 0.992 before int8, and 15 minutes FFN −25 % to 0.987; heads −17 %
@@ -139,8 +143,6 @@ SPARSE_24 = Prior(0.10, "2:4 sparsity ≈ 50 % unstructured quality (estimate)")
 def recovered_cosine(curve: str, minutes: float) -> float:
     """Measured cosine after `minutes` of recovery: piecewise linear in log(1 + minutes) between the measured points,
     flat beyond the last one (no extrapolation), never falling with more budget."""
-    import math
-
     points = RECOVERY_CURVES[curve]
     x = math.log1p(max(minutes, 0.0))
     best = points[0][1]
