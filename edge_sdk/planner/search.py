@@ -224,17 +224,20 @@ def rank(cands: list[Candidate], objective: str, spec=None) -> list[Candidate]:
     ordered = sorted(cands, key=_rank_key(objective, spec))
     if objective not in ("latency", "throughput"):
         return ordered
+    factor = {id(c): ranking_factor(c, spec) for c in ordered}
+    if objective == "latency":
+        def near(c, head):
+            return c.pred.latency_ms * factor[id(c)] <= head.pred.latency_ms * factor[id(head)] * (1 + NEAR_TIE)
+    else:
+        def near(c, head):
+            return c.pred.throughput_per_s / factor[id(c)] >= head.pred.throughput_per_s / factor[id(head)] * \
+                (1 - NEAR_TIE)
     out: list[Candidate] = []
     rest = ordered
     while rest and len(out) < RANKED_HEAD:
         head = rest[0]
-        if objective == "latency":
-            ms = lambda c: c.pred.latency_ms * ranking_factor(c, spec)  # noqa: E731
-            band = [c for c in rest if ms(c) <= ms(head) * (1 + NEAR_TIE)]
-        else:
-            per_s = lambda c: c.pred.throughput_per_s / ranking_factor(c, spec)  # noqa: E731
-            band = [c for c in rest if per_s(c) >= per_s(head) * (1 - NEAR_TIE)]
-        pick = min(band, key=lambda c: (ranking_factor(c, spec), c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
+        band = [c for c in rest if near(c, head)]
+        pick = min(band, key=lambda c: (factor[id(c)], c.quality_drop, c.pred.size_mb, c.pred.latency_ms))
         out.append(pick)
         rest = [c for c in rest if c is not pick]
     return out + rest
