@@ -56,7 +56,9 @@ def test_host_without_vnni_prefers_ort_dynamic_int8_to_openvino(minilm, reg):
     # measured there: ORT dynamic int8 21.1 ms, OpenVINO fp32 29.1, OpenVINO + NNCF int8 37.5 (the VNNI case, where
     # OpenVINO int8 wins, is tests/test_host_profile.py's)
     assert (top.runtime.name, top.precision) == ("onnxruntime", "int8_dynamic")
-    assert "fastest" in top.rationale["runtime"] and "openvino" in top.rationale["runtime"]
+    # a LiteRT plan is predicted a little faster at 128 tokens, but its fixed shapes pad every text
+    assert "fastest once fixed shapes are counted of 3 runtimes" in top.rationale["runtime"]
+    assert "openvino" in top.rationale["runtime"] and "litert" in top.rationale["runtime"]
     p = plan_for_profile(minilm, prof, model="minilm", constraints=Constraints(runtime="onnxruntime")).plans[0]
     assert p.precision == "int8_dynamic"
     assert (p.runtime.name, p.runtime.provider) == ("onnxruntime", "CPUExecutionProvider")
