@@ -169,6 +169,8 @@ def test_the_plan_carries_its_recovery_budget_and_predicts_from_it(minilm_host, 
     assert d.max_seconds == minutes * 60 and d.max_steps >= 10**6                # time, not steps, ends it
     assert ps.constraints["recovery_minutes"] == minutes
     assert f"{minutes:g} min of label-free recovery" in plan.predicted.quality.basis
+    # every curve the prior prices from is named, heads alone too (a heads-only plan is priced from that curve)
+    assert f"heads −25 % alone → {priors.recovered_cosine('heads25', minutes):.3f}" in plan.predicted.quality.basis
     again = predict_plan(plan.model_copy(update={"model_spec": spec}), prof)    # re-costed from the plan alone
     assert again.quality.cosine_drop == pytest.approx(plan.predicted.quality.cosine_drop)
 

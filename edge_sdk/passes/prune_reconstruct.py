@@ -17,7 +17,9 @@ unpruned model; one-shot 0.831):
 
 What it does NOT do: help distillation. Distilling from the refitted model on the shipped corpus ends lower than
 distilling from the plain cut (held-out 0.914 vs 0.921 after 192 steps, 0.936 vs 0.946 after 960; in-domain 0.959
-vs 0.963 after 192; lr 1e-4 instead of 4e-4 changed nothing): the solve fits the calibration text's token
+vs 0.963 after 192; lr 1e-4 instead of 4e-4 changed nothing). On the everyday recovery text it starts at 0.925 and
+still ends lower after 600 steps: 0.951 at lr 2e-4, 0.947 at 1e-4, against 0.958 from the plain cut; the loss rises
+over the first 120 steps, as the optimizer leaves the solve. The solve fits the calibration text's token
 statistics, which the embedding on other text does not share. So it is for pruning without recovery, and off by
 default (`reconstruct_samples`).
 

@@ -190,9 +190,10 @@ def pruning_basis(recovery_minutes: float) -> str:
     ffn = recovered_cosine("ffn50", recovery_minutes)
     quarter = recovered_cosine("ffn25", recovery_minutes)
     both = recovered_cosine("ffn50_heads25", recovery_minutes)
+    heads = recovered_cosine("heads25", recovery_minutes)
     how = f"{recovery_minutes:g} min of label-free recovery" if recovery_minutes else "no recovery"
     return (f"pruning with {how} (--recovery-minutes): fitted to MiniLM measurements, FFN −25 % → cosine "
-            f"{quarter:.3f}, −50 % → {ffn:.3f}, + heads −25 % → {both:.3f}")
+            f"{quarter:.3f}, −50 % → {ffn:.3f}, + heads −25 % → {both:.3f}; heads −25 % alone → {heads:.3f}")
 
 
 def combine(*drops: float) -> float:
