@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -77,7 +78,8 @@ def test_metacharacters_in_args_cwd_and_env_stay_inert(session, sshd):
         assert out.splitlines() == [odd_dir, f"$(touch {pwned})", *words]
         assert not os.path.exists(pwned)
     finally:
-        os.rmdir(odd_dir)
+        # the "/" in pwned made odd_dir three directories deep: remove from the top one down
+        shutil.rmtree(f"/tmp/edge sdk {tag};touch ")
 
 
 def test_deadline_kills_the_whole_process_tree(session):
