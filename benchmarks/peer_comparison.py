@@ -21,6 +21,7 @@ peer time / bundle time (> 1: the bundle is faster), cosine of each side's embed
 
     .venv/bin/python benchmarks/peer_comparison.py [--bundle DIR] [--vit-bundle DIR] [--samples 60] [--repeats 3]
                                                    [--threads 2] [--also DIR ...] [--skip-vit] [--json OUT]
+                                                   [--lengths 8 16 32 64]
 Without --bundle / --vit-bundle it builds them first (edge_sdk.plan + edge_sdk.build, default quality budget).
 """
 
@@ -89,6 +90,7 @@ def torch_side(model, kind: str, threads: int) -> Side:
 def bundle_side(name: str, bundle: Path, threads: int) -> Side:
     """The bundle as the device runs it: the device package's engine, the manifest's provider and settings."""
     from edge_sdk.device.engines import open_engine
+    from edge_sdk.device.inputs import plain_name
 
     m = json.loads((bundle / "manifest.json").read_text())
     art = m["artifacts"][0]
@@ -99,7 +101,7 @@ def bundle_side(name: str, bundle: Path, threads: int) -> Side:
     size = sum(f["size_bytes"] for p, f in m["files"].items() if p.startswith("model.")) / 1e6
 
     def run(feed):
-        return eng.prepare({n: feed[n] for n in names})()[out]
+        return eng.prepare({n: feed[plain_name(n)] for n in names})()[out]   # LiteRT: serving_default_pixel_values
 
     label = f"{name}: {m['plan']['precision']} {art['runtime']}/{art['provider']}"
     return Side(label, run, size)
@@ -223,11 +225,12 @@ def build_bundle(model: str, out: Path) -> Path:
     return out
 
 
-def text_feeds(tok, sentences, padded: bool) -> list[dict]:
+def text_feeds(tok, sentences, length: int | None) -> list[dict]:
+    """One feed per sentence: at its real token length (None), or cut or padded to exactly `length` tokens."""
     out = []
     for s in sentences:
-        enc = tok([s], return_tensors="np", **({"padding": "max_length", "max_length": 128, "truncation": True}
-                                               if padded else {}))
+        enc = tok([s], return_tensors="np", **({"padding": "max_length", "max_length": length, "truncation": True}
+                                               if length else {}))
         out.append({k: np.asarray(v, dtype=np.int64) for k, v in enc.items()})
     return out
 
@@ -242,6 +245,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-vit", action="store_true")
+    ap.add_argument("--lengths", type=int, nargs="*", default=[],
+                    help="also time every MiniLM side at these fixed token counts (each sentence cut or padded to "
+                         "exactly N): how a runtime's time grows with length, e.g. its fixed cost per call")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -258,14 +264,15 @@ def main() -> None:
     tok = loaded.tokenizer
     sentences = list(builtin_sentences(args.samples).inputs)
     calib_texts = load_calibration_texts(None, limit=PEER_CALIBRATION, exclude=sentences)
-    calib = text_feeds(tok, calib_texts, padded=False)
+    calib = text_feeds(tok, calib_texts, None)
     peers = openvino_sides(loaded.model, "text", calib, args.threads)
     sides = [torch_side(loaded.model, "text", args.threads), bundle_side("edge-sdk bundle", bundle, args.threads),
              *peers, *[bundle_side(f"also {p.name}", p, args.threads) for p in args.also]]
-    for regime, padded in (("real lengths", False), ("padded to 128", True)):
+    regimes = [("real lengths", None), ("padded to 128", 128)] + [(f"{n} tokens (fixed)", n) for n in args.lengths]
+    for regime, length in regimes:
         for s in sides:
             s.times, s.outputs = [], []
-        measure(sides, text_feeds(tok, sentences, padded), args.repeats)
+        measure(sides, text_feeds(tok, sentences, length), args.repeats)
         record["results"].append(report(f"MiniLM, batch 1, {regime}", sides, 1, 3))
     if not args.skip_vit:
         vit_bundle = args.vit_bundle or build_bundle(args.vit_model, work / "vit")
@@ -281,7 +288,7 @@ def main() -> None:
     record["load_after"] = os.getloadavg()
     print(f"\nload average before {load0[0]:.1f}, after {record['load_after'][0]:.1f} (a loaded machine widens spreads)")
     print("goal: bundle at least as fast as OpenVINO + NNCF int8 (peer/side ≥ 1.0) at cosine ≥ 0.99")
-    for r in record["results"]:
+    for r in (r for r in record["results"] if "(fixed)" not in r["title"]):
         b = r["bundle"]
         ok = b["peer_over_side"] >= 1.0 and b["cosine"] >= 0.99
         print(f"  {r['title']:48} peer/bundle {b['peer_over_side']:.2f}x ({b['ratio_p10']:.2f}–{b['ratio_p90']:.2f}), "
