@@ -67,7 +67,8 @@ def test_metacharacters_in_args_cwd_and_env_stay_inert(session, sshd):
     tag = uuid.uuid4().hex[:8]
     pwned = f"/tmp/pwned-{tag}"
     words = ["a b", f"x;touch {pwned}", f"$(touch {pwned})", f"`touch {pwned}`", "'q'", '"dq"', "$HOME", "*"]
-    odd_dir = f"/tmp/edge sdk {tag};touch {pwned}$(id)"
+    top = f"/tmp/edge sdk {tag};touch "     # the "/" in pwned makes odd_dir three directories deep under this one
+    odd_dir = f"{top}{pwned}$(id)"
     os.makedirs(odd_dir)
     os.chmod(odd_dir, 0o777)
     try:
@@ -78,8 +79,7 @@ def test_metacharacters_in_args_cwd_and_env_stay_inert(session, sshd):
         assert out.splitlines() == [odd_dir, f"$(touch {pwned})", *words]
         assert not os.path.exists(pwned)
     finally:
-        # the "/" in pwned made odd_dir three directories deep: remove from the top one down
-        shutil.rmtree(f"/tmp/edge sdk {tag};touch ")
+        shutil.rmtree(top)
 
 
 def test_deadline_kills_the_whole_process_tree(session):
